@@ -1,0 +1,178 @@
+"""Dataclass configs for the model and the training run, torch-free and JSON-friendly.
+
+They validate themselves, so a bad value is one clear message whether it came from the
+CLI, the Python API or an edited checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from charrnn.errors import ConfigError
+
+CELLS = ("lstm", "gru", "rnn")
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # stacked gate blocks per weight matrix (torch order)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    _require(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+             f"{name} must be a positive integer, got {value!r}")
+
+
+def _finite(name: str, value: Any) -> None:
+    _require(isinstance(value, (int, float)) and not isinstance(value, bool)
+             and math.isfinite(value), f"{name} must be a finite number, got {value!r}")
+
+
+@dataclass
+class ModelConfig:
+    """Embedding -> stacked recurrent layers -> dropout -> linear head over the vocabulary."""
+
+    vocab_size: int
+    cell: str = "lstm"  # lstm | gru | rnn (tanh)
+    num_layers: int = 2
+    hidden_size: int = 512
+    embed_size: int = 64  # a learned lookup replaces char-rnn's one-hot input
+    dropout: float = 0.1  # between recurrent layers and before the head
+
+    def __post_init__(self) -> None:
+        _positive_int("vocab size", self.vocab_size)
+        _require(self.cell in CELLS, f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        _positive_int("layers", self.num_layers)
+        _positive_int("hidden size", self.hidden_size)
+        _positive_int("embedding size", self.embed_size)
+        _finite("dropout", self.dropout)
+        _require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every parameter, matching torch's names, without torch."""
+        g, h = GATES[self.cell], self.hidden_size
+        shapes: dict[str, tuple[int, ...]] = {"embed.weight": (self.vocab_size, self.embed_size)}
+        for i in range(self.num_layers):
+            shapes[f"rnn.weight_ih_l{i}"] = (g * h, self.embed_size if i == 0 else h)
+            shapes[f"rnn.weight_hh_l{i}"] = (g * h, h)
+            shapes[f"rnn.bias_ih_l{i}"] = (g * h,)
+            shapes[f"rnn.bias_hh_l{i}"] = (g * h,)
+        shapes["head.weight"] = (self.vocab_size, h)
+        shapes["head.bias"] = (self.vocab_size,)
+        return shapes
+
+    def num_params(self) -> int:
+        return sum(math.prod(s) for s in self.weight_shapes().values())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        return cls(**_known_fields(cls, d))
+
+
+@dataclass
+class TrainConfig:
+    """How to train: batching, optimisation, budget and evaluation."""
+
+    batch_size: int = 32  # B parallel streams through the corpus
+    seq_len: int = 128  # T characters per chunk: the truncated-BPTT window
+    lr: float = 2e-3  # peak AdamW learning rate, after warm-up
+    min_lr_ratio: float = 0.1  # the schedule decays to lr * min_lr_ratio at the end
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    max_time: float | None = None  # seconds of wall time, everything included
+    max_steps: int | None = None
+    epochs: float | None = None
+    patience: int = 5  # stop after this many evaluations without improvement; 0: never
+    eval_every: int = 0  # steps between validations; 0: automatic (time-based)
+    val_fraction: float = 0.1  # tail of the text held out for validation
+    seed: int = 1337
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _positive_int("batch size", self.batch_size)
+        _positive_int("sequence length", self.seq_len)
+        for name in ("lr", "min_lr_ratio", "weight_decay", "grad_clip", "val_fraction"):
+            _finite(name.replace("_", " "), getattr(self, name))
+        _require(self.lr > 0, f"learning rate must be positive, got {self.lr}")
+        _require(0 <= self.min_lr_ratio <= 1, "min lr ratio must be in [0, 1]")
+        _require(self.weight_decay >= 0, "weight decay must be >= 0")
+        _require(self.grad_clip >= 0, "gradient clip must be >= 0 (0 disables it)")
+        _require(0 <= self.val_fraction < 1, "validation fraction must be in [0, 1)")
+        _require(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0,
+                 "warm-up steps must be >= 0")
+        _require(isinstance(self.patience, int) and self.patience >= 0, "patience must be >= 0")
+        _require(isinstance(self.eval_every, int) and self.eval_every >= 0,
+                 "eval interval must be >= 0")
+        if self.max_time is not None:
+            _finite("max time", self.max_time)
+            _require(self.max_time > 0, "max time must be positive")
+        if self.max_steps is not None:
+            _positive_int("max steps", self.max_steps)
+        if self.epochs is not None:
+            _finite("epochs", self.epochs)
+            _require(self.epochs > 0, "epochs must be positive")
+        _require(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
+                 f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+
+    @property
+    def has_budget(self) -> bool:
+        return any(v is not None for v in (self.max_time, self.max_steps, self.epochs))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        return cls(**_known_fields(cls, d))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _known_fields(cls: type, d: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{cls.__name__} must be a JSON object")
+    names = {f.name for f in fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} fields: {', '.join(sorted(unknown))}")
+    return dict(d)
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '10m', '1.5h', '1h30m' -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    s = text.strip().lower()
+    total, num = 0.0, ""
+    try:
+        for ch in s:
+            if ch.isdigit() or ch == ".":
+                num += ch
+            elif ch in units and num:
+                total += float(num) * units[ch]
+                num = ""
+            else:
+                raise ValueError
+        if num:
+            total += float(num)
+    except ValueError:
+        raise ConfigError(f"bad duration {text!r}: use e.g. 90s, 10m, 1.5h or 1h30m") from None
+    if not s or not math.isfinite(total) or total <= 0:
+        raise ConfigError(f"bad duration {text!r}: use e.g. 90s, 10m, 1.5h or 1h30m")
+    return total
+
+
+def auto_model(train_chars: int) -> dict[str, Any]:
+    """Capacity and regularisation for a corpus of this size (each choice overridable)."""
+    if train_chars < 200_000:
+        return {"num_layers": 2, "hidden_size": 256, "dropout": 0.25}
+    if train_chars < 5_000_000:
+        return {"num_layers": 2, "hidden_size": 512, "dropout": 0.1}
+    return {"num_layers": 3, "hidden_size": 512, "dropout": 0.0}
+
+
+def auto_batch(train_chars: int, batch_size: int, seq_len: int) -> tuple[int, int]:
+    """Shrink the default batch and window so a short text still yields a few chunks."""
+    seq_len = max(1, min(seq_len, (train_chars - 1) // 4))
+    return max(1, min(batch_size, (train_chars - 1) // (4 * seq_len))), seq_len

@@ -1,0 +1,206 @@
+"""Run folders and the commands' work: choose defaults, train with progress, evaluate.
+
+Sits between the CLI (which only parses) and the library (which knows nothing of
+terminals): it turns options into configs, picks the run folder, draws progress on
+stderr and builds the reports that the CLI prints.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from charrnn import checkpoint as ckpt
+from charrnn.config import ModelConfig, TrainConfig, auto_batch, auto_model, parse_duration
+from charrnn.errors import CharRNNError
+from charrnn.text import BUILTIN_CORPUS
+
+DEFAULT_BUDGET = 600.0  # seconds, when no budget option is given
+
+
+@dataclass
+class TrainRequest:
+    """The train command's options, as parsed."""
+
+    corpus: str | None = None
+    cell: str = "lstm"
+    layers: int | None = None
+    hidden_size: int | None = None
+    embed_size: int = 64
+    dropout: float | None = None
+    batch_size: int | None = None
+    seq_len: int | None = None
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    warmup: int = 50
+    max_time: str | None = None
+    max_steps: int | None = None
+    epochs: float | None = None
+    patience: int = 5
+    eval_every: int = 0
+    val_fraction: float = 0.1
+    out: Path | None = None
+    resume: bool = False
+    force: bool = False
+    seed: int = 1337
+    device: str = "auto"
+
+
+def run_name(source: str) -> str:
+    return "pydoc" if source == BUILTIN_CORPUS else (Path(source).stem or "run")
+
+
+def _log(text: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr)
+
+
+def train_command(req: TrainRequest):
+    """Set up (or resume) a run and train it; returns the trainer's Result."""
+    from charrnn.data import Corpus
+    from charrnn.train import LATEST, Trainer
+
+    source = req.corpus or BUILTIN_CORPUS
+    run_dir = Path(req.out) if req.out else ckpt.DEFAULT_ROOT / run_name(source)
+    latest = run_dir / f"{LATEST}{ckpt.SUFFIX}"
+    budget = {"max_time": parse_duration(req.max_time) if req.max_time else None,
+              "max_steps": req.max_steps, "epochs": req.epochs}
+
+    if req.resume:
+        if not latest.is_file():
+            raise CharRNNError(f"nothing to resume: {latest} does not exist")
+        saved = ckpt.inspect(latest)
+        model_config = saved.config
+        train_config = TrainConfig.from_dict(saved.meta["train"])
+        given = {k: v for k, v in budget.items() if v is not None}
+        if given:  # a new budget replaces the saved one (it is the run's total)
+            train_config = replace(train_config, max_time=None, max_steps=None, epochs=None,
+                                   **given)
+        train_config = replace(train_config, patience=req.patience, device=req.device)
+        if req.corpus is None:
+            source = saved.meta["corpus"]["source"]
+        corpus = Corpus.load(source, train_config.val_fraction, vocab=saved.vocab)
+    else:
+        if latest.exists() and not req.force:
+            raise CharRNNError(f"{run_dir}/ already holds a run: continue it with --resume, "
+                               "start over with --force, or choose another --out")
+        if not any(v is not None for v in budget.values()):
+            budget["max_time"] = DEFAULT_BUDGET
+        corpus = Corpus.load(source, req.val_fraction)
+        n = len(corpus.train)
+        batch_size, seq_len = auto_batch(n, req.batch_size or 32, req.seq_len or 128)
+        train_config = TrainConfig(
+            batch_size=req.batch_size or batch_size, seq_len=req.seq_len or seq_len,
+            lr=req.lr, warmup_steps=req.warmup, weight_decay=req.weight_decay,
+            grad_clip=req.grad_clip, patience=req.patience, eval_every=req.eval_every,
+            val_fraction=req.val_fraction, seed=req.seed, device=req.device, **budget)
+        size = auto_model(n)
+        model_config = ModelConfig(
+            vocab_size=len(corpus.vocab), cell=req.cell, embed_size=req.embed_size,
+            num_layers=req.layers or size["num_layers"],
+            hidden_size=req.hidden_size or size["hidden_size"],
+            dropout=size["dropout"] if req.dropout is None else req.dropout)
+        if req.force and run_dir.exists():
+            for name in ("latest", "best"):
+                (run_dir / f"{name}{ckpt.SUFFIX}").unlink(missing_ok=True)
+            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+
+    trainer = Trainer(model_config, train_config, corpus, run_dir, ConsoleProgress())
+    if req.resume:
+        trainer.resume(latest)
+    _describe(corpus, model_config, train_config, run_dir, req.resume)
+    result = trainer.run()
+    trainer.cb.close()
+    if result.reason in ("budget", "early-stop"):
+        best = f"{result.best_val_loss:.4f}" if result.best_val_loss is not None else "n/a"
+        why = "early stop (no improvement)" if result.reason == "early-stop" else "budget spent"
+        _log(f"done: {why} after {result.progress.step} steps, "
+             f"{result.progress.elapsed:.0f}s; best val loss {best} nats/char; "
+             f"checkpoints in {run_dir}/")
+    return result
+
+
+def _describe(corpus, mc: ModelConfig, tc: TrainConfig, run_dir: Path, resumed: bool) -> None:
+    budget = ", ".join(
+        f"{k} {v}" for k, v in (("max-time", f"{tc.max_time:g}s" if tc.max_time else None),
+                                ("max-steps", tc.max_steps), ("epochs", tc.epochs)) if v)
+    _log(f"{'resuming' if resumed else 'training'} on {corpus.source}: "
+         f"{len(corpus.train):,} train / {len(corpus.val):,} val chars, "
+         f"vocabulary {len(corpus.vocab)}")
+    _log(f"model: {mc.num_layers}x{mc.hidden_size} {mc.cell}, embed {mc.embed_size}, "
+         f"dropout {mc.dropout:g}, {mc.num_params():,} parameters")
+    _log(f"batch {tc.batch_size} x {tc.seq_len}, lr {tc.lr:g}, budget: {budget}; "
+         f"run folder {run_dir}/")
+
+
+class ConsoleProgress:
+    """tqdm bar on stderr (hidden when stderr is not a terminal) plus one line per eval."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.val = float("nan")
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        from tqdm import tqdm
+
+        _log(f"device {info['device']}, {info['steps_per_epoch']} steps per epoch")
+        self.bar = tqdm(total=1000, file=sys.stderr, disable=None, leave=False,
+                        bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+
+    def on_step(self, p) -> None:
+        if self.bar is not None and not self.bar.disable:
+            self.bar.n = int(p.fraction * 1000)
+            self.bar.set_postfix_str(
+                f"step {p.step} loss {p.train_loss:.3f} val {self.val:.3f} "
+                f"{p.chars_per_s:,.0f} chars/s", refresh=False)
+            self.bar.refresh()
+
+    def on_eval(self, p, improved: bool) -> None:
+        if p.val_loss is not None:
+            self.val = p.val_loss
+        val = f"{p.val_loss:.4f}" if p.val_loss is not None else "n/a"
+        _log(f"step {p.step:>6} | epoch {p.epoch} | {p.elapsed:7.1f}s | train {p.train_loss:.4f}"
+             f" | val {val}{' *' if improved else ''} | lr {p.lr:.2e} | "
+             f"{p.chars_per_s:,.0f} chars/s")
+
+    def on_message(self, text: str) -> None:
+        _log(text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def eval_command(file: str | None, target: str | None, device: str) -> dict[str, Any]:
+    """Score a text (or the training corpus's held-out split) with a checkpoint."""
+    from charrnn.data import split_ids
+    from charrnn.evaluate import score_ids
+    from charrnn.text import read_text, text_digest
+    from charrnn.train import pick_device
+
+    c = ckpt.inspect(ckpt.resolve(target))
+    vocab = c.vocab
+    if file is None:
+        corpus = c.meta.get("corpus", {})
+        source = corpus.get("source")
+        if not source:
+            raise CharRNNError(f"{c.path} does not record its corpus; give a file to score")
+        text = read_text(source)
+        if text_digest(text) != corpus.get("digest"):
+            _log(f"warning: {source} changed since training; scoring its current tail")
+        ids, unknown = vocab.encode_known(text)
+        _, ids = split_ids(ids, TrainConfig.from_dict(c.meta["train"]).val_fraction or 0.1)
+        label = f"{source} (held-out {len(ids):,} characters)"
+    else:
+        ids, unknown = vocab.encode_known(read_text(file))
+        label = file
+    if len(ids) < 2:
+        raise CharRNNError("nothing to score: fewer than 2 known characters")
+    model = ckpt.load_model(c, str(pick_device(device)))
+    score = score_ids(model, ids)
+    score.unknown = unknown
+    return {"checkpoint": str(c.path), "text": label, **score.as_dict()}
