@@ -236,7 +236,10 @@ def eval_(
 # --------------------------------------------------------------------------- entry
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every failure is one line on stderr and an exit status, never a trace."""
-    import click
+    try:  # recent Typer vendors its own copy of click
+        from typer._click import exceptions as click_exc
+    except ImportError:  # pragma: no cover - older Typer on top of click
+        from click import exceptions as click_exc
 
     try:
         rv = app(args=argv, prog_name="charrnn", standalone_mode=False)
@@ -244,14 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     except CharRNNError as e:
         _err(f"error: {e}")
         return e.exit_code
-    except click.exceptions.UsageError as e:
+    except click_exc.UsageError as e:
         cmd = e.ctx.command_path if e.ctx else "charrnn"
         _err(f"error: {e.format_message()} (see '{cmd} --help')")
         return 2
-    except click.exceptions.ClickException as e:
+    except click_exc.ClickException as e:
         _err(f"error: {e.format_message()}")
         return e.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (click_exc.Abort, KeyboardInterrupt):
         return 130
     except Exception as e:  # a bug: still one line, with a way to see more
         if os.environ.get("CHARRNN_DEBUG"):

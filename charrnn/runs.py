@@ -78,8 +78,7 @@ def train_command(req: TrainRequest):
         train_config = TrainConfig.from_dict(saved.meta["train"])
         given = {k: v for k, v in budget.items() if v is not None}
         if given:  # a new budget replaces the saved one (it is the run's total)
-            train_config = replace(train_config, max_time=None, max_steps=None, epochs=None,
-                                   **given)
+            train_config = replace(train_config, **budget)
         train_config = replace(train_config, patience=req.patience, device=req.device)
         if req.corpus is None:
             source = saved.meta["corpus"]["source"]

@@ -1,0 +1,134 @@
+"""The command line as a user meets it: exact stdout, one-line errors, exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from charrnn import checkpoint as ckpt
+
+
+def test_sample_stdout_is_exactly_the_sample(cli, trained_run):
+    from charrnn.sample import SampleConfig, Sampler
+
+    r = cli("sample", "-c", trained_run, "-p", "the ", "-n", "80", "--seed", "5")
+    assert r.exit_code == 0, r
+    expected = "".join(Sampler.load(trained_run).generate("the ", SampleConfig(80, seed=5)))
+    assert r.stdout == "the " + expected
+    assert r.stderr == ""
+    r2 = cli("sample", "-c", trained_run, "-p", "the ", "-n", "80", "--seed", "5", "--no-echo")
+    assert r2.stdout == expected
+
+
+def test_sample_uses_newest_run_under_checkpoints(cli, trained_run, tmp_path):
+    target = tmp_path / "checkpoints" / "pattern"
+    target.mkdir(parents=True)
+    (target / "best.safetensors").write_bytes((trained_run / "best.safetensors").read_bytes())
+    r = cli("sample", "--temp", "0", "-n", "20", "-p", "the cat ")
+    assert r.exit_code == 0, r
+    assert r.stdout.startswith("the cat sat on the mat")
+
+
+def test_eval_reports_bits_per_char(cli, trained_run, corpus_file):
+    r = cli("eval", "-c", trained_run, "--json")
+    assert r.exit_code == 0, r
+    held_out = json.loads(r.stdout)
+    assert held_out["bits_per_char"] == pytest.approx(held_out["loss"] / 0.6931471805599453)
+    assert held_out["loss"] < 0.5  # the pattern is learned
+    other = corpus_file.parent / "other.txt"
+    other.write_text("the cat ate the QUIZ.\n" * 5)
+    r = cli("eval", other, "-c", trained_run)
+    assert r.exit_code == 0, r
+    assert "bits/char" in r.stdout and "perplexity" in r.stdout
+    assert "20 characters not in the vocabulary were skipped" in r.stdout
+
+
+def test_train_refuses_to_overwrite_a_run_and_resumes_it(cli, corpus_file, tmp_path):
+    args = ["train", corpus_file, "-o", "run", "--hidden-size", "16", "--layers", "1",
+            "--max-steps", "4", "-b", "4", "-t", "16"]
+    r = cli(*args)
+    assert r.exit_code == 0, r
+    assert r.stdout == ""  # progress and logs go to stderr
+    before = (tmp_path / "run" / "latest.safetensors").read_bytes()
+    r = cli(*args)
+    assert r.exit_code == 1 and "already holds a run" in r.stderr
+    assert (tmp_path / "run" / "latest.safetensors").read_bytes() == before
+    r = cli("train", corpus_file, "-o", "run", "--resume", "--max-steps", "8")
+    assert r.exit_code == 0, r
+    assert ckpt.inspect(tmp_path / "run" / "latest.safetensors").meta["progress"]["step"] == 8
+
+
+@pytest.mark.parametrize("make, args, message, code", [
+    (None, ["train", "missing.txt"], "no such file: missing.txt", 1),
+    ("dir", ["train", "d"], "d is a directory", 1),
+    (b"", ["train", "f.txt"], "f.txt is empty", 1),
+    (b"\x00\x01\x02binary", ["train", "f.txt"], "binary file", 1),
+    (b"ok \xfe\xff", ["train", "f.txt"], "not valid UTF-8 (byte 0xfe at offset 3)", 1),
+    (b"short text\n", ["train", "f.txt", "-b", "32", "-t", "128"], "too short", 1),
+    (None, ["train", "--dropout", "1.5"], "dropout must be in [0, 1)", 2),
+    (None, ["train", "--hidden-size", "0"], "Invalid value for '--hidden-size'", 2),
+    (None, ["train", "--max-time", "soon"], "bad duration 'soon'", 2),
+    (None, ["train", "--cell", "transformer"], "Invalid value for '--cell'", 2),
+    (None, ["sample"], "no checkpoints found", 1),
+    (None, ["sample", "-c", "nope.safetensors"], "no such checkpoint", 1),
+    (b"junk", ["sample", "-c", "f.safetensors"], "not a usable charrnn checkpoint", 1),
+    (None, ["eval"], "no checkpoints found", 1),
+    (None, ["frobnicate"], "No such command", 2),
+])
+def test_bad_input_is_one_line_and_an_exit_code(cli, tmp_path, make, args, message, code):
+    if make == "dir":
+        (tmp_path / "d").mkdir()
+    elif make is not None:
+        (tmp_path / args[-1] if args[-1].endswith("safetensors") else tmp_path / "f.txt"
+         ).write_bytes(make)
+    r = cli(*args)
+    assert r.exit_code == code, r
+    assert message in r.stderr, r
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert r.stdout == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--temp", "-1"], "Invalid value for '--temp'"),
+    (["--temp", "nan"], "Invalid value for '--temp'"),
+    (["--length", "-5"], "Invalid value for '--length'"),
+    (["-p", "XYZ"], "never saw: 'XYZ'"),
+])
+def test_bad_sample_options(cli, trained_run, args, message):
+    r = cli("sample", "-c", trained_run, *args)
+    assert r.exit_code != 0 and message in r.stderr, r
+    assert r.stdout == "" and r.stderr.count("\n") == 1
+
+
+def _run(*args, **kw):
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    return subprocess.run([sys.executable, "-m", "charrnn", *args], capture_output=True,
+                          env=env, **kw)
+
+
+def test_closed_pipe_ends_quietly(trained_run):
+    proc = subprocess.Popen(
+        f"{sys.executable} -m charrnn sample -c {trained_run} -n 200000 | head -c 10",
+        shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.getcwd()}, executable="/bin/bash")
+    out, err = proc.communicate(timeout=120)
+    assert len(out) == 10 and err == b""
+
+
+def test_help_and_version_do_not_import_torch():
+    code = ("import sys; from charrnn.cli import main; main(['--version']); "
+            "main(['sample', '--help']); print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.splitlines()[0].startswith("charrnn ")
+    assert r.stdout.strip().endswith("False")
+
+
+def test_python_dash_m_and_sample_never_import_torch(trained_run):
+    code = ("import sys; from charrnn.cli import main; "
+            f"main(['sample', '-c', {str(trained_run)!r}, '-n', '5']); "
+            "print('', 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.endswith(" False\n"), r.stdout
+    assert _run("--version").stdout.startswith(b"charrnn ")
