@@ -12,6 +12,7 @@ with a clear message.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import tempfile
@@ -28,6 +29,7 @@ from charrnn.text import Vocab
 FORMAT = "charrnn-checkpoint"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
+TMP_SUFFIX = ".tmp"  # of a checkpoint being written: .<name>.safetensors.<random>.tmp
 DEFAULT_ROOT = Path("checkpoints")
 _MAX_HEADER = 100 * 1024 * 1024
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64,
@@ -89,14 +91,19 @@ def read_header(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     meta = header.pop("__metadata__", None) or {}
     end = 0
     for name, info in header.items():
-        try:
-            lo, hi = info["data_offsets"]
-            end = max(end, int(hi))
-        except (TypeError, KeyError, ValueError):
-            raise _bad(path, f"malformed entry for tensor {name!r}") from None
+        if not (isinstance(info, dict) and isinstance(info.get("dtype"), str)
+                and _naturals(info.get("shape")) and _naturals(info.get("data_offsets"), 2)):
+            raise _bad(path, f"malformed entry for tensor {name!r}")
+        end = max(end, info["data_offsets"][1])
     if 8 + n + end != size:
         raise _bad(path, "file is truncated or has trailing bytes")
     return header, meta
+
+
+def _naturals(value: Any, length: int | None = None) -> bool:
+    """A JSON list of non-negative integers (of the given length): shapes and offsets."""
+    return (isinstance(value, list) and (length is None or len(value) == length)
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value))
 
 
 def inspect(path: str | Path) -> Checkpoint:
@@ -120,8 +127,9 @@ def inspect(path: str | Path) -> Checkpoint:
     try:
         config = ModelConfig.from_dict(meta["model"])
         vocab = meta["vocab"]
-        if not (isinstance(vocab, list) and all(isinstance(c, str) and len(c) == 1
-                                                for c in vocab)):
+        if not (isinstance(vocab, list) and all(
+                isinstance(c, str) and len(c) == 1 and not 0xD800 <= ord(c) <= 0xDFFF
+                for c in vocab)):  # a lone surrogate cannot be printed as UTF-8
             raise CharRNNError("vocabulary must be a list of single characters")
         Vocab(tuple(vocab))
     except KeyError as e:
@@ -131,7 +139,7 @@ def inspect(path: str | Path) -> Checkpoint:
     if config.vocab_size != len(vocab):
         raise _bad(path, f"vocabulary has {len(vocab)} characters but the model "
                          f"{config.vocab_size}")
-    tensors = {k: (v.get("dtype"), tuple(v.get("shape", ()))) for k, v in header.items()}
+    tensors = {k: (v["dtype"], tuple(v["shape"])) for k, v in header.items()}
     for name, shape in config.weight_shapes().items():
         if name not in tensors:
             raise _bad(path, f"weight {name} is missing")
@@ -140,6 +148,42 @@ def inspect(path: str | Path) -> Checkpoint:
             raise _bad(path, f"weight {name} is {dtype} {list(got)}, the config needs "
                              f"F32 {list(shape)}")
     return Checkpoint(path, meta, tensors)
+
+
+def check_resumable(c: Checkpoint) -> None:
+    """Refuse a checkpoint whose training state (written only to ``latest``) is damaged.
+
+    ``inspect`` checks what sampling needs; resuming also reads the training config,
+    the corpus path, the position in the run and the optimizer's groups, so an edited
+    or wrong-typed value there must be one clear message too, not a crash mid-resume.
+    """
+    from charrnn.config import TrainConfig
+
+    meta = c.meta
+    if "optimizer" not in meta:
+        raise CheckpointError(f"{c.path} holds weights only; resume from a latest checkpoint")
+    try:
+        TrainConfig.from_dict(meta["train"])
+        source, progress = meta["corpus"]["source"], meta["progress"]
+        groups = meta["optimizer"]["param_groups"]
+        counts = [progress[k] for k in ("step", "epoch", "epoch_chunk", "chars_seen",
+                                        "bad_evals")]
+        times = [progress["elapsed"]] + ([] if progress["best_val_loss"] is None
+                                         else [progress["best_val_loss"]])
+    except KeyError as e:
+        raise _bad(c.path, f"training state lacks {e}") from None
+    except (CharRNNError, TypeError) as e:
+        raise _bad(c.path, f"bad training state ({e})") from None
+    if not isinstance(source, str) or "\0" in source:
+        raise _bad(c.path, "bad training state (corpus source is not a path)")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+        raise _bad(c.path, "bad training state (progress counters must be integers >= 0)")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+               and v >= 0 for v in times):
+        raise _bad(c.path, "bad training state (progress times and losses must be finite)")
+    if not (isinstance(groups, list) and groups and all(
+            isinstance(g, dict) and _naturals(g.get("params")) for g in groups)):
+        raise _bad(c.path, "bad training state (optimizer parameter groups)")
 
 
 def build_meta(config: ModelConfig, vocab: Vocab, **extra: Any) -> dict[str, Any]:
@@ -153,16 +197,35 @@ def build_meta(config: ModelConfig, vocab: Vocab, **extra: Any) -> dict[str, Any
 
 
 def write(path: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
-    """Atomically write a checkpoint: temp file, fsync, rename, fsync the folder."""
+    """Atomically write a checkpoint; a failed write (disk full, read-only) leaves the
+    previous checkpoint as it was and becomes one clear CheckpointError."""
     from safetensors.torch import save
 
     blob = save(tensors, metadata={"charrnn": json.dumps(meta, ensure_ascii=False)})
-    atomic_write_bytes(path, blob)
+    try:
+        atomic_write_bytes(path, blob)
+    except OSError as e:
+        kept = ("the previous checkpoint there is intact" if path.is_file()
+                else "nothing was saved")
+        raise CheckpointError(f"cannot save checkpoint {path}: {os_reason(e)}; {kept}"
+                              ) from None
+
+
+def os_reason(e: OSError) -> str:
+    """'No space left on device' from an OSError, however it was constructed."""
+    if e.strerror:
+        return e.strerror
+    return os.strerror(e.errno) if isinstance(e.errno, int) else str(e) or type(e).__name__
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Temp file in the same folder, write, fsync, rename over ``path``, fsync the folder.
+
+    A reader (or a process killed at any instant) sees the old file or the new one, never
+    a mix; a write that fails removes its temp file and leaves ``path`` untouched.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide checkpoints from others
         with os.fdopen(fd, "wb") as f:
@@ -173,11 +236,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    try:  # make the rename durable too; best effort: some systems cannot fsync a folder
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def remove_partial_writes(folder: Path) -> list[Path]:
+    """Delete temp files that a killed writer left behind (call only while holding the
+    run's lock, so no live writer owns them)."""
+    stale = [p for p in folder.glob(f".*{SUFFIX}.*{TMP_SUFFIX}") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def _umask() -> int:

@@ -131,7 +131,8 @@ def train(
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     if result.reason == "interrupted":
-        _err(f"interrupted; checkpoint saved in {result.run_dir}/ (continue with --resume)")
+        _err(f"interrupted; checkpoint saved in {result.run_dir}/ (continue with --resume)"
+             if result.saved else "interrupted before the first step; nothing saved")
         raise typer.Exit(130)
     if result.reason == "diverged":
         raise typer.Exit(1)

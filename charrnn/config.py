@@ -115,6 +115,8 @@ class TrainConfig:
         if self.epochs is not None:
             _finite("epochs", self.epochs)
             _require(self.epochs > 0, "epochs must be positive")
+        _require(isinstance(self.seed, int) and 0 <= self.seed < 2**63,
+                 f"seed must be an integer in [0, 2**63), got {self.seed!r}")
         _require(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
                  f"device must be auto, cpu, cuda or mps, got {self.device!r}")
 

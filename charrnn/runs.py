@@ -7,6 +7,7 @@ stderr and builds the reports that the CLI prints.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,7 +51,16 @@ class TrainRequest:
 
 
 def run_name(source: str) -> str:
-    return "pydoc" if source == BUILTIN_CORPUS else (Path(source).stem or "run")
+    """The default run folder's name from the corpus file's: one plain path component.
+
+    Letters (any script), digits, '-', '_' and inner dots survive; anything else becomes
+    '_', and leading dots go, so no file name ('..', '...', '..txt') can make
+    checkpoints/<name> point outside checkpoints/ or at a hidden folder.
+    """
+    if source == BUILTIN_CORPUS:
+        return "pydoc"
+    name = re.sub(r"[^\w.-]+", "_", Path(source).stem).lstrip(".")[:64].rstrip(".")
+    return name or "run"
 
 
 def _log(text: str) -> None:
@@ -61,11 +71,20 @@ def _log(text: str) -> None:
 
 def train_command(req: TrainRequest):
     """Set up (or resume) a run and train it; returns the trainer's Result."""
-    from charrnn.data import Corpus
-    from charrnn.train import LATEST, Trainer
+    from charrnn import runlock
 
     source = req.corpus or BUILTIN_CORPUS
     run_dir = Path(req.out) if req.out else ckpt.DEFAULT_ROOT / run_name(source)
+    with runlock.hold(run_dir):  # one run per folder, from the first check to the last save
+        for stale in ckpt.remove_partial_writes(run_dir):
+            _log(f"removed {stale.name}, a checkpoint write cut short by a killed run")
+        return _train_locked(req, source, run_dir)
+
+
+def _train_locked(req: TrainRequest, source: str, run_dir: Path):
+    from charrnn.data import Corpus
+    from charrnn.train import LATEST, Trainer
+
     latest = run_dir / f"{LATEST}{ckpt.SUFFIX}"
     budget = {"max_time": parse_duration(req.max_time) if req.max_time else None,
               "max_steps": req.max_steps, "epochs": req.epochs}
@@ -74,6 +93,7 @@ def train_command(req: TrainRequest):
         if not latest.is_file():
             raise CharRNNError(f"nothing to resume: {latest} does not exist")
         saved = ckpt.inspect(latest)
+        ckpt.check_resumable(saved)
         model_config = saved.config
         train_config = TrainConfig.from_dict(saved.meta["train"])
         given = {k: v for k, v in budget.items() if v is not None}

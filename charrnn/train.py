@@ -76,6 +76,7 @@ class Result:
     progress: Progress
     run_dir: Path
     best_val_loss: float | None
+    saved: bool = False  # whether latest holds this session's final position
 
 
 def lr_at(cfg: TrainConfig, step: int, fraction: float) -> float:
@@ -87,7 +88,7 @@ def lr_at(cfg: TrainConfig, step: int, fraction: float) -> float:
 
 @contextmanager
 def _defer_sigint():
-    """Hold Ctrl-C until a checkpoint write finishes; re-raise it afterwards."""
+    """Hold Ctrl-C until a checkpoint write finishes, then deliver it to the old handler."""
     pending: list[int] = []
     try:
         old = signal.signal(signal.SIGINT, lambda s, f: pending.append(s))
@@ -99,7 +100,50 @@ def _defer_sigint():
     finally:
         signal.signal(signal.SIGINT, old)
         if pending:
+            signal.raise_signal(signal.SIGINT)
+
+
+class _StopOnSigint:
+    """Ctrl-C while training: finish the step in hand, then save and stop.
+
+    A KeyboardInterrupt raised anywhere in a step (say between the optimizer update and
+    the step counter) would save weights one step ahead of the recorded position, and the
+    resumed run would no longer match an uninterrupted one. So the handler only sets a
+    flag that the loop reads between steps. Validation changes no training state, so a
+    Ctrl-C during it interrupts at once (``immediate``); during a save it waits.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._immediate = False
+
+    def _handler(self, signum, frame) -> None:
+        self.requested = True
+        if self._immediate:
             raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self):
+        try:
+            old = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread: Ctrl-C never reaches us here
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, old)
+
+    @contextmanager
+    def immediate(self):
+        """A Ctrl-C inside this block raises KeyboardInterrupt (also one already pending)."""
+        self._immediate = True
+        try:
+            if self.requested:
+                raise KeyboardInterrupt
+            yield
+        finally:
+            self._immediate = False
 
 
 class Trainer:
@@ -125,6 +169,11 @@ class Trainer:
         self.state: State | None = None
         self._t0: float | None = None  # perf_counter at the start of this session
         self._last_eval_step = -1
+        self._sigint = _StopOnSigint()
+
+    def request_stop(self) -> None:
+        """Stop after the current step, saving latest, as Ctrl-C does."""
+        self._sigint.requested = True
 
     def _param_groups(self) -> list[dict]:
         """Weight decay on matrices only, not on biases or the embedding table."""
@@ -174,11 +223,11 @@ class Trainer:
     def resume(self, path: Path) -> None:
         """Restore weights, optimizer, RNG, carried state and position from ``latest``."""
         c = ckpt.inspect(path)
-        if "optimizer" not in c.meta:
-            raise CharRNNError(f"{path} holds weights only; resume from a latest checkpoint")
+        ckpt.check_resumable(c)
         if c.vocab != self.corpus.vocab:
             raise CharRNNError("the corpus's characters differ from the checkpoint's vocabulary")
         t = ckpt.load_tensors(c, "cpu")
+        self._check_state_tensors(c, t)
         self.model.load_state_dict({k: t[k] for k in self.mc.weight_shapes()})
         opt = {"state": {}, "param_groups": c.meta["optimizer"]["param_groups"]}
         for key, value in t.items():
@@ -197,6 +246,32 @@ class Trainer:
         self.chars_seen, self.elapsed_before = p["chars_seen"], p["elapsed"]
         self.best_val, self.bad_evals = p["best_val_loss"], p["bad_evals"]
 
+    def _check_state_tensors(self, c: ckpt.Checkpoint, t: dict[str, torch.Tensor]) -> None:
+        """Optimizer moments, carried state and RNG must fit this model before any is used:
+        a wrong shape would otherwise surface as a crash steps into the resumed run."""
+        params = [p for g in self.opt.param_groups for p in g["params"]]  # torch's order
+        groups = c.meta["optimizer"]["param_groups"]
+        ids = sorted(i for g in groups for i in g["params"])
+        if ids != list(range(len(params))) or [len(g["params"]) for g in groups] != [
+                len(g["params"]) for g in self.opt.param_groups]:
+            raise ckpt.CheckpointError(f"{c.path}: optimizer state does not fit the model")
+        for key, value in t.items():
+            if key.startswith("optim."):
+                _, idx, name = key.split(".", 2)
+                ok = idx.isdigit() and int(idx) < len(params) and value.dtype == torch.float32
+                if ok and value.ndim:
+                    ok = value.shape == params[int(idx)].shape
+                if not ok:
+                    raise ckpt.CheckpointError(f"{c.path}: tensor {key} does not fit the model")
+        want = (self.mc.num_layers, self.cfg.batch_size, self.mc.hidden_size)
+        carried = [k for k in ("carry.h", "carry.c") if k in t]
+        if any(tuple(t[k].shape) != want for k in carried) or (
+                carried and len(carried) != (2 if self.mc.cell == "lstm" else 1)):
+            raise ckpt.CheckpointError(f"{c.path}: carried state does not fit the model")
+        rng = t.get("rng.cpu")
+        if rng is None or rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
+            raise ckpt.CheckpointError(f"{c.path}: random-generator state is missing or damaged")
+
     # ---------------------------------------------------------------- the loop
     def _batches(self, epoch: int) -> Batches:
         # A fresh offset per epoch moves the chunk edges, so no character always sits at
@@ -206,9 +281,15 @@ class Trainer:
         return Batches(self.corpus.train, self.cfg.batch_size, self.cfg.seq_len, max(offset, 0))
 
     def run(self) -> Result:
+        with self._sigint.installed():
+            return self._run()
+
+    def _run(self) -> Result:
         cfg, model = self.cfg, self.model
         batches = self._batches(self.epoch)
-        steps_per_epoch = len(batches)
+        # From the fixed offset 0, not this epoch's: the count (and so the lr schedule of
+        # an --epochs budget) must not depend on the epoch a resumed session starts in.
+        steps_per_epoch = len(Batches(self.corpus.train, cfg.batch_size, cfg.seq_len))
         total_steps = min(cfg.max_steps or math.inf,
                           (cfg.epochs or math.inf) * steps_per_epoch)
         eval_steps = cfg.eval_every or (
@@ -216,8 +297,12 @@ class Trainer:
         eval_seconds = min(max(cfg.max_time / 15, 20.0), 300.0) if cfg.max_time else 0.0
         self.cb.on_start({"device": str(self.device), "params": self.mc.num_params(),
                           "steps_per_epoch": steps_per_epoch, "run_dir": str(self.run_dir)})
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        metrics = (self.run_dir / METRICS).open("a", encoding="utf-8")
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            metrics = (self.run_dir / METRICS).open("a", encoding="utf-8")
+        except OSError as e:
+            raise CharRNNError(f"cannot write to {self.run_dir}/: {ckpt.os_reason(e)}"
+                               ) from None
         self._t0 = time.perf_counter()
         reserve = 0.0  # seconds kept back at the end for the final validation and save
         last_eval_time = time.perf_counter()
@@ -232,6 +317,9 @@ class Trainer:
                     self.step / total_steps if total_steps < math.inf else 0.0,
                     elapsed / max(cfg.max_time - reserve, 1e-9) if cfg.max_time else 0.0)
                 if fraction >= 1.0:
+                    break
+                if self._sigint.requested:  # Ctrl-C: between steps the state is whole
+                    reason = "interrupted"
                     break
                 if self.chunk >= len(batches):  # next epoch: fresh streams, zero state
                     self.epoch, self.chunk, self.state = self.epoch + 1, 0, None
@@ -249,16 +337,19 @@ class Trainer:
                 loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                self.opt.step()
-                loss_value = loss.item()  # a device sync point
-                if not math.isfinite(loss_value):
+                # the norm is measured even without clipping (max inf scales by 1.0)
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                      cfg.grad_clip or math.inf)
+                # ---- divergence: refuse the update before it can poison the weights
+                loss_value, norm_value = torch.stack(
+                    [loss.detach(), norm.to(loss.device)]).tolist()  # a device sync point
+                if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
                     reason = "diverged"
-                    self.cb.on_message(
-                        f"training diverged at step {self.step} (loss {loss_value}); the "
-                        "checkpoints on disk are from before; try a lower --lr")
+                    what = (f"loss {loss_value}" if not math.isfinite(loss_value)
+                            else f"gradient norm {norm_value}")
+                    self.cb.on_message(self._diverged_note(what))
                     break
+                self.opt.step()
                 self.state = detach_state(state)  # carry the values, cut the gradient
                 self.step, self.chunk = self.step + 1, self.chunk + 1
                 self.chars_seen += x.numel()
@@ -280,19 +371,29 @@ class Trainer:
                     reserve = time.perf_counter() - now
                     last_eval_time = time.perf_counter()
                     if stop:
-                        reason = "early-stop"
+                        reason = stop
                         break
-        except KeyboardInterrupt:
+            # ---- the end: a last validation, or on Ctrl-C save where we are
+            if (reason == "budget" and self._last_eval_step != self.step
+                    and self._evaluate(progress, metrics) == "diverged"):
+                reason = "diverged"
+        except KeyboardInterrupt:  # only raised while validating (see _StopOnSigint)
             reason = "interrupted"
-        try:
-            if reason == "budget" and self._last_eval_step != self.step:
-                self._evaluate(progress, metrics)
-            elif reason == "interrupted" and self.step > 0:
-                self.save(LATEST, self._progress(progress.fraction, progress.lr,
-                                                 progress.train_loss, rate), full=True)
         finally:
             metrics.close()
-        return Result(reason, progress, self.run_dir, self.best_val)
+        saved = reason in ("budget", "early-stop")
+        if reason == "interrupted" and self.step > 0:
+            self.save(LATEST, self._progress(progress.fraction, progress.lr,
+                                             progress.train_loss, rate), full=True)
+            saved = True
+        return Result(reason, progress, self.run_dir, self.best_val, saved)
+
+    def _diverged_note(self, what: str) -> str:
+        latest = self.run_dir / f"{LATEST}{ckpt.SUFFIX}"
+        kept = (f"{latest} is from before it" if latest.is_file()
+                else "nothing was saved")
+        return (f"training diverged at step {self.step + 1} ({what}); no checkpoint was "
+                f"written from it, {kept}; try a lower --lr")
 
     def _progress(self, fraction: float, lr: float, loss: float, rate: float) -> Progress:
         return Progress(self.step, self.epoch, self.chars_seen, self._elapsed(), fraction, lr,
@@ -302,12 +403,17 @@ class Trainer:
         running = time.perf_counter() - self._t0 if self._t0 is not None else 0.0
         return self.elapsed_before + running
 
-    def _evaluate(self, progress: Progress, metrics) -> bool:
-        """Validate, save latest (and best); True when patience has run out."""
+    def _evaluate(self, progress: Progress, metrics) -> str | None:
+        """Validate, save latest (and best); 'early-stop' when patience has run out,
+        'diverged' (and nothing saved) when the validation loss is not finite."""
         improved = True
         self._last_eval_step = self.step
         if len(self.corpus.val) >= 2:
-            val = score_ids(self.model, self.corpus.val).loss
+            with self._sigint.immediate():
+                val = score_ids(self.model, self.corpus.val).loss
+            if not math.isfinite(val):
+                self.cb.on_message(self._diverged_note(f"validation loss {val}"))
+                return "diverged"
             progress.val_loss = val
             improved = self.best_val is None or val < self.best_val
             if improved:
@@ -320,14 +426,19 @@ class Trainer:
         if improved:
             self.save(BEST, progress, full=False)
         self.cb.on_eval(progress, improved)
-        return bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
+        if self.cfg.patience and self.bad_evals >= self.cfg.patience:
+            return "early-stop"
+        return None
 
-    @staticmethod
-    def _log(metrics, kind: str, p: Progress, loss: float | None) -> None:
+    def _log(self, metrics, kind: str, p: Progress, loss: float | None) -> None:
         import json
 
-        metrics.write(json.dumps({"kind": kind, "step": p.step, "epoch": p.epoch,
-                                  "chars": p.chars_seen, "time": round(p.elapsed, 3),
-                                  "lr": p.lr, "loss": loss, "chars_per_s": round(p.chars_per_s)})
-                      + "\n")
-        metrics.flush()
+        try:
+            metrics.write(json.dumps({"kind": kind, "step": p.step, "epoch": p.epoch,
+                                      "chars": p.chars_seen, "time": round(p.elapsed, 3),
+                                      "lr": p.lr, "loss": loss,
+                                      "chars_per_s": round(p.chars_per_s)}) + "\n")
+            metrics.flush()
+        except OSError as e:
+            raise CharRNNError(f"cannot write {self.run_dir / METRICS}: {ckpt.os_reason(e)}; "
+                               "the checkpoints already saved are intact") from None
