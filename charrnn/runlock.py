@@ -36,6 +36,7 @@ def hold(run_dir: Path) -> Iterator[None]:
     from charrnn.checkpoint import os_reason
 
     path = run_dir / LOCK_NAME
+    created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -57,7 +58,19 @@ def hold(run_dir: Path) -> Iterator[None]:
             pass
         yield
     finally:
-        os.close(fd)  # releases the lock; the file stays (deleting it would race)
+        if created and [p.name for p in run_dir.iterdir()] == [LOCK_NAME]:
+            _remove_empty(path, created)  # a run that failed at once leaves no folder
+        os.close(fd)  # releases the lock; an existing run's .lock stays (deleting races)
+
+
+def _remove_empty(lock: Path, folders: list[Path]) -> None:
+    """Undo the folders this run created, while still holding the lock; never forces."""
+    try:
+        lock.unlink()
+        for d in folders:  # innermost first; stops at the first that is not empty
+            d.rmdir()
+    except OSError:
+        pass
 
 
 def _read_owner(fd: int) -> str:

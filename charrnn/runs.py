@@ -54,12 +54,12 @@ def run_name(source: str) -> str:
     """The default run folder's name from the corpus file's: one plain path component.
 
     Letters (any script), digits, '-', '_' and inner dots survive; anything else becomes
-    '_', and leading dots go, so no file name ('..', '...', '..txt') can make
+    '_', and dots and '_' at the ends go, so no file name ('..', '...', '..txt') can make
     checkpoints/<name> point outside checkpoints/ or at a hidden folder.
     """
     if source == BUILTIN_CORPUS:
         return "pydoc"
-    name = re.sub(r"[^\w.-]+", "_", Path(source).stem).lstrip(".")[:64].rstrip(".")
+    name = re.sub(r"[^\w.-]+", "_", Path(source).stem).strip("._")[:64].rstrip("._")
     return name or "run"
 
 

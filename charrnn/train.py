@@ -347,7 +347,7 @@ class Trainer:
                     reason = "diverged"
                     what = (f"loss {loss_value}" if not math.isfinite(loss_value)
                             else f"gradient norm {norm_value}")
-                    self.cb.on_message(self._diverged_note(what))
+                    self.cb.on_message(self._diverged_note(f"at step {self.step + 1} ({what})"))
                     break
                 self.opt.step()
                 self.state = detach_state(state)  # carry the values, cut the gradient
@@ -388,12 +388,12 @@ class Trainer:
             saved = True
         return Result(reason, progress, self.run_dir, self.best_val, saved)
 
-    def _diverged_note(self, what: str) -> str:
+    def _diverged_note(self, when: str) -> str:
         latest = self.run_dir / f"{LATEST}{ckpt.SUFFIX}"
         kept = (f"{latest} is from before it" if latest.is_file()
                 else "nothing was saved")
-        return (f"training diverged at step {self.step + 1} ({what}); no checkpoint was "
-                f"written from it, {kept}; try a lower --lr")
+        return (f"training diverged {when}; no checkpoint was written from it, {kept}; "
+                "try a lower --lr")
 
     def _progress(self, fraction: float, lr: float, loss: float, rate: float) -> Progress:
         return Progress(self.step, self.epoch, self.chars_seen, self._elapsed(), fraction, lr,
@@ -412,7 +412,8 @@ class Trainer:
             with self._sigint.immediate():
                 val = score_ids(self.model, self.corpus.val).loss
             if not math.isfinite(val):
-                self.cb.on_message(self._diverged_note(f"validation loss {val}"))
+                self.cb.on_message(self._diverged_note(
+                    f"after step {self.step} (validation loss {val})"))
                 return "diverged"
             progress.val_loss = val
             improved = self.best_val is None or val < self.best_val
