@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     except click_exc.ClickException as e:
         _err(f"error: {e.format_message()}")
         return e.exit_code
-    except (click_exc.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):  # typer's own click has no exceptions.Abort
         return 130
     except Exception as e:  # a bug: still one line, with a way to see more
         if os.environ.get("CHARRNN_DEBUG"):

@@ -33,6 +33,8 @@ class SampleConfig:
             raise ConfigError(f"temperature must be a finite number >= 0, got {self.temperature}")
         if not isinstance(self.top_k, int) or self.top_k < 0:
             raise ConfigError(f"top-k must be >= 1 (or 0 for all), got {self.top_k!r}")
+        if self.seed is not None and not (isinstance(self.seed, int) and self.seed >= 0):
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
 
 
 def pick(logits: np.ndarray, temperature: float, top_k: int, rng: np.random.Generator
