@@ -42,7 +42,9 @@ def pick(logits: np.ndarray, temperature: float, top_k: int, rng: np.random.Gene
     """Next ids (B,) from logits (B, V): argmax at temperature 0, else a softmax draw."""
     if temperature == 0:
         return logits.argmax(axis=1)
-    z = logits.astype(np.float64) / temperature
+    # shift before dividing: a tiny temperature must not overflow the top logit to inf
+    z = logits.astype(np.float64)
+    z = (z - z.max(axis=1, keepdims=True)) / temperature
     if 0 < top_k < z.shape[1]:
         kth = np.partition(z, -top_k, axis=1)[:, -top_k, None]
         z = np.where(z < kth, -np.inf, z)
