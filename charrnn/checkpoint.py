@@ -61,7 +61,15 @@ class Checkpoint:
             arrays = load_file(str(self.path))
         except Exception as e:
             raise CheckpointError(f"{self.path}: cannot read weights ({e})") from None
-        return {k: arrays[k].astype(np.float32, copy=False) for k in names}
+        weights = {k: arrays[k].astype(np.float32, copy=False) for k in names}
+        _require_finite(self.path, (np.isfinite(w).all() for w in weights.values()))
+        return weights
+
+
+def _require_finite(path: Path, checks) -> None:
+    """charrnn never saves NaN/inf weights; such a file was damaged or edited since."""
+    if not all(bool(ok) for ok in checks):
+        raise _bad(path, "its weights contain NaN or infinite values")
 
 
 def _bad(path: Path, why: str) -> CheckpointError:
@@ -310,6 +318,8 @@ def load_model(checkpoint: Checkpoint, device: str = "cpu"):
     from charrnn.model import CharRNN
 
     tensors = load_tensors(checkpoint, device)
+    weights = {k: tensors[k] for k in checkpoint.config.weight_shapes()}
+    _require_finite(checkpoint.path, (w.isfinite().all() for w in weights.values()))
     model = CharRNN(checkpoint.config).to(device)
-    model.load_state_dict({k: tensors[k] for k in checkpoint.config.weight_shapes()})
+    model.load_state_dict(weights)
     return model.eval()

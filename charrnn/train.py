@@ -268,6 +268,9 @@ class Trainer:
         if any(tuple(t[k].shape) != want for k in carried) or (
                 carried and len(carried) != (2 if self.mc.cell == "lstm" else 1)):
             raise ckpt.CheckpointError(f"{c.path}: carried state does not fit the model")
+        if not all(v.isfinite().all() for v in t.values() if v.is_floating_point()):
+            raise ckpt.CheckpointError(f"{c.path} is not a usable charrnn checkpoint: its "
+                                       "weights contain NaN or infinite values")
         rng = t.get("rng.cpu")
         if rng is None or rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
             raise ckpt.CheckpointError(f"{c.path}: random-generator state is missing or damaged")

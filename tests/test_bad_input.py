@@ -264,3 +264,15 @@ def test_an_unexpected_error_is_still_one_line(cli, monkeypatch):
     assert r.exit_code == 1 and r.stdout == "" and "Traceback" not in r.stderr, r
     assert r.stderr == ("charrnn: internal error: ValueError: something unforeseen "
                         "(set CHARRNN_DEBUG=1 for a traceback)\n")
+
+
+def test_weights_with_nan_are_refused(cli, trained_run, corpus_file, tmp_path):
+    c = ckpt.inspect(trained_run / "latest.safetensors")
+    tensors = ckpt.load_tensors(c)
+    tensors["head.bias"][2] = float("nan")
+    ckpt.write(tmp_path / "run" / "latest.safetensors", tensors, c.meta)
+    for args in (["sample", "-c", "run"], ["eval", "-c", "run"],
+                 ["train", corpus_file, "-o", "run", "--resume", "--max-steps", "200"]):
+        r = cli(*args)
+        _one_line_error(r, 1)
+        assert "weights contain NaN or infinite values" in r.stderr
