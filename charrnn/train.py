@@ -146,6 +146,19 @@ class _StopOnSigint:
             self._immediate = False
 
 
+def _drop_partial_line(path: Path) -> None:
+    """A run killed mid-write leaves half a JSON line at the end of the log: cut it, so
+    the resumed run's lines do not glue onto it and every line stays valid JSON."""
+    if not path.is_file():
+        return
+    with path.open("r+b") as f:
+        size = f.seek(0, 2)
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+        if tail and not tail.endswith(b"\n") and (b"\n" in tail or len(tail) == size):
+            f.truncate(size - len(tail) + tail.rfind(b"\n") + 1)
+
+
 class Trainer:
     def __init__(self, model_config: ModelConfig, config: TrainConfig, corpus: Corpus,
                  run_dir: Path, callbacks: Callbacks | None = None) -> None:
@@ -302,6 +315,7 @@ class Trainer:
                           "steps_per_epoch": steps_per_epoch, "run_dir": str(self.run_dir)})
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            _drop_partial_line(self.run_dir / METRICS)
             metrics = (self.run_dir / METRICS).open("a", encoding="utf-8")
         except OSError as e:
             raise CharRNNError(f"cannot write to {self.run_dir}/: {ckpt.os_reason(e)}"

@@ -412,3 +412,31 @@ def test_default_run_folder_stays_inside_checkpoints(source, name):
     assert got == name
     root = Path("checkpoints").resolve()
     assert (root / got).resolve().parent == root
+
+
+def test_a_half_written_metrics_line_is_dropped_on_resume(cli, corpus_file, tmp_path):
+    import json
+
+    assert cli("train", corpus_file, "-o", "run", *TINY, "--max-steps", "20").exit_code == 0
+    log = tmp_path / "run" / "metrics.jsonl"
+    whole = log.read_text().splitlines()
+    log.write_text(log.read_text() + '{"kind": "train", "st')  # killed mid-line
+    assert cli("train", corpus_file, "-o", "run", "--resume", "--max-steps", "40").exit_code == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(lines) > len(whole) and lines[-1]["step"] == 40
+
+
+def test_ctrl_c_during_validation_stops_at_once_and_saves(cli, corpus_file, monkeypatch,
+                                                          tmp_path):
+    """Validation changes no training state, so Ctrl-C need not wait for it to finish."""
+    def slow_score(model, ids, **kw):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(30)  # a long validation; the Ctrl-C must cut it short
+        raise AssertionError("validation was not interrupted")
+
+    monkeypatch.setattr(train, "score_ids", slow_score)
+    t0 = time.monotonic()
+    r = cli("train", corpus_file, "-o", "run", *TINY, "--max-steps", "50", "--eval-every", "3")
+    assert r.exit_code == 130, r
+    assert time.monotonic() - t0 < 20
+    assert _loads(tmp_path / "run" / "latest.safetensors").meta["progress"]["step"] == 3
