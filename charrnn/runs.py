@@ -82,6 +82,7 @@ def train_command(req: TrainRequest):
 
 
 def _train_locked(req: TrainRequest, source: str, run_dir: Path):
+    """The train command's work, run only while this process holds the folder's lock."""
     from charrnn.data import Corpus
     from charrnn.train import LATEST, Trainer
 
