@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from enum import Enum
@@ -131,9 +132,10 @@ def train(
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     if result.reason == "interrupted":
-        _err(f"interrupted; checkpoint saved in {result.run_dir}/ (continue with --resume)"
-             if result.saved else "interrupted before the first step; nothing saved")
-        raise typer.Exit(130)
+        how = "terminated" if result.stop_signal == signal.SIGTERM else "interrupted"
+        _err(f"{how}; checkpoint saved in {result.run_dir}/ (continue with --resume)"
+             if result.saved else f"{how} before the first step; nothing saved")
+        raise typer.Exit(128 + (result.stop_signal or signal.SIGINT))
     if result.reason == "diverged":
         raise typer.Exit(1)
 

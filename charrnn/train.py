@@ -77,6 +77,7 @@ class Result:
     run_dir: Path
     best_val_loss: float | None
     saved: bool = False  # whether latest holds this session's final position
+    stop_signal: int = 0  # SIGINT or SIGTERM when one stopped the run
 
 
 def lr_at(cfg: TrainConfig, step: int, fraction: float) -> float:
@@ -103,8 +104,9 @@ def _defer_sigint():
             signal.raise_signal(signal.SIGINT)
 
 
-class _StopOnSigint:
-    """Ctrl-C while training: finish the step in hand, then save and stop.
+class _StopOnSignal:
+    """Ctrl-C (or a plain ``kill``: SIGTERM) while training: finish the step in hand,
+    then save and stop.
 
     A KeyboardInterrupt raised anywhere in a step (say between the optimizer update and
     the step counter) would save weights one step ahead of the recorded position, and the
@@ -113,30 +115,34 @@ class _StopOnSigint:
     Ctrl-C during it interrupts at once (``immediate``); during a save it waits.
     """
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self) -> None:
         self.requested = False
+        self.signum = 0  # the signal that asked to stop, if any
         self._immediate = False
 
     def _handler(self, signum, frame) -> None:
-        self.requested = True
+        self.requested, self.signum = True, signum
         if self._immediate:
             raise KeyboardInterrupt
 
     @contextmanager
     def installed(self):
         try:
-            old = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:  # not the main thread: Ctrl-C never reaches us here
+            old = [signal.signal(s, self._handler) for s in self.SIGNALS]
+        except ValueError:  # not the main thread: signals never reach us here
             yield
             return
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, old)
+            for s, handler in zip(self.SIGNALS, old, strict=True):
+                signal.signal(s, handler)
 
     @contextmanager
     def immediate(self):
-        """A Ctrl-C inside this block raises KeyboardInterrupt (also one already pending)."""
+        """A stop signal inside this block raises KeyboardInterrupt (also one pending)."""
         self._immediate = True
         try:
             if self.requested:
@@ -182,7 +188,7 @@ class Trainer:
         self.state: State | None = None
         self._t0: float | None = None  # perf_counter at the start of this session
         self._last_eval_step = -1
-        self._sigint = _StopOnSigint()
+        self._sigint = _StopOnSignal()
 
     def request_stop(self) -> None:
         """Stop after the current step, saving latest, as Ctrl-C does."""
@@ -394,7 +400,7 @@ class Trainer:
             if (reason == "budget" and self._last_eval_step != self.step
                     and self._evaluate(progress, metrics) == "diverged"):
                 reason = "diverged"
-        except KeyboardInterrupt:  # only raised while validating (see _StopOnSigint)
+        except KeyboardInterrupt:  # only raised while validating (see _StopOnSignal)
             reason = "interrupted"
         finally:
             metrics.close()
@@ -403,7 +409,8 @@ class Trainer:
             self.save(LATEST, self._progress(progress.fraction, progress.lr,
                                              progress.train_loss, rate), full=True)
             saved = True
-        return Result(reason, progress, self.run_dir, self.best_val, saved)
+        return Result(reason, progress, self.run_dir, self.best_val, saved,
+                      self._sigint.signum if reason == "interrupted" else 0)
 
     def _diverged_note(self, when: str) -> str:
         latest = self.run_dir / f"{LATEST}{ckpt.SUFFIX}"

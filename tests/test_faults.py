@@ -210,6 +210,20 @@ def test_ctrl_c_saves_and_exits_130_with_a_one_line_note(tmp_path, corpus_file):
     assert _loads(run / "latest.safetensors").meta["progress"]["step"] > 0
 
 
+def test_plain_kill_sigterm_also_saves_and_exits_143(cli, corpus_file, monkeypatch, tmp_path):
+    def kill_at_4(self, p):
+        if p.step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(runs.ConsoleProgress, "on_step", kill_at_4)
+    r = cli("train", corpus_file, "-o", "run", *TINY, "--max-steps", "50", "--eval-every", "100")
+    assert r.exit_code == 143, r
+    assert r.stderr.splitlines()[-1] == (
+        "charrnn: terminated; checkpoint saved in run/ (continue with --resume)")
+    assert _loads(tmp_path / "run" / "latest.safetensors").meta["progress"]["step"] == 4
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handler restored
+
+
 def test_second_ctrl_c_during_the_save_does_not_corrupt_it(cli, corpus_file, monkeypatch,
                                                            tmp_path):
     sent = []
