@@ -112,6 +112,11 @@ def train(
                      help="Start afresh even if the output folder holds a run.")] = False,
     seed: Annotated[int, typer.Option()] = 1337,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    precision: Annotated[str, typer.Option(
+        help="auto, fp32 or bf16. auto: bfloat16 autocast where the hardware runs it "
+             "natively (recent GPUs, CPUs with AMX), else float32.")] = "auto",
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")
+                       ] = False,
 ) -> None:
     """Train a model on a text file, with progress on stderr and checkpoints in a run folder.
 

@@ -47,6 +47,8 @@ class TrainRequest:
     force: bool = False
     seed: int = 1337
     device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
 
 
 def run_name(source: str) -> str:
@@ -79,7 +81,8 @@ def train_command(req: TrainRequest):
         given = {k: v for k, v in budget.items() if v is not None}
         if given:  # a new budget replaces the saved one (it is the run's total)
             train_config = replace(train_config, **budget)
-        train_config = replace(train_config, patience=req.patience, device=req.device)
+        train_config = replace(train_config, patience=req.patience, device=req.device,
+                               precision=req.precision, compile=req.compile)
         if req.corpus is None:
             source = saved.meta["corpus"]["source"]
         corpus = Corpus.load(source, train_config.val_fraction, vocab=saved.vocab)
@@ -96,7 +99,8 @@ def train_command(req: TrainRequest):
             batch_size=req.batch_size or batch_size, seq_len=req.seq_len or seq_len,
             lr=req.lr, warmup_steps=req.warmup, weight_decay=req.weight_decay,
             grad_clip=req.grad_clip, patience=req.patience, eval_every=req.eval_every,
-            val_fraction=req.val_fraction, seed=req.seed, device=req.device, **budget)
+            val_fraction=req.val_fraction, seed=req.seed, device=req.device,
+            precision=req.precision, compile=req.compile, **budget)
         size = auto_model(n)
         model_config = ModelConfig(
             vocab_size=len(corpus.vocab), cell=req.cell, embed_size=req.embed_size,
@@ -146,7 +150,8 @@ class ConsoleProgress:
     def on_start(self, info: dict[str, Any]) -> None:
         from tqdm import tqdm
 
-        _log(f"device {info['device']}, {info['steps_per_epoch']} steps per epoch")
+        _log(f"device {info['device']} ({info['precision']}), "
+             f"{info['steps_per_epoch']} steps per epoch")
         self.bar = tqdm(total=1000, file=sys.stderr, disable=None, leave=False,
                         bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
 
