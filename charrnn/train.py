@@ -238,7 +238,7 @@ class Trainer:
                           (cfg.epochs or math.inf) * steps_per_epoch)
         eval_steps = cfg.eval_every or (
             0 if cfg.max_time else max(1, int(min(total_steps, 10**9) // 10)))
-        eval_seconds = min(max(cfg.max_time / 15, 20.0), 300.0) if cfg.max_time else 0.0
+        eval_seconds = min(max(cfg.max_time / 10, 30.0), 600.0) if cfg.max_time else 0.0
         self.cb.on_start({"device": str(self.device),
                           "precision": str(self.dtype or torch.float32).replace("torch.", ""),
                           "params": self.mc.num_params(),
