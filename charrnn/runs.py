@@ -176,12 +176,24 @@ class ConsoleProgress:
 
 def eval_command(file: str | None, target: str | None, device: str) -> dict[str, Any]:
     """Score a text (or the training corpus's held-out split) with a checkpoint."""
-    from charrnn.data import split_ids
     from charrnn.evaluate import score_ids
-    from charrnn.text import read_text, text_digest
     from charrnn.train import pick_device
 
     c = ckpt.inspect(ckpt.resolve(target))
+    ids, unknown, label = eval_ids(c, file)
+    model = ckpt.load_model(c, str(pick_device(device)))
+    score = score_ids(model, ids)
+    score.unknown = unknown
+    return {"checkpoint": str(c.path), "text": label, **score.as_dict()}
+
+
+def eval_ids(c: ckpt.Checkpoint, file: str | None):
+    """The ids eval scores: FILE's known characters, or the corpus's held-out split.
+
+    Returns (ids, Counter of skipped unknown characters, a label for reports)."""
+    from charrnn.data import split_ids
+    from charrnn.text import read_text, text_digest
+
     vocab = c.vocab
     if file is None:
         corpus = c.meta.get("corpus", {})
@@ -199,7 +211,4 @@ def eval_command(file: str | None, target: str | None, device: str) -> dict[str,
         label = file
     if len(ids) < 2:
         raise CharRNNError("nothing to score: fewer than 2 known characters")
-    model = ckpt.load_model(c, str(pick_device(device)))
-    score = score_ids(model, ids)
-    score.unknown = unknown
-    return {"checkpoint": str(c.path), "text": label, **score.as_dict()}
+    return ids, unknown, label
