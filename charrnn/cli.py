@@ -224,12 +224,13 @@ def eval_(
 
         charrnn eval notes.txt --html surprisal.html --max-chars 5000
     """
-    from charrnn import runs
+    from charrnn import pages, runs
 
+    if html is not None:
+        pages.check_out(html)
     report = runs.eval_command(file, checkpoint, device)
     if html is not None:
         from charrnn import checkpoint as ckpt
-        from charrnn import pages
 
         c = ckpt.inspect(report["checkpoint"])
         ids, _, label = runs.eval_ids(c, file)
@@ -284,6 +285,8 @@ def neurons(
     from charrnn import checkpoint as ckpt
     from charrnn import pages, runs
 
+    if html is not None:
+        pages.check_out(html)
     c = ckpt.inspect(ckpt.resolve(checkpoint))
     ids, _, label = runs.eval_ids(c, file)
     result = pages.neurons(c, ids, label, html, start, max_chars, top)

@@ -38,11 +38,17 @@ def excerpt(ids: np.ndarray, start: int, max_chars: int) -> np.ndarray:
     return ids[start : start + max_chars]
 
 
-def write_page(path: str | Path, page: str) -> Path:
-    """Write a page atomically (a reader never sees half of it)."""
+def check_out(path: str | Path) -> Path:
+    """Refuse an output path that cannot take a page, before any work is done."""
     path = Path(path)
     if path.is_dir():
         raise CharRNNError(f"{path} is a directory; give a file name such as report.html")
+    return path
+
+
+def write_page(path: str | Path, page: str) -> Path:
+    """Write a page atomically (a reader never sees half of it)."""
+    path = check_out(path)
     ckpt.atomic_write_bytes(path, page.encode("utf-8"))
     return path
 
