@@ -427,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except (typer.Abort, KeyboardInterrupt):
         return 130
+    except SystemExit as e:  # shell completion and --show-completion exit by themselves
+        return e.code if isinstance(e.code, int) else int(e.code is not None)
     except Exception as e:  # a bug: still one line, with a way to see more
         if os.environ.get("CHARRNN_DEBUG"):
             raise
