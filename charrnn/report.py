@@ -161,8 +161,9 @@ def surprisal_page(s: Surprisal, vocab: Sequence[str], title: str,
     rows = "".join(
         f'<tr><td class="num">{m:.2f}</td><td><a href="#p{a}">{offset + a:,}</a></td>'
         f'<td><pre style="margin:0;padding:2px 6px">'
-        f"{html.escape(''.join(visible(c) if c == chr(10) else c for c in text[a:b]))}"
-        f"</pre></td></tr>" for a, b, m in hard)
+        + "".join(f'<span class="s{max(bins[p], 0)}">{_char(text[p])}</span>'
+                  for p in range(a, b))
+        + "</pre></td></tr>" for a, b, m in hard)
     body = (f"<h1>Surprisal: {html.escape(title)}</h1>"
             f'<div class="sub">Each character is coloured by how surprised the model was to '
             f"see it (&minus;log<sub>2</sub> of the probability it gave that character, in bits). "

@@ -45,6 +45,21 @@ def render(page: Path, name: str, tmp: Path) -> tuple[str, np.ndarray]:
     return r.stdout, read_png(shot)[..., :3]
 
 
+def with_hover(page: Path, index: int) -> Path:
+    """A copy of the page whose last script hovers the mouse over character ``index`` and
+    copies the tooltip's text into <body data-tip>, for the DOM dump to show."""
+    probe = ("<script>const s=document.querySelectorAll('#text > span')[INDEX];"
+             "const r=s.getBoundingClientRect();"
+             "s.dispatchEvent(new MouseEvent('mousemove',{bubbles:true,"
+             "clientX:r.left+2,clientY:r.top+2}));"
+             "document.body.dataset.tip=document.getElementById('tip').innerText;</script>"
+             ).replace("INDEX", str(index))
+    copy = page.with_name(f"hover-{page.name}")
+    copy.write_text(page.read_text(encoding="utf-8").replace("</body>", probe + "</body>"),
+                    encoding="utf-8")
+    return copy
+
+
 def _colour(css: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", css))
 
@@ -79,8 +94,21 @@ def pages(trained_run, corpus_file, tmp_path_factory) -> Path:
 
 
 def test_surprisal_page_renders_coloured_text(pages, corpus_file, tmp_path):
-    dom, pixels = render(pages / "surprisal.html", "surprisal", tmp_path)
+    from charrnn import api
+
+    dom, pixels = render(with_hover(pages / "surprisal.html", 30), "surprisal", tmp_path)
     assert 'data-ready="1"' in dom  # the page's script ran to the end
+    # Hovering character 30 shows what the model predicted there, as the API computes it.
+    text = read_text(corpus_file)[:SHOWN]
+    s = api.load(pages / "run").surprisal(text)
+    tip = html.unescape(re.search(r'data-tip="([^"]*)"', dom).group(1))
+    assert tip.startswith(f"{text[30]} at 30: {s.bits[30]:.2f} bits")
+    rows = re.findall(r"^(\S+)\s+(\d+\.\d)%", tip, re.M)
+    assert len(rows) == 5
+    vocab = api.load(pages / "run").vocab.chars
+    visible = {"\n": "\u21b5", " ": "\u2423"}
+    assert [r[0] for r in rows] == [visible.get(vocab[i], vocab[i]) for i in s.top_ids[30]]
+    assert [float(r[1]) for r in rows] == pytest.approx(list(s.top_probs[30] * 100), abs=0.06)
     spans = _text_spans(dom)
     assert len(spans) == SHOWN
     shown = "".join("\n" if t == "\u21b5" else html.unescape(t) for _, t in spans)
