@@ -65,6 +65,8 @@ def surprisal_html(c: ckpt.Checkpoint, ids: np.ndarray, label: str, out: str | P
         summary = [("bits/char (whole text)", f"{whole['bits_per_char']:.3f}"),
                    ("perplexity (whole text)", f"{whole['perplexity']:.2f}"),
                    ("characters scored", f"{whole['chars']:,}")]
+        if whole.get("unknown_chars"):
+            summary.append(("unknown characters skipped", f"{whole['unknown_chars']:,}"))
     title = f"{label} \u2014 {c.path}"
     page = report.surprisal_page(s, c.vocab.chars, title, summary, offset=start)
     return write_page(out, page)

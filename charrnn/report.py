@@ -51,8 +51,8 @@ a{color:#0b63c5}
 
 
 def _json(data: Any) -> str:
-    """JSON that is safe inside a <script> element."""
-    return json.dumps(data, ensure_ascii=True, separators=(",", ":")).replace("</", "<\\/")
+    """JSON that is safe inside a <script> element: no "<" at all, so no </script> or <!--."""
+    return json.dumps(data, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")
 
 
 def _page(title: str, body: str, css: str = "", script: str = "") -> str:

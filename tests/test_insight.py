@@ -246,3 +246,44 @@ def test_completion_and_examples_in_every_help(cli):
     for command in ("train", "sample", "eval", "neurons", "report", "info", "list"):
         r = cli(command, "--help")
         assert r.exit_code == 0 and "Examples" in r.stdout, (command, r)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_activations_of_every_layer_match_torch(cell):
+    from charrnn.config import ModelConfig
+    from charrnn.model import CharRNN
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=7, cell=cell, num_layers=2, hidden_size=6, embed_size=4,
+                      dropout=0.0)
+    model = CharRNN(cfg).eval()
+    engine = NumpyRNN(cfg, {k: v.numpy() for k, v in model.state_dict().items()})
+    ids = np.random.default_rng(1).integers(0, 7, 50)
+    acts = activations(engine, ids, streams=1)
+    with torch.no_grad():
+        out, state = model.rnn(model.embed(torch.from_numpy(ids[None, :])))
+    h_n, c_n = state if cell == "lstm" else (state, None)
+    want_names = [f"h{i}.{u}" for i in (1, 2) for u in range(6)]
+    if cell == "lstm":
+        want_names += [f"c{i}.{u}" for i in (1, 2) for u in range(6)]
+    assert acts.names == want_names
+    np.testing.assert_allclose(acts.values[:, 6:12], out[0].numpy(), atol=1e-5)  # top layer
+    np.testing.assert_allclose(acts.values[-1, :6], h_n[0, 0].numpy(), atol=1e-5)
+    if cell == "lstm":
+        np.testing.assert_allclose(acts.values[-1, 12:], c_n[:, 0].reshape(-1).numpy(),
+                                   atol=1e-5)
+
+
+def test_page_text_cannot_break_out_of_the_page():
+    from charrnn.report import surprisal_page
+
+    vocab = tuple(sorted(set("</script><b>&'\" x")))
+    text = "</script><b>x & '\"</b>"
+    ids = np.array([vocab.index(c) for c in text])
+    n = len(ids)
+    s = Surprisal(ids, np.r_[np.nan, np.ones(n - 1)], np.zeros((n, 2), np.int32),
+                  np.full((n, 2), 0.5, np.float32))
+    page = surprisal_page(s, vocab, "<title>", [("k", "<v>")])
+    assert page.count("</script>") == 1 and "<b>x" not in page and ">&lt;</span>" in page
+    assert "&lt;title&gt;" in page and "&lt;v&gt;" in page
+    assert json.loads(re.search(r"const DATA=(\{.*?\});", page).group(1))["text"] == text
