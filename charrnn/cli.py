@@ -272,15 +272,15 @@ def neurons(
 ) -> None:
     """Find hidden units that track structure (quotes, brackets, position in line, words).
 
-    Every unit (h of each layer, and the cell state c of an LSTM) is correlated with
-    features computed from the text; the strongest are printed, strongest first, and
+    Prints the units (h per layer, LSTM cell state c) most correlated with text features.
+
     --html writes a page that colours the text by any of them.
 
     Examples:
 
         charrnn neurons --html cells.html
 
-        charrnn neurons play.txt -c checkpoints/shakespeare --max-chars 8000 --top 40
+        charrnn neurons play.txt -c checkpoints/shakespeare --top 40
     """
     from charrnn import checkpoint as ckpt
     from charrnn import pages, runs
