@@ -55,7 +55,7 @@ class Model:
         from charrnn.sample import SampleConfig, Sampler
 
         if self._sampler is None:
-            self._sampler = Sampler(self.checkpoint)
+            self._sampler = Sampler.load(self.path)
         config = SampleConfig(length=length, temperature=temperature, top_k=top_k, seed=seed)
         return self._sampler.generate(prime, config)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from charrnn.data import EvalStreams
+from charrnn.errors import ConfigError
 from charrnn.infer import NumpyRNN
 
 LOG2E = 1.0 / np.log(2.0)
@@ -66,7 +67,7 @@ def _run(engine: NumpyRNN, ids: np.ndarray, streams: int, burn_in: int, top_k: i
     n = len(ids)
     es = EvalStreams.build(ids, streams, burn_in)
     s_count, cols = es.x.shape
-    # Stream s starts `length` characters after stream s-1 and scores from column
+    # Stream s starts (cols - burn) characters after stream s-1 and scores from column
     # `burn` on (stream 0 from column 0): input x[s, j] is ids[pos[s, j]].
     burn = int(es.mask[1].argmax()) if s_count > 1 else 0
     pos = np.arange(s_count)[:, None] * (cols - burn) + np.arange(cols)[None, :]
@@ -79,19 +80,18 @@ def _run(engine: NumpyRNN, ids: np.ndarray, streams: int, burn_in: int, top_k: i
     states = None
     if keep_states:
         states = np.zeros((n, sum(s.shape[1] for s in state)), np.float32)
-    rows = np.arange(s_count)
     for j in range(cols):
         logits, state = engine.step(es.x[:, j], state)
         m = es.mask[:, j]
         if not m.any():
             continue
-        r, p_in = rows[m], pos[m, j]
+        p_in = pos[m, j]
         z = logits[m].astype(np.float64)
         z -= z.max(axis=1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        bits[p_in + 1] = -logp[np.arange(len(r)), es.y[m, j]] * LOG2E
+        bits[p_in + 1] = -logp[np.arange(len(p_in)), es.y[m, j]] * LOG2E
         best = np.argpartition(-logp, k - 1, axis=1)[:, :k] if k < v else np.tile(
-            np.arange(v), (len(r), 1))
+            np.arange(v), (len(p_in), 1))
         order = np.argsort(-np.take_along_axis(logp, best, 1), axis=1, kind="stable")
         best = np.take_along_axis(best, order, 1)
         top_ids[p_in + 1] = best
@@ -104,6 +104,8 @@ def _run(engine: NumpyRNN, ids: np.ndarray, streams: int, burn_in: int, top_k: i
 def surprisal(engine: NumpyRNN, ids: np.ndarray, top_k: int = 5, streams: int = 32,
               burn_in: int = 128) -> Surprisal:
     """Surprisal in bits and the top-k predictions at every position of ``ids``."""
+    if not isinstance(top_k, int) or top_k < 1:
+        raise ConfigError(f"top-k must be a positive integer, got {top_k!r}")
     ids = np.asarray(ids).astype(np.int64)
     bits, top_ids, top_probs, _ = _run(engine, ids, streams, burn_in, top_k, False)
     return Surprisal(ids, bits, top_ids, top_probs)
