@@ -287,3 +287,16 @@ def test_page_text_cannot_break_out_of_the_page():
     assert page.count("</script>") == 1 and "<b>x" not in page and ">&lt;</span>" in page
     assert "&lt;title&gt;" in page and "&lt;v&gt;" in page
     assert json.loads(re.search(r"const DATA=(\{.*?\});", page).group(1))["text"] == text
+
+
+def test_validation_trend_sparkline(monkeypatch):
+    import io
+
+    from charrnn.runs import sparkline
+
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(io.BytesIO(), encoding="utf-8"))
+    assert sparkline([4.0, 3.0, 2.0, 1.0]) == "\u2588\u2586\u2583\u2581"
+    assert sparkline([2.0]) == "" and sparkline([2.0, 2.0]) == "\u2581\u2581"
+    assert len(sparkline([float(i) for i in range(30)], width=12)) == 12
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(io.BytesIO(), encoding="ascii"))
+    assert sparkline([4.0, 3.0]) == ""  # a terminal that cannot show the blocks gets none
