@@ -48,15 +48,16 @@ def features(text: str) -> dict[str, np.ndarray]:
     }
 
 
-def correlations(values: np.ndarray, feature: np.ndarray) -> np.ndarray:
-    """Pearson r of every column of ``values`` (N, U) with ``feature`` (N,); NaN where
-    either side is constant."""
+def correlations(values: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    """Pearson r (F, U) of every column of ``values`` (N, U) with every column of ``feats``
+    (N, F), in one matrix product; NaN where either side is constant."""
     x = values.astype(np.float64)
-    x = x - x.mean(axis=0)
-    f = feature.astype(np.float64) - feature.mean()
-    denom = np.sqrt((x * x).sum(axis=0) * (f @ f))
+    x -= x.mean(axis=0)
+    f = feats.astype(np.float64)
+    f -= f.mean(axis=0)
+    denom = np.sqrt(np.outer((f * f).sum(axis=0), (x * x).sum(axis=0)))
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = (f @ x) / denom
+        r = (f.T @ x) / denom
     return np.where(denom > 1e-12, r, np.nan)
 
 
@@ -71,8 +72,9 @@ class UnitScore:
 def correlation_table(values: np.ndarray, feats: dict[str, np.ndarray]
                       ) -> dict[str, np.ndarray]:
     """Feature -> (U,) Pearson r, for the features that vary over the text."""
-    table = {name: correlations(values, f) for name, f in feats.items()}
-    return {k: r for k, r in table.items() if not np.isnan(r).all()}
+    names = list(feats)
+    r = correlations(values, np.stack([feats[k] for k in names], axis=1))
+    return {k: r[i] for i, k in enumerate(names) if not np.isnan(r[i]).all()}
 
 
 def rank_units(table: dict[str, np.ndarray], names: list[str], per_feature: int = 3,

@@ -300,3 +300,15 @@ def test_validation_trend_sparkline(monkeypatch):
     assert len(sparkline([float(i) for i in range(30)], width=12)) == 12
     monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(io.BytesIO(), encoding="ascii"))
     assert sparkline([4.0, 3.0]) == ""  # a terminal that cannot show the blocks gets none
+
+
+def test_correlations_equal_numpy_corrcoef():
+    from charrnn.units import correlations
+
+    rng = np.random.default_rng(3)
+    values, feats = rng.normal(size=(200, 6)), rng.normal(size=(200, 3))
+    feats[:, 2] = 1.0  # constant: no correlation defined
+    r = correlations(values.astype(np.float32), feats)
+    want = np.corrcoef(np.c_[feats[:, :2], values], rowvar=False)[:2, 2:]
+    np.testing.assert_allclose(r[:2], want, atol=1e-6)
+    assert np.isnan(r[2]).all()
