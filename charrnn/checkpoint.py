@@ -176,8 +176,8 @@ def check_resumable(c: Checkpoint) -> None:
         groups = meta["optimizer"]["param_groups"]
         counts = [progress[k] for k in ("step", "epoch", "epoch_chunk", "chars_seen",
                                         "bad_evals")]
-        times = [progress["elapsed"]] + ([] if progress["best_val_loss"] is None
-                                         else [progress["best_val_loss"]])
+        times = [progress["elapsed"], progress.get("eval_seconds", 0.0)] + (
+            [] if progress["best_val_loss"] is None else [progress["best_val_loss"]])
     except KeyError as e:
         raise _bad(c.path, f"training state lacks {e}") from None
     except (CharRNNError, TypeError) as e:

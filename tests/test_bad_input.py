@@ -151,6 +151,7 @@ def test_edited_or_wrong_typed_metadata_is_refused_by_every_command(
     (_set("progress", "epoch_chunk", -1), "progress counters must be integers"),
     (_set("progress", "elapsed", float("inf")), "times and losses must be finite"),
     (_set("progress", "best_val_loss", "low"), "times and losses must be finite"),
+    (_set("progress", "eval_seconds", None), "times and losses must be finite"),
     (lambda m: m["progress"].pop("chars_seen"), "training state lacks 'chars_seen'"),
     (lambda m: m.pop("progress"), "training state lacks 'progress'"),
     (_set("train", "lr", -1), "learning rate must be positive"),
