@@ -144,6 +144,9 @@ def inspect(path: str | Path) -> Checkpoint:
         raise _bad(path, f"metadata lacks {e}") from None
     except (CharRNNError, TypeError) as e:
         raise _bad(path, f"bad metadata ({e})") from None
+    why = _section_problem(meta)
+    if why:
+        raise _bad(path, f"bad metadata ({why})")
     if config.vocab_size != len(vocab):
         raise _bad(path, f"vocabulary has {len(vocab)} characters but the model "
                          f"{config.vocab_size}")
@@ -156,6 +159,37 @@ def inspect(path: str | Path) -> Checkpoint:
             raise _bad(path, f"weight {name} is {dtype} {list(got)}, the config needs "
                              f"F32 {list(shape)}")
     return Checkpoint(path, meta, tensors)
+
+
+_NUMBERS = {  # metadata fields that readers (info, list, report, eval) format as numbers
+    "progress": None,  # every value
+    "train": ("batch_size", "seq_len", "lr", "min_lr_ratio", "warmup_steps", "weight_decay",
+              "grad_clip", "max_time", "max_steps", "epochs", "patience", "eval_every",
+              "val_fraction", "seed"),
+    "corpus": ("train_chars", "val_chars"),
+}
+
+
+def _section_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the optional sections (training config, corpus, progress,
+    versions, optimizer), if anything: each must be a JSON object of the right kinds of
+    values, so that no command that only displays them can trip over an edited file."""
+    for name in ("train", "corpus", "progress", "versions", "optimizer"):
+        if name in meta and not isinstance(meta[name], dict):
+            return f"{name} must be a JSON object"
+    for name, keys in _NUMBERS.items():
+        section = meta.get(name, {})
+        for key in section if keys is None else keys:
+            value = section.get(key)
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, (int, float))):
+                return f"{name}.{key} must be a number, got {value!r}"
+    corpus, versions = meta.get("corpus", {}), meta.get("versions", {})
+    if not all(isinstance(corpus.get(k, ""), str) for k in ("source", "digest")):
+        return "corpus source and digest must be strings"
+    if not all(isinstance(v, str) for v in versions.values()):
+        return "versions must be strings"
+    return None
 
 
 def check_resumable(c: Checkpoint) -> None:

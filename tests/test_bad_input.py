@@ -132,6 +132,14 @@ def _set(section: str, key: str, value):
     ("header", lambda h: h["head.bias"].update(data_offsets=[0, -1]), "malformed entry"),
     ("header", lambda h: h["head.bias"].update(dtype="F16"), "weight head.bias is F16"),
     ("header", lambda h: h.update(__metadata__=7), "no charrnn metadata"),
+    ("meta", _set("progress", "step", "150"), "progress.step must be a number"),
+    ("meta", _set("progress", "best_val_loss", "low"), "progress.best_val_loss must be a"),
+    ("meta", _set("train", "lr", "fast"), "train.lr must be a number"),
+    ("meta", lambda m: m.update(train="fast"), "train must be a JSON object"),
+    ("meta", _set("corpus", "source", 5), "corpus source and digest must be strings"),
+    ("meta", _set("corpus", "train_chars", [1]), "corpus.train_chars must be a number"),
+    ("meta", lambda m: m.update(versions="new"), "versions must be a JSON object"),
+    ("meta", _set("versions", "torch", 2), "versions must be strings"),
 ])
 def test_edited_or_wrong_typed_metadata_is_refused_by_every_command(
         cli, trained_run, corpus_file, tmp_path, kind, edit, message):
@@ -139,25 +147,30 @@ def test_edited_or_wrong_typed_metadata_is_refused_by_every_command(
     p = tmp_path / "run" / "latest.safetensors"
     p.write_bytes((trained_run / "latest.safetensors").read_bytes())
     _edit(p, **{{"meta": "meta_edit", "raw": "raw_meta", "header": "header_edit"}[kind]: edit})
-    for args in (["sample", "-c", p, "-n", "5"], ["eval", "-c", p],
+    for args in (["sample", "-c", p, "-n", "5"], ["eval", "-c", p], ["info", p],
+                 ["report", "run", "-o", "r.html"], ["neurons", "-c", p],
                  ["train", corpus_file, "-o", "run", "--resume", "--max-steps", "200"]):
         r = cli(*args)
         _one_line_error(r, 1)
         assert message in r.stderr and "not a usable charrnn checkpoint" in r.stderr
+    # listing runs skips the damaged one and still shows the others
+    good = tmp_path / "checkpoints" / "good"
+    good.mkdir(parents=True)
+    (good / "best.safetensors").write_bytes((trained_run / "best.safetensors").read_bytes())
+    p.replace(tmp_path / "checkpoints" / "run.safetensors")
+    r = cli("list", "--json")
+    assert r.exit_code == 0, r
+    assert [json.loads(line)["run"] for line in r.stdout.splitlines()] == ["checkpoints/good"]
 
 
 @pytest.mark.parametrize("edit, message", [
-    (_set("progress", "step", "150"), "progress counters must be integers"),
     (_set("progress", "epoch_chunk", -1), "progress counters must be integers"),
     (_set("progress", "elapsed", float("inf")), "times and losses must be finite"),
-    (_set("progress", "best_val_loss", "low"), "times and losses must be finite"),
     (_set("progress", "eval_seconds", None), "times and losses must be finite"),
     (lambda m: m["progress"].pop("chars_seen"), "training state lacks 'chars_seen'"),
     (lambda m: m.pop("progress"), "training state lacks 'progress'"),
     (_set("train", "lr", -1), "learning rate must be positive"),
     (_set("train", "seed", -5), "seed must be an integer"),
-    (lambda m: m.update(train="fast"), "TrainConfig must be a JSON object"),
-    (_set("corpus", "source", 5), "corpus source is not a path"),
     (lambda m: m["optimizer"].update(param_groups=5), "optimizer parameter groups"),
     (lambda m: m["optimizer"].update(param_groups=[{"params": [0]}]), "optimizer state does "
                                                                       "not fit the model"),
