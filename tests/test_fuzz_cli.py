@@ -238,3 +238,23 @@ def test_fuzz_eval(capfd, trained_run, file, as_json):
 
             report = json.loads(out)
             assert math.isfinite(report["loss"]) and report["chars"] >= 1
+
+
+@FUZZ
+@given(ck=CHECKPOINTS, command=st.sampled_from(["info", "info --json", "list", "report"]))
+def test_fuzz_commands_that_read_checkpoints(capfd, trained_run, ck, command):
+    """info, list and report over good, damaged and random checkpoint files."""
+    kind, validity = ck
+    with _scratch():
+        target = _checkpoint(kind, trained_run)
+        if command == "list":  # one run folder under a root, good or not: listing never fails
+            Path("root", "r").mkdir(parents=True)
+            if Path(target).is_file():
+                Path(target).replace(Path("root", "r", "latest.safetensors"))
+            args, validity = ["list", "--root", "root"], VALID
+        elif command == "report":
+            args = ["report", target, "-o", "r.html", "-n", "5"]
+        else:
+            args = [*command.split(), target]
+        code, out, err = _run(capfd, args)
+        _check(code, out, err, validity, args)
