@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from charrnn.errors import CharRNNError
-from charrnn.text import Vocab, read_text, text_digest
+from charrnn.text import BUILTIN_CORPUS, Vocab, read_text, text_digest
 
 
 def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -105,6 +105,16 @@ class EvalStreams:
         return cls(x, y, mask)
 
 
+def _remap(ids: np.ndarray, own: Vocab, target: Vocab) -> np.ndarray:
+    """Ids in ``own`` re-expressed in ``target`` (a resumed model's vocabulary), in memory."""
+    missing = [c for c in own.chars if c not in target]
+    if missing:
+        raise CharRNNError(f"characters not in the model's vocabulary: {''.join(missing)!r}")
+    index = {c: i for i, c in enumerate(target.chars)}
+    lut = np.array([index[c] for c in own.chars], dtype=target.dtype)
+    return lut[ids]
+
+
 @dataclass
 class Corpus:
     """A training text, ready to batch: its vocabulary, compact ids and the split."""
@@ -117,14 +127,27 @@ class Corpus:
 
     @classmethod
     def load(cls, source: str, val_fraction: float, vocab: Vocab | None = None) -> Corpus:
-        """Read and encode a text; with ``vocab`` (resuming), its characters must fit it."""
-        text = read_text(source)
-        if len(text) < 2:
-            raise CharRNNError(f"{source} is too short to train on ({len(text)} character)")
-        vocab = vocab or Vocab.from_text(text)
-        ids = vocab.encode(text)
+        """Read and encode a text; with ``vocab`` (resuming), its characters must fit it.
+
+        A file is encoded once into a memory-mapped id cache (``charrnn.cache``), so
+        ``train`` and ``val`` are views of a file on disk, however big the text.
+        """
+        if source == BUILTIN_CORPUS:  # a str in memory already: nothing to cache
+            text = read_text(source)
+            vocab = vocab or Vocab.from_text(text)
+            ids, digest = vocab.encode(text), text_digest(text)
+        else:
+            from charrnn import cache
+
+            encoded = cache.load(source)
+            ids, digest = encoded.ids, encoded.digest
+            if vocab is not None and vocab != encoded.vocab:
+                ids = _remap(ids, encoded.vocab, vocab)
+            vocab = vocab or encoded.vocab
+        if len(ids) < 2:
+            raise CharRNNError(f"{source} is too short to train on ({len(ids)} character)")
         train, val = split_ids(ids, val_fraction)
-        return cls(source, text_digest(text), vocab, train, val)
+        return cls(source, digest, vocab, train, val)
 
     def describe(self) -> dict:
         return {"source": self.source, "digest": self.digest,
