@@ -37,6 +37,11 @@ class Cell(str, Enum):
     rnn = "rnn"
 
 
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 def _err(message: str) -> None:
     print(f"charrnn: {message}", file=sys.stderr, flush=True)
 
@@ -102,6 +107,14 @@ def train(
                           help="Steps between validations; 0 chooses by time.")] = 0,
     val_fraction: Annotated[float, typer.Option(rich_help_panel=BUDGET,
                             help="Tail of the text held out for validation.")] = 0.1,
+    val_max_chars: Annotated[int, typer.Option(min=0, rich_help_panel=BUDGET,
+                             help="Held-out characters scored per validation (a fixed "
+                                  "sample spread over the tail); 0 scores all.")] = 1_000_000,
+    log_every: Annotated[int, typer.Option(min=1, rich_help_panel=OUTPUT,
+                         help="Steps between train-loss lines in metrics.jsonl.")] = 20,
+    precision: Annotated[Precision, typer.Option(rich_help_panel=OPTIM,
+                         help="bf16: bfloat16 autocast (for GPUs that support it).")
+                         ] = Precision.fp32,
     out: Annotated[Path | None, typer.Option("--out", "-o", rich_help_panel=CKPT,
                    help="Run folder. Default: checkpoints/<corpus name>.",
                    show_default=False)] = None,
@@ -123,7 +136,7 @@ def train(
 
         charrnn train corpus.txt --resume --max-time 30m
     """
-    options = {**locals(), "cell": cell.value}
+    options = {**locals(), "cell": cell.value, "precision": precision.value}
     from charrnn import runs
 
     try:

@@ -58,15 +58,32 @@ class Batches:
     def __len__(self) -> int:
         return -(-self.stream_len // self.seq_len)
 
-    def chunk(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs and targets (B, T) of chunk i as int64; the last chunk may be shorter."""
+    def chunk(self, i: int, rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and targets (B, T) of chunk i as int64; the last chunk may be shorter.
+
+        ``rows`` picks some of the streams (a data-parallel rank's share).
+        """
         cols = slice(i * self.seq_len, (i + 1) * self.seq_len)
-        return self._x[:, cols].astype(np.int64), self._y[:, cols].astype(np.int64)
+        return self._x[rows, cols].astype(np.int64), self._y[rows, cols].astype(np.int64)
 
 
 def min_train_chars(batch_size: int, seq_len: int) -> int:
     """The shortest training text that fills one full chunk of every stream."""
     return batch_size * seq_len + 1
+
+
+def val_windows(ids: np.ndarray, max_chars: int, pieces: int = 8) -> list[np.ndarray]:
+    """A fixed sample of at most ``max_chars`` held-out ids: ``pieces`` evenly spread views.
+
+    Validation then costs the same on a 10 MB and a 10 GB corpus, and as the windows never
+    move, successive validation losses stay comparable. 0 means all of ``ids``.
+    """
+    if max_chars == 0 or len(ids) <= max_chars:
+        return [ids]
+    pieces = max(1, min(pieces, max_chars // 64))
+    width = max(2, max_chars // pieces)
+    starts = np.linspace(0, len(ids) - width, pieces).astype(np.int64)
+    return [ids[s : s + width] for s in starts]
 
 
 @dataclass

@@ -42,6 +42,9 @@ class TrainRequest:
     patience: int = 5
     eval_every: int = 0
     val_fraction: float = 0.1
+    val_max_chars: int = 1_000_000
+    log_every: int = 20
+    precision: str = "fp32"
     out: Path | None = None
     resume: bool = False
     force: bool = False
@@ -60,9 +63,23 @@ def _log(text: str) -> None:
 
 
 def train_command(req: TrainRequest):
-    """Set up (or resume) a run and train it; returns the trainer's Result."""
+    """Set up (or resume) a run and train it; returns the trainer's Result.
+
+    Under torchrun this is one rank of a data-parallel job (see charrnn.distributed).
+    """
+    from charrnn import distributed
+
+    dist = distributed.setup(req.device)
+    try:
+        return _train(req, dist)
+    finally:
+        distributed.teardown(dist)
+
+
+def _train(req: TrainRequest, dist):
     from charrnn.data import Corpus
-    from charrnn.train import LATEST, Trainer
+    from charrnn.distributed import local_main_first
+    from charrnn.train import LATEST, Callbacks, Trainer
 
     source = req.corpus or BUILTIN_CORPUS
     run_dir = Path(req.out) if req.out else ckpt.DEFAULT_ROOT / run_name(source)
@@ -79,42 +96,53 @@ def train_command(req: TrainRequest):
         given = {k: v for k, v in budget.items() if v is not None}
         if given:  # a new budget replaces the saved one (it is the run's total)
             train_config = replace(train_config, **budget)
-        train_config = replace(train_config, patience=req.patience, device=req.device)
+        train_config = replace(train_config, patience=req.patience, device=req.device,
+                               log_every=req.log_every, precision=req.precision)
         if req.corpus is None:
             source = saved.meta["corpus"]["source"]
-        corpus = Corpus.load(source, train_config.val_fraction, vocab=saved.vocab)
+        with local_main_first(dist):  # one process per machine builds the corpus cache
+            corpus = Corpus.load(source, train_config.val_fraction, vocab=saved.vocab)
     else:
         if latest.exists() and not req.force:
             raise CharRNNError(f"{run_dir}/ already holds a run: continue it with --resume, "
                                "start over with --force, or choose another --out")
         if not any(v is not None for v in budget.values()):
             budget["max_time"] = DEFAULT_BUDGET
-        corpus = Corpus.load(source, req.val_fraction)
+        with local_main_first(dist):  # one process per machine builds the corpus cache
+            corpus = Corpus.load(source, req.val_fraction)
         n = len(corpus.train)
         batch_size, seq_len = auto_batch(n, req.batch_size or 32, req.seq_len or 128)
         train_config = TrainConfig(
             batch_size=req.batch_size or batch_size, seq_len=req.seq_len or seq_len,
             lr=req.lr, warmup_steps=req.warmup, weight_decay=req.weight_decay,
             grad_clip=req.grad_clip, patience=req.patience, eval_every=req.eval_every,
-            val_fraction=req.val_fraction, seed=req.seed, device=req.device, **budget)
+            val_fraction=req.val_fraction, val_max_chars=req.val_max_chars,
+            log_every=req.log_every, precision=req.precision, seed=req.seed,
+            device=req.device, **budget)
         size = auto_model(n)
         model_config = ModelConfig(
             vocab_size=len(corpus.vocab), cell=req.cell, embed_size=req.embed_size,
             num_layers=req.layers or size["num_layers"],
             hidden_size=req.hidden_size or size["hidden_size"],
             dropout=size["dropout"] if req.dropout is None else req.dropout)
-        if req.force and run_dir.exists():
+        if req.force and run_dir.exists() and dist.is_main:
             for name in ("latest", "best"):
                 (run_dir / f"{name}{ckpt.SUFFIX}").unlink(missing_ok=True)
             (run_dir / "metrics.jsonl").unlink(missing_ok=True)
 
-    trainer = Trainer(model_config, train_config, corpus, run_dir, ConsoleProgress())
+    callbacks = ConsoleProgress() if dist.is_main else Callbacks()  # rank 0 speaks
+    trainer = Trainer(model_config, train_config, corpus, run_dir, callbacks, dist)
     if req.resume:
         trainer.resume(latest)
-    _describe(corpus, model_config, train_config, run_dir, req.resume)
+    if dist.is_main:
+        _describe(corpus, model_config, train_config, run_dir, req.resume)
+        if dist.enabled:
+            _log(f"data-parallel over {dist.world} processes, "
+                 f"{train_config.batch_size // dist.world} streams each")
     result = trainer.run()
-    trainer.cb.close()
-    if result.reason in ("budget", "early-stop"):
+    if dist.is_main:
+        trainer.cb.close()
+    if result.reason in ("budget", "early-stop") and dist.is_main:
         best = f"{result.best_val_loss:.4f}" if result.best_val_loss is not None else "n/a"
         why = "early stop (no improvement)" if result.reason == "early-stop" else "budget spent"
         _log(f"done: {why} after {result.progress.step} steps, "

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from charrnn import checkpoint as ckpt
 from charrnn.config import ModelConfig, TrainConfig
-from charrnn.data import Batches, Corpus, min_train_chars
+from charrnn.data import Batches, Corpus, min_train_chars, val_windows
+from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import score_ids
 from charrnn.model import CharRNN, State, detach_state
@@ -103,10 +104,22 @@ def _defer_sigint():
 
 
 class Trainer:
+    """Trains one model; under torchrun (``dist``) one rank of a data-parallel job.
+
+    Each rank trains on its own contiguous share of the B streams; only rank 0 logs,
+    validates and writes checkpoints, which hold the whole job's carried state.
+    """
+
     def __init__(self, model_config: ModelConfig, config: TrainConfig, corpus: Corpus,
-                 run_dir: Path, callbacks: Callbacks | None = None) -> None:
+                 run_dir: Path, callbacks: Callbacks | None = None,
+                 dist: Dist | None = None) -> None:
         if not config.has_budget:
             raise CharRNNError("give a budget: --max-time, --max-steps or --epochs")
+        self.dist = dist = dist or Dist()
+        if config.batch_size % dist.world:
+            raise CharRNNError(
+                f"--batch-size {config.batch_size} does not split evenly over {dist.world} "
+                f"processes; use a multiple of {dist.world}")
         need = min_train_chars(config.batch_size, config.seq_len)
         if len(corpus.train) < need:
             raise CharRNNError(
@@ -116,8 +129,23 @@ class Trainer:
         self.mc, self.cfg, self.corpus, self.run_dir = model_config, config, corpus, run_dir
         self.cb = callbacks or Callbacks()
         self.device = pick_device(config.device)
+        if dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", dist.local_rank)
+        share = config.batch_size // dist.world
+        self.rows = slice(dist.rank * share, (dist.rank + 1) * share)  # this rank's streams
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                       enabled=config.precision == "bf16")
         torch.manual_seed(config.seed)
         self.model = CharRNN(model_config).to(self.device)
+        self.net = self.model  # what the loop calls: the model, or its DDP wrapper
+        if dist.enabled:  # DDP checks every rank holds the same weights, then syncs grads
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda"
+                else None)
+        self._seed_rank(0)
+        self.val_sample = val_windows(corpus.val, config.val_max_chars)
         self.opt = torch.optim.AdamW(self._param_groups(), lr=config.lr, betas=(0.9, 0.99))
         # position in the run; replaced by resume()
         self.step, self.epoch, self.chunk, self.chars_seen = 0, 0, 0, 0
@@ -125,6 +153,11 @@ class Trainer:
         self.state: State | None = None
         self._t0: float | None = None  # perf_counter at the start of this session
         self._last_eval_step = -1
+
+    def _seed_rank(self, step: int) -> None:
+        """Other ranks draw their own dropout masks; rank 0 keeps the single-process ones."""
+        if self.dist.rank:
+            torch.manual_seed(self.cfg.seed + 7919 * self.dist.rank + step)
 
     def _param_groups(self) -> list[dict]:
         """Weight decay on matrices only, not on biases or the embedding table."""
@@ -148,15 +181,17 @@ class Trainer:
         return {k: v.detach().float().cpu().contiguous()
                 for k, v in self.model.state_dict().items()}
 
-    def save(self, name: str, progress: Progress, full: bool) -> Path:
+    def save(self, name: str, progress: Progress, full: bool,
+             carry: State | None = None) -> Path:
+        """Write a checkpoint; ``carry`` is the whole job's state (see ``_job_state``)."""
         tensors = self._weights()
         if full:  # everything needed to continue exactly where we are
             opt = self.opt.state_dict()
             for idx, st in opt["state"].items():
                 for key, t in st.items():
                     tensors[f"optim.{idx}.{key}"] = t.detach().cpu().contiguous()
-            if self.state is not None:
-                parts = self.state if isinstance(self.state, tuple) else (self.state,)
+            if carry is not None:
+                parts = carry if isinstance(carry, tuple) else (carry,)
                 for key, t in zip("hc", parts, strict=False):
                     tensors[f"carry.{key}"] = t.detach().float().cpu().contiguous()
             tensors["rng.cpu"] = torch.get_rng_state()
@@ -187,8 +222,11 @@ class Trainer:
                 opt["state"].setdefault(int(idx), {})[name] = value
         self.opt.load_state_dict(opt)
         if "carry.h" in t:
-            h = t["carry.h"].to(self.device)
-            self.state = (h, t["carry.c"].to(self.device)) if "carry.c" in t else h
+            if t["carry.h"].shape[1] != self.cfg.batch_size:
+                raise CharRNNError(f"{path} carries {t['carry.h'].shape[1]} streams, the "
+                                   f"run has {self.cfg.batch_size}")
+            h = t["carry.h"][:, self.rows].to(self.device)  # this rank's streams
+            self.state = (h, t["carry.c"][:, self.rows].to(self.device)) if "carry.c" in t else h
         torch.set_rng_state(t["rng.cpu"])
         if "rng.cuda" in t and self.device.type == "cuda":
             torch.cuda.set_rng_state(t["rng.cuda"], self.device)
@@ -196,6 +234,15 @@ class Trainer:
         self.step, self.epoch, self.chunk = p["step"], p["epoch"], p["epoch_chunk"]
         self.chars_seen, self.elapsed_before = p["chars_seen"], p["elapsed"]
         self.best_val, self.bad_evals = p["best_val_loss"], p["bad_evals"]
+        self._seed_rank(self.step)
+
+    def _job_state(self) -> State | None:
+        """The carried state of all B streams, gathered from every rank (a collective)."""
+        if self.state is None or not self.dist.enabled:
+            return self.state
+        if isinstance(self.state, tuple):
+            return tuple(self.dist.gather_streams(s) for s in self.state)  # type: ignore
+        return self.dist.gather_streams(self.state)
 
     # ---------------------------------------------------------------- the loop
     def _batches(self, epoch: int) -> Batches:
@@ -206,7 +253,7 @@ class Trainer:
         return Batches(self.corpus.train, self.cfg.batch_size, self.cfg.seq_len, max(offset, 0))
 
     def run(self) -> Result:
-        cfg, model = self.cfg, self.model
+        cfg, model, dist = self.cfg, self.net, self.dist
         batches = self._batches(self.epoch)
         steps_per_epoch = len(batches)
         total_steps = min(cfg.max_steps or math.inf,
@@ -216,8 +263,10 @@ class Trainer:
         eval_seconds = min(max(cfg.max_time / 15, 20.0), 300.0) if cfg.max_time else 0.0
         self.cb.on_start({"device": str(self.device), "params": self.mc.num_params(),
                           "steps_per_epoch": steps_per_epoch, "run_dir": str(self.run_dir)})
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        metrics = (self.run_dir / METRICS).open("a", encoding="utf-8")
+        metrics = None  # only rank 0 writes to the run folder
+        if dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            metrics = (self.run_dir / METRICS).open("a", encoding="utf-8")
         self._t0 = time.perf_counter()
         reserve = 0.0  # seconds kept back at the end for the final validation and save
         last_eval_time = time.perf_counter()
@@ -231,6 +280,8 @@ class Trainer:
                 fraction = max(
                     self.step / total_steps if total_steps < math.inf else 0.0,
                     elapsed / max(cfg.max_time - reserve, 1e-9) if cfg.max_time else 0.0)
+                if cfg.max_time and dist.enabled:  # clocks differ: rank 0's decides
+                    (fraction,) = dist.broadcast([fraction])
                 if fraction >= 1.0:
                     break
                 if self.chunk >= len(batches):  # next epoch: fresh streams, zero state
@@ -242,17 +293,19 @@ class Trainer:
 
                 # ---- forward, backward, update
                 t0 = time.perf_counter()
-                x, y = batches.chunk(self.chunk)
+                x, y = batches.chunk(self.chunk, self.rows)  # (B/N, T): this rank's streams
                 x = torch.from_numpy(x).to(self.device, non_blocking=True)
                 y = torch.from_numpy(y).to(self.device, non_blocking=True)
-                logits, state = model(x, self.state)
-                loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+                with self.autocast:
+                    logits, state = model(x, self.state)  # (B/N, T, V)
+                # mean over this rank's streams; DDP averages the gradients over ranks
+                loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 self.opt.step()
-                loss_value = loss.item()  # a device sync point
+                loss_value = dist.mean(loss.detach()).item()  # a device sync point
                 if not math.isfinite(loss_value):
                     reason = "diverged"
                     self.cb.on_message(
@@ -261,13 +314,14 @@ class Trainer:
                     break
                 self.state = detach_state(state)  # carry the values, cut the gradient
                 self.step, self.chunk = self.step + 1, self.chunk + 1
-                self.chars_seen += x.numel()
+                chars = x.numel() * dist.world
+                self.chars_seen += chars
                 dt = time.perf_counter() - t0
-                rate = x.numel() / dt if rate == 0 else 0.9 * rate + 0.1 * x.numel() / dt
+                rate = chars / dt if rate == 0 else 0.9 * rate + 0.1 * chars / dt
                 loss_sum, loss_n = loss_sum + loss_value, loss_n + 1
                 progress = self._progress(fraction, lr, loss_value, rate)
                 self.cb.on_step(progress)
-                if self.step % 20 == 0:
+                if self.step % cfg.log_every == 0:
                     self._log(metrics, "train", progress, loss=loss_sum / loss_n)
                     loss_sum, loss_n = 0.0, 0
 
@@ -275,6 +329,8 @@ class Trainer:
                 now = time.perf_counter()
                 due = (eval_steps and self.step % eval_steps == 0) or (
                     eval_seconds and now - last_eval_time >= eval_seconds)
+                if eval_seconds and dist.enabled:
+                    due = dist.broadcast([float(bool(due))])[0] > 0
                 if due:
                     stop = self._evaluate(progress, metrics)
                     reserve = time.perf_counter() - now
@@ -287,11 +343,16 @@ class Trainer:
         try:
             if reason == "budget" and self._last_eval_step != self.step:
                 self._evaluate(progress, metrics)
-            elif reason == "interrupted" and self.step > 0:
+            elif reason == "interrupted" and self.step > 0 and not dist.enabled:
                 self.save(LATEST, self._progress(progress.fraction, progress.lr,
-                                                 progress.train_loss, rate), full=True)
+                                                 progress.train_loss, rate), full=True,
+                          carry=self.state)
+            elif reason == "interrupted" and dist.is_main:  # other ranks may be mid-step
+                self.cb.on_message(f"interrupted: {LATEST}{ckpt.SUFFIX} is from the last "
+                                   f"validation (step {self._last_eval_step})")
         finally:
-            metrics.close()
+            if metrics is not None:
+                metrics.close()
         return Result(reason, progress, self.run_dir, self.best_val)
 
     def _progress(self, fraction: float, lr: float, loss: float, rate: float) -> Progress:
@@ -303,11 +364,19 @@ class Trainer:
         return self.elapsed_before + running
 
     def _evaluate(self, progress: Progress, metrics) -> bool:
-        """Validate, save latest (and best); True when patience has run out."""
+        """Validate, save latest (and best); True when patience has run out.
+
+        Every rank calls this (the carried state is gathered from all of them); rank 0
+        does the work and tells the others whether to stop.
+        """
         improved = True
         self._last_eval_step = self.step
+        carry = self._job_state()
+        if not self.dist.is_main:
+            return self.dist.broadcast([0.0])[0] > 0
         if len(self.corpus.val) >= 2:
-            val = score_ids(self.model, self.corpus.val).loss
+            scores = [score_ids(self.model, w) for w in self.val_sample]
+            val = sum(s.nats for s in scores) / sum(s.chars for s in scores)
             progress.val_loss = val
             improved = self.best_val is None or val < self.best_val
             if improved:
@@ -316,16 +385,19 @@ class Trainer:
                 self.bad_evals += 1
         progress.best_val_loss = self.best_val
         self._log(metrics, "val", progress, loss=progress.val_loss)
-        self.save(LATEST, progress, full=True)
+        self.save(LATEST, progress, full=True, carry=carry)
         if improved:
             self.save(BEST, progress, full=False)
         self.cb.on_eval(progress, improved)
-        return bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
+        stop = bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
+        return self.dist.broadcast([float(stop)])[0] > 0
 
     @staticmethod
     def _log(metrics, kind: str, p: Progress, loss: float | None) -> None:
         import json
 
+        if metrics is None:
+            return
         metrics.write(json.dumps({"kind": kind, "step": p.step, "epoch": p.epoch,
                                   "chars": p.chars_seen, "time": round(p.elapsed, 3),
                                   "lr": p.lr, "loss": loss, "chars_per_s": round(p.chars_per_s)})
