@@ -110,11 +110,12 @@ def train(
     val_max_chars: Annotated[int, typer.Option(min=0, rich_help_panel=BUDGET,
                              help="Held-out characters scored per validation (a fixed "
                                   "sample spread over the tail); 0 scores all.")] = 1_000_000,
-    log_every: Annotated[int, typer.Option(min=1, rich_help_panel=OUTPUT,
-                         help="Steps between train-loss lines in metrics.jsonl.")] = 20,
-    precision: Annotated[Precision, typer.Option(rich_help_panel=OPTIM,
-                         help="bf16: bfloat16 autocast (for GPUs that support it).")
-                         ] = Precision.fp32,
+    log_every: Annotated[int | None, typer.Option(min=1, rich_help_panel=OUTPUT,
+                         help="Steps between train-loss lines in metrics.jsonl (default 20; "
+                              "--resume keeps the run's).")] = None,
+    precision: Annotated[Precision | None, typer.Option(rich_help_panel=OPTIM,
+                         help="fp32, or bf16: bfloat16 autocast for GPUs that support it "
+                              "(default fp32; --resume keeps the run's).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", rich_help_panel=CKPT,
                    help="Run folder. Default: checkpoints/<corpus name>.",
                    show_default=False)] = None,
@@ -136,7 +137,8 @@ def train(
 
         charrnn train corpus.txt --resume --max-time 30m
     """
-    options = {**locals(), "cell": cell.value, "precision": precision.value}
+    options = {**locals(), "cell": cell.value,
+               "precision": precision.value if precision else None}
     from charrnn import runs
 
     try:

@@ -43,8 +43,8 @@ class TrainRequest:
     eval_every: int = 0
     val_fraction: float = 0.1
     val_max_chars: int = 1_000_000
-    log_every: int = 20
-    precision: str = "fp32"
+    log_every: int | None = None  # None: 20, or on resume the run's own setting
+    precision: str | None = None  # None: fp32, or on resume the run's own setting
     out: Path | None = None
     resume: bool = False
     force: bool = False
@@ -97,7 +97,8 @@ def _train(req: TrainRequest, dist):
         if given:  # a new budget replaces the saved one (it is the run's total)
             train_config = replace(train_config, **budget)
         train_config = replace(train_config, patience=req.patience, device=req.device,
-                               log_every=req.log_every, precision=req.precision)
+                               log_every=req.log_every or train_config.log_every,
+                               precision=req.precision or train_config.precision)
         if req.corpus is None:
             source = saved.meta["corpus"]["source"]
         with local_main_first(dist):  # one process per machine builds the corpus cache
@@ -117,7 +118,7 @@ def _train(req: TrainRequest, dist):
             lr=req.lr, warmup_steps=req.warmup, weight_decay=req.weight_decay,
             grad_clip=req.grad_clip, patience=req.patience, eval_every=req.eval_every,
             val_fraction=req.val_fraction, val_max_chars=req.val_max_chars,
-            log_every=req.log_every, precision=req.precision, seed=req.seed,
+            log_every=req.log_every or 20, precision=req.precision or "fp32", seed=req.seed,
             device=req.device, **budget)
         size = auto_model(n)
         model_config = ModelConfig(
