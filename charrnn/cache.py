@@ -35,6 +35,7 @@ from charrnn.text import Vocab, check_file, check_head, nul_error, utf8_error
 CACHE_VERSION = 1
 BLOCK_SIZE = 8 << 20  # bytes read at a time: bounds memory, amortises per-block overhead
 _BOM = b"\xef\xbb\xbf"
+_CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 bytes that do not start a character
 
 
 def cache_root() -> Path:
@@ -105,16 +106,20 @@ def _encode(src: Path, ids_path: Path, block_size: int, progress: bool) -> dict:
         bar = tqdm(total=2 * size, unit="B", unit_scale=True, desc=f"encoding {src.name}",
                    file=sys.stderr, disable=None, leave=False)
     try:
-        # ---- pass 1: which characters occur, how many, and the content hash
+        # ---- pass 1: check the text; which characters occur, how many; the content hash
         seen = np.zeros(0x110000, bool)
         known_ascii = b""  # bytes already in the vocabulary: deleted before looking further
         digest, chars = hashlib.sha256(), 0
-        for raw, text in _blocks(src, block_size, bar):
-            digest.update(raw)
-            chars += len(raw) if text is None else len(text)
-            rest = raw.translate(None, known_ascii)
-            if rest:
-                seen[_code_points(rest)] = True
+        for block in _blocks(src, block_size, bar, check_utf8=True):
+            digest.update(block)
+            chars += len(block)
+            rest = np.frombuffer(block.translate(None, known_ascii), np.uint8)
+            if len(rest):  # every non-ASCII byte, and ASCII not seen before
+                seen[rest[rest < 0x80]] = True
+                if rest.max() >= 0x80:
+                    _, cps, extra = _multibyte(rest)
+                    seen[cps] = True
+                    chars -= int(extra.sum())  # continuation bytes are not characters
                 known_ascii = bytes(np.flatnonzero(seen[:128]).astype(np.uint8))
         found = tuple(chr(c) for c in np.flatnonzero(seen))
         if all(c.isspace() for c in found):
@@ -122,29 +127,13 @@ def _encode(src: Path, ids_path: Path, block_size: int, progress: bool) -> dict:
         vocab = Vocab(found)
 
         # ---- pass 2: ids, written block by block into a temporary file, then renamed
-        cps = np.flatnonzero(seen).astype(np.uint32)
-        table = np.zeros(256, np.uint8)
-        if vocab.dtype == np.uint8:
-            ascii_cps = cps[cps < 128]
-            table[ascii_cps] = np.searchsorted(cps, ascii_cps)
-        table_bytes = table.tobytes()
-        bmp = np.zeros(0x10000, vocab.dtype)
-        in_bmp = cps < 0x10000
-        bmp[cps[in_bmp]] = np.flatnonzero(in_bmp)
+        lookup = _Lookup(np.flatnonzero(seen).astype(np.uint32), vocab.dtype)
         ids_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = ids_path.with_name(f".{ids_path.name}.{os.getpid()}.tmp")
         try:
             with tmp.open("wb") as out:
-                for raw, text in _blocks(src, block_size, bar):
-                    if text is None and vocab.dtype == np.uint8:
-                        out.write(raw.translate(table_bytes))  # ASCII: a byte-to-byte table
-                        continue
-                    points = _code_points(raw, text)
-                    if len(points) and points.max() < 0x10000:
-                        ids = bmp[points]
-                    else:
-                        ids = np.searchsorted(cps, points).astype(vocab.dtype)
-                    out.write(ids.tobytes())
+                for block in _blocks(src, block_size, bar, check_utf8=False):
+                    out.write(lookup.ids(block))
             os.replace(tmp, ids_path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -155,21 +144,64 @@ def _encode(src: Path, ids_path: Path, block_size: int, progress: bool) -> dict:
             "dtype": vocab.dtype.name}
 
 
-def _code_points(raw: bytes, text: str | None = None) -> np.ndarray:
-    """Code points of a block of valid UTF-8 (decoded text given when already at hand)."""
-    if raw.isascii():
-        return np.frombuffer(raw, np.uint8)
-    if text is None:
-        text = raw.decode("utf-8")
-    return np.frombuffer(text.encode("utf-32-le"), "<u4")
+def _multibyte(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions, code points and continuation-byte counts of the multi-byte characters.
+
+    Vectorised UTF-8 decoding of bytes ``a``: for ASCII-heavy text far faster than
+    bytes -> str -> UTF-32, as only the few multi-byte characters are ever touched.
+    """
+    lead = np.flatnonzero(a >= 0xC0)
+    b0 = a[lead].astype(np.uint32)
+    extra = np.where(b0 < 0xE0, 1, np.where(b0 < 0xF0, 2, 3))
+    c1, c2, c3 = (a[np.minimum(lead + k, len(a) - 1)].astype(np.uint32) & 0x3F
+                  for k in (1, 2, 3))
+    cps = np.where(b0 < 0xE0, ((b0 & 0x1F) << 6) | c1,
+                   np.where(b0 < 0xF0, ((b0 & 0x0F) << 12) | (c1 << 6) | c2,
+                            ((b0 & 0x07) << 18) | (c1 << 12) | (c2 << 6) | c3))
+    return lead, cps, extra
 
 
-def _blocks(src: Path, block_size: int, bar=None) -> Iterator[tuple[bytes, str | None]]:
+class _Lookup:
+    """Code point -> id for one vocabulary (sorted code points ``cps``), by whole blocks."""
+
+    def __init__(self, cps: np.ndarray, dtype: np.dtype) -> None:
+        self.cps, self.dtype = cps, dtype
+        table = np.zeros(256, np.uint8)  # ASCII byte -> id, applied by bytes.translate
+        if dtype == np.uint8:
+            ascii_cps = cps[cps < 128]
+            table[ascii_cps] = np.searchsorted(cps, ascii_cps)
+        self.table = table.tobytes()
+        self.bmp = np.zeros(0x10000, dtype)  # code points below 0x10000: a direct table
+        in_bmp = cps < 0x10000
+        self.bmp[cps[in_bmp]] = np.flatnonzero(in_bmp)
+
+    def of(self, cps: np.ndarray) -> np.ndarray:
+        if len(cps) and cps.max() >= 0x10000:
+            return np.searchsorted(self.cps, cps).astype(self.dtype)
+        return self.bmp[cps]
+
+    def ids(self, block: bytes) -> bytes:
+        """The ids of a block of UTF-8 text, as bytes in the id dtype."""
+        if block.isascii() and self.dtype == np.uint8:
+            return block.translate(self.table)  # a byte-to-byte table: no numpy at all
+        # one byte per character: continuation bytes dropped, ASCII mapped to ids
+        if self.dtype == np.uint8:
+            ids = np.frombuffer(bytearray(block.translate(self.table, _CONTINUATION)), np.uint8)
+        else:
+            ids = self.bmp[np.frombuffer(block.translate(None, _CONTINUATION), np.uint8)]
+        if not block.isascii():  # the multi-byte characters, where their lead bytes were
+            lead, cps, extra = _multibyte(np.frombuffer(block, np.uint8))
+            ids[lead - (np.cumsum(extra) - extra)] = self.of(cps)
+        return ids.tobytes()
+
+
+def _blocks(src: Path, block_size: int, bar=None, check_utf8: bool = True
+            ) -> Iterator[bytes]:
     """Normalised UTF-8 blocks that end on character boundaries, checked like read_text.
 
-    Yields (bytes, decoded text or None when the block is pure ASCII). A UTF-8 sequence
-    or a CR cut by the block edge is carried over to the next block, so CRLF and
-    multi-byte characters come out whole; error offsets count bytes of the whole file.
+    A UTF-8 sequence or a CR cut by the block edge is carried over to the next block, so
+    CRLF and multi-byte characters come out whole; error offsets count bytes of the whole
+    file. ``check_utf8=False`` skips the (costlier) UTF-8 check on a second pass.
     """
     name = str(src)
     try:
@@ -194,22 +226,19 @@ def _blocks(src: Path, block_size: int, bar=None) -> Iterator[tuple[bytes, str |
                 nul = block.find(b"\x00")
                 if nul >= 0:
                     nul_error(head, pos + nul, name)
-                text = None
-                if not block.isascii():
+                if check_utf8 and not block.isascii():
                     try:
-                        text = block.decode("utf-8")
+                        block.decode("utf-8")
                     except UnicodeDecodeError as e:
                         _nul_after(f, pos + len(buf), head, name)  # NUL errors come first
                         utf8_error(block[e.start], pos + e.start, name)
                 if pos == 0 and block.startswith(_BOM):
                     block = block[3:]
-                    text = text[1:] if text is not None else None
                 if b"\r" in block:
                     block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-                    text = block.decode("utf-8") if text is not None else None
                 pos += cut
                 if block:
-                    yield block, text
+                    yield block
             if not raw:
                 return
 
