@@ -180,8 +180,8 @@ class _Lookup:
             return np.searchsorted(self.cps, cps).astype(self.dtype)
         return self.bmp[cps]
 
-    def ids(self, block: bytes) -> bytes:
-        """The ids of a block of UTF-8 text, as bytes in the id dtype."""
+    def ids(self, block: bytes) -> bytes | np.ndarray:
+        """The ids of a block of UTF-8 text (bytes, or an array of the id dtype)."""
         if block.isascii() and self.dtype == np.uint8:
             return block.translate(self.table)  # a byte-to-byte table: no numpy at all
         # one byte per character: continuation bytes dropped, ASCII mapped to ids
@@ -192,7 +192,7 @@ class _Lookup:
         if not block.isascii():  # the multi-byte characters, where their lead bytes were
             lead, cps, extra = _multibyte(np.frombuffer(block, np.uint8))
             ids[lead - (np.cumsum(extra) - extra)] = self.of(cps)
-        return ids.tobytes()
+        return ids
 
 
 def _blocks(src: Path, block_size: int, bar=None, check_utf8: bool = True

@@ -11,7 +11,7 @@ import math
 import platform
 import signal
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -133,8 +133,9 @@ class Trainer:
             self.device = torch.device("cuda", dist.local_rank)
         share = config.batch_size // dist.world
         self.rows = slice(dist.rank * share, (dist.rank + 1) * share)  # this rank's streams
-        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                       enabled=config.precision == "bf16")
+        # bf16: matrix products and the fused recurrent kernels in bfloat16, weights fp32
+        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
+                         if config.precision == "bf16" else nullcontext())
         torch.manual_seed(config.seed)
         self.model = CharRNN(model_config).to(self.device)
         self.net = self.model  # what the loop calls: the model, or its DDP wrapper
@@ -183,7 +184,12 @@ class Trainer:
 
     def save(self, name: str, progress: Progress, full: bool,
              carry: State | None = None) -> Path:
-        """Write a checkpoint; ``carry`` is the whole job's state (see ``_job_state``)."""
+        """Write a checkpoint; ``carry``: the whole job's carried state (``_job_state``).
+
+        In a single process it defaults to the trainer's own state.
+        """
+        if carry is None and not self.dist.enabled:
+            carry = self.state
         tensors = self._weights()
         if full:  # everything needed to continue exactly where we are
             opt = self.opt.state_dict()
@@ -345,8 +351,7 @@ class Trainer:
                 self._evaluate(progress, metrics)
             elif reason == "interrupted" and self.step > 0 and not dist.enabled:
                 self.save(LATEST, self._progress(progress.fraction, progress.lr,
-                                                 progress.train_loss, rate), full=True,
-                          carry=self.state)
+                                                 progress.train_loss, rate), full=True)
             elif reason == "interrupted" and dist.is_main:  # other ranks may be mid-step
                 self.cb.on_message(f"interrupted: {LATEST}{ckpt.SUFFIX} is from the last "
                                    f"validation (step {self._last_eval_step})")

@@ -90,3 +90,14 @@ def test_bf16_autocast_trains_close_to_fp32(tmp_path, corpus_file):
         losses[precision] = result.progress.train_loss
     assert abs(losses["fp32"] - losses["bf16"]) < 0.05
     assert losses["fp32"] != losses["bf16"]  # autocast really ran in bfloat16
+
+
+def test_validation_scores_a_bounded_sample(tmp_path):
+    p = tmp_path / "big.txt"
+    p.write_text("".join(f"line {i} of the text\n" for i in range(20_000)), encoding="utf-8")
+    corpus = Corpus.load(str(p), 0.1)
+    mc = ModelConfig(vocab_size=len(corpus.vocab), num_layers=1, hidden_size=8)
+    for cap, expected in ((2_000, 2_000), (0, len(corpus.val))):
+        tc = TrainConfig(batch_size=4, seq_len=8, max_steps=1, device="cpu", val_max_chars=cap)
+        trainer = Trainer(mc, tc, corpus, tmp_path / "run")
+        assert sum(len(w) for w in trainer.val_sample) == expected
