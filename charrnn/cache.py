@@ -69,11 +69,16 @@ def load(path: str | Path, cache: Path | None = None, block_size: int = BLOCK_SI
     meta = _read_meta(meta_path)
     if not (meta and meta.get("version") == CACHE_VERSION and meta.get("stamp") == stamp
             and ids_path.is_file()):
-        meta = _encode(src, ids_path, block_size, progress)
-        if _stamp(src) != stamp:
-            raise CharRNNError(f"{src} changed while it was being read; try again")
-        meta = {"version": CACHE_VERSION, "source": str(src.resolve()), "stamp": stamp, **meta}
-        atomic_write_bytes(meta_path, json.dumps(meta).encode("utf-8"))
+        try:
+            meta = _encode(src, ids_path, block_size, progress)
+            if _stamp(src) != stamp:
+                raise CharRNNError(f"{src} changed while it was being read; try again")
+            meta = {"version": CACHE_VERSION, "source": str(src.resolve()), "stamp": stamp,
+                    **meta}
+            atomic_write_bytes(meta_path, json.dumps(meta).encode("utf-8"))
+        except OSError as e:
+            raise CharRNNError(f"cannot write the corpus cache in {cache}: {e.strerror or e} "
+                               "(set CHARRNN_CACHE_DIR to a writable folder)") from None
     vocab = Vocab(tuple(meta["vocab"]))
     expected = meta["chars"] * vocab.dtype.itemsize
     if ids_path.stat().st_size != expected:

@@ -145,3 +145,11 @@ def test_val_windows_are_bounded_spread_and_fixed():
     assert wins[0][0] == 0 and wins[-1][-1] == 99_999  # spread from start to end
     assert all((np.diff(w) == 1).all() for w in wins)  # each window contiguous
     assert [w[0] for w in wins] == [w[0] for w in val_windows(ids, 8_000, pieces=8)]
+
+
+def test_unwritable_cache_is_a_one_line_error(tmp_path):
+    p, blocker = tmp_path / "t.txt", tmp_path / "not-a-folder"
+    p.write_text("abc\n" * 10, encoding="utf-8")
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(CharRNNError, match="cannot write the corpus cache .*CHARRNN_CACHE_DIR"):
+        cache.load(p, blocker / "cache", progress=False)
