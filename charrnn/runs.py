@@ -14,6 +14,7 @@ from typing import Any
 
 from charrnn import checkpoint as ckpt
 from charrnn.config import ModelConfig, TrainConfig, auto_batch, auto_model, parse_duration
+from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
 from charrnn.text import BUILTIN_CORPUS
 
@@ -76,7 +77,7 @@ def train_command(req: TrainRequest):
         distributed.teardown(dist)
 
 
-def _train(req: TrainRequest, dist):
+def _train(req: TrainRequest, dist: Dist):
     from charrnn.data import Corpus
     from charrnn.distributed import local_main_first
     from charrnn.train import LATEST, Callbacks, Trainer
