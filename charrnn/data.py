@@ -122,7 +122,7 @@ class EvalStreams:
         return cls(x, y, mask)
 
 
-def _remap(ids: np.ndarray, own: Vocab, target: Vocab) -> np.ndarray:
+def remap_ids(ids: np.ndarray, own: Vocab, target: Vocab) -> np.ndarray:
     """Ids in ``own`` re-expressed in ``target`` (a resumed model's vocabulary), in memory."""
     missing = [c for c in own.chars if c not in target]
     if missing:
@@ -159,7 +159,7 @@ class Corpus:
             encoded = cache.load(source)
             ids, digest = encoded.ids, encoded.digest
             if vocab is not None and vocab != encoded.vocab:
-                ids = _remap(ids, encoded.vocab, vocab)
+                ids = remap_ids(ids, encoded.vocab, vocab)
             vocab = vocab or encoded.vocab
         if len(ids) < 2:
             raise CharRNNError(f"{source} is too short to train on ({len(ids)} character)")

@@ -205,9 +205,15 @@ class ConsoleProgress:
 
 
 def eval_command(file: str | None, target: str | None, device: str) -> dict[str, Any]:
-    """Score a text (or the training corpus's held-out split) with a checkpoint."""
-    from charrnn.data import split_ids
-    from charrnn.evaluate import score_ids
+    """Score a text (or the training corpus's held-out split) with a checkpoint.
+
+    The held-out split is scored like training validates: on the cached ids of the
+    corpus, at most the run's ``val_max_chars`` of them, so a huge corpus stays cheap.
+    """
+    from collections import Counter
+
+    from charrnn.data import remap_ids, split_ids, val_windows
+    from charrnn.evaluate import Score, score_ids
     from charrnn.text import read_text, text_digest
     from charrnn.train import pick_device
 
@@ -218,18 +224,36 @@ def eval_command(file: str | None, target: str | None, device: str) -> dict[str,
         source = corpus.get("source")
         if not source:
             raise CharRNNError(f"{c.path} does not record its corpus; give a file to score")
-        text = read_text(source)
-        if text_digest(text) != corpus.get("digest"):
+        tc = TrainConfig.from_dict(c.meta["train"])
+        cached = None
+        if source != BUILTIN_CORPUS:
+            from charrnn import cache
+
+            cached = cache.load(source)
+            if not set(cached.vocab.chars) <= set(vocab.chars):
+                cached = None  # new characters: the slow path below skips and counts them
+        if cached is not None:
+            digest, ids, unknown = cached.digest, cached.ids, Counter()
+        else:
+            text = read_text(source)
+            digest = text_digest(text)
+            ids, unknown = vocab.encode_known(text)
+        if digest != corpus.get("digest"):
             _log(f"warning: {source} changed since training; scoring its current tail")
-        ids, unknown = vocab.encode_known(text)
-        _, ids = split_ids(ids, TrainConfig.from_dict(c.meta["train"]).val_fraction or 0.1)
-        label = f"{source} (held-out {len(ids):,} characters)"
+        _, ids = split_ids(ids, tc.val_fraction or 0.1)
+        windows = val_windows(ids, tc.val_max_chars)
+        if cached is not None and cached.vocab != vocab:  # the checkpoint's ids, if they differ
+            windows = [remap_ids(w, cached.vocab, vocab) for w in windows]
+        scored = sum(len(w) for w in windows)
+        label = f"{source} (held-out {len(ids):,} characters" + (
+            f", a fixed sample of {scored:,} as in training validation)"
+            if scored < len(ids) else ")")
     else:
         ids, unknown = vocab.encode_known(read_text(file))
-        label = file
+        windows, label = [ids], file
     if len(ids) < 2:
         raise CharRNNError("nothing to score: fewer than 2 known characters")
     model = ckpt.load_model(c, str(pick_device(device)))
-    score = score_ids(model, ids)
-    score.unknown = unknown
+    scores = [score_ids(model, w) for w in windows]
+    score = Score(sum(s.nats for s in scores), sum(s.chars for s in scores), unknown)
     return {"checkpoint": str(c.path), "text": label, **score.as_dict()}

@@ -153,3 +153,22 @@ def test_unwritable_cache_is_a_one_line_error(tmp_path):
     blocker.write_text("a file where the cache folder should be")
     with pytest.raises(CharRNNError, match="cannot write the corpus cache .*CHARRNN_CACHE_DIR"):
         cache.load(p, blocker / "cache", progress=False)
+
+
+def test_eval_scores_the_same_held_out_sample_as_training(cli, tmp_path):
+    import json
+
+    from charrnn import checkpoint as ckpt
+
+    p = tmp_path / "lines.txt"
+    p.write_text("".join(f"{i * 7919 % 1000} bottles of beer\n" for i in range(400)))
+    r = cli("train", p, "-o", "run", "--hidden-size", "16", "--layers", "1", "--max-steps",
+            "6", "--eval-every", "3", "-b", "4", "-t", "16", "--val-max-chars", "300")
+    assert r.exit_code == 0, r
+    r = cli("eval", "-c", "run", "--json")
+    assert r.exit_code == 0, r
+    report = json.loads(r.stdout)
+    assert report["chars"] == 296  # 4 windows of 75 characters, 74 targets each
+    assert "fixed sample of 300" in report["text"]
+    best = ckpt.inspect(tmp_path / "run" / "best.safetensors").meta["progress"]
+    assert report["loss"] == pytest.approx(best["best_val_loss"], abs=1e-6)
