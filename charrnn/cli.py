@@ -146,7 +146,8 @@ def train(
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     if result.reason == "interrupted":
-        _err(f"interrupted; checkpoint saved in {result.run_dir}/ (continue with --resume)")
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+            _err(f"interrupted; checkpoint saved in {result.run_dir}/ (continue with --resume)")
         raise typer.Exit(130)
     if result.reason == "diverged":
         raise typer.Exit(1)
