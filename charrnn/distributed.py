@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from charrnn.errors import CharRNNError
 
@@ -105,7 +106,8 @@ def setup(device: str) -> Dist:
                                f"{torch.cuda.device_count()} CUDA devices on this machine")
         torch.cuda.set_device(d.local_rank)
     if not td.is_initialized():
-        td.init_process_group("nccl" if cuda else "gloo")
+        # generous: the others wait while one process per machine encodes a big corpus
+        td.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(hours=1))
     return Dist(d.rank, d.world, d.local_rank, f"cuda:{d.local_rank}" if cuda else "cpu")
 
 

@@ -353,8 +353,9 @@ class Trainer:
                 self.save(LATEST, self._progress(progress.fraction, progress.lr,
                                                  progress.train_loss, rate), full=True)
             elif reason == "interrupted" and dist.is_main:  # other ranks may be mid-step
-                self.cb.on_message(f"interrupted: {LATEST}{ckpt.SUFFIX} is from the last "
-                                   f"validation (step {self._last_eval_step})")
+                when = (f"the last validation (step {self._last_eval_step})"
+                        if self._last_eval_step >= 0 else "before this session")
+                self.cb.on_message(f"interrupted: {LATEST}{ckpt.SUFFIX} is from {when}")
         finally:
             if metrics is not None:
                 metrics.close()
