@@ -91,7 +91,7 @@ def child_train(path: str, steps: int, t_start: float) -> dict:
     corpus = Corpus.load(path, 0.1)
     loaded = time.time() - t_start
     mc = ModelConfig(vocab_size=len(corpus.vocab), num_layers=2, hidden_size=256)
-    tc = TrainConfig(max_steps=steps, device="cpu", val_max_chars=100_000)
+    tc = TrainConfig(max_steps=steps, device="cpu", val_max_chars=100_000, precision="fp32")
     with tempfile.TemporaryDirectory() as run:
         result = Trainer(mc, tc, corpus, Path(run), Probe()).run()
     s = status()

@@ -37,11 +37,6 @@ class Cell(str, Enum):
     rnn = "rnn"
 
 
-class Precision(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-
-
 def _err(message: str) -> None:
     print(f"charrnn: {message}", file=sys.stderr, flush=True)
 
@@ -113,9 +108,6 @@ def train(
     log_every: Annotated[int | None, typer.Option(min=1, rich_help_panel=OUTPUT,
                          help="Steps between train-loss lines in metrics.jsonl (default 20; "
                               "--resume keeps the run's).")] = None,
-    precision: Annotated[Precision | None, typer.Option(rich_help_panel=OPTIM,
-                         help="fp32, or bf16: bfloat16 autocast for GPUs that support it "
-                              "(default fp32; --resume keeps the run's).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", rich_help_panel=CKPT,
                    help="Run folder. Default: checkpoints/<corpus name>.",
                    show_default=False)] = None,
@@ -126,6 +118,11 @@ def train(
                      help="Start afresh even if the output folder holds a run.")] = False,
     seed: Annotated[int, typer.Option()] = 1337,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    precision: Annotated[str, typer.Option(
+        help="auto, fp32 or bf16. auto: bfloat16 autocast where the hardware runs it "
+             "natively (recent GPUs, CPUs with AMX), else float32.")] = "auto",
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")
+                       ] = False,
 ) -> None:
     """Train a model on a text file, with progress on stderr and checkpoints in a run folder.
 
@@ -137,8 +134,7 @@ def train(
 
         charrnn train corpus.txt --resume --max-time 30m
     """
-    options = {**locals(), "cell": cell.value,
-               "precision": precision.value if precision else None}
+    options = {**locals(), "cell": cell.value}
     from charrnn import runs
 
     try:

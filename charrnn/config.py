@@ -13,6 +13,7 @@ from typing import Any
 from charrnn.errors import ConfigError
 
 CELLS = ("lstm", "gru", "rnn")
+PRECISIONS = ("auto", "fp32", "bf16")
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # stacked gate blocks per weight matrix (torch order)
 
 
@@ -93,7 +94,8 @@ class TrainConfig:
     log_every: int = 20  # steps between train-loss lines in metrics.jsonl
     seed: int = 1337
     device: str = "auto"
-    precision: str = "fp32"  # fp32 | bf16 (autocast: for GPUs with bfloat16 support)
+    precision: str = "auto"  # auto | fp32 | bf16: autocast for the recurrent layers
+    compile: bool = False  # torch.compile the model (worth it on GPUs for long runs)
 
     def __post_init__(self) -> None:
         _positive_int("batch size", self.batch_size)
@@ -113,8 +115,6 @@ class TrainConfig:
         _require(isinstance(self.val_max_chars, int) and self.val_max_chars >= 0,
                  "validation sample size must be >= 0 (0 scores the whole held-out text)")
         _positive_int("log interval", self.log_every)
-        _require(self.precision in ("fp32", "bf16"),
-                 f"precision must be fp32 or bf16, got {self.precision!r}")
         if self.max_time is not None:
             _finite("max time", self.max_time)
             _require(self.max_time > 0, "max time must be positive")
@@ -125,6 +125,8 @@ class TrainConfig:
             _require(self.epochs > 0, "epochs must be positive")
         _require(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
                  f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+        _require(self.precision in PRECISIONS,
+                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     @property
     def has_budget(self) -> bool:

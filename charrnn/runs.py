@@ -45,12 +45,13 @@ class TrainRequest:
     val_fraction: float = 0.1
     val_max_chars: int = 1_000_000
     log_every: int | None = None  # None: 20, or on resume the run's own setting
-    precision: str | None = None  # None: fp32, or on resume the run's own setting
     out: Path | None = None
     resume: bool = False
     force: bool = False
     seed: int = 1337
     device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
 
 
 def run_name(source: str) -> str:
@@ -99,7 +100,7 @@ def _train(req: TrainRequest, dist: Dist):
             train_config = replace(train_config, **budget)
         train_config = replace(train_config, patience=req.patience, device=req.device,
                                log_every=req.log_every or train_config.log_every,
-                               precision=req.precision or train_config.precision)
+                               precision=req.precision, compile=req.compile)
         if req.corpus is None:
             source = saved.meta["corpus"]["source"]
         with local_main_first(dist):  # one process per machine builds the corpus cache
@@ -119,8 +120,8 @@ def _train(req: TrainRequest, dist: Dist):
             lr=req.lr, warmup_steps=req.warmup, weight_decay=req.weight_decay,
             grad_clip=req.grad_clip, patience=req.patience, eval_every=req.eval_every,
             val_fraction=req.val_fraction, val_max_chars=req.val_max_chars,
-            log_every=req.log_every or 20, precision=req.precision or "fp32", seed=req.seed,
-            device=req.device, **budget)
+            log_every=req.log_every or 20, seed=req.seed, device=req.device,
+            precision=req.precision, compile=req.compile, **budget)
         size = auto_model(n)
         model_config = ModelConfig(
             vocab_size=len(corpus.vocab), cell=req.cell, embed_size=req.embed_size,
@@ -176,7 +177,8 @@ class ConsoleProgress:
     def on_start(self, info: dict[str, Any]) -> None:
         from tqdm import tqdm
 
-        _log(f"device {info['device']}, {info['steps_per_epoch']} steps per epoch")
+        _log(f"device {info['device']} ({info['precision']}), "
+             f"{info['steps_per_epoch']} steps per epoch")
         self.bar = tqdm(total=1000, file=sys.stderr, disable=None, leave=False,
                         bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
 
