@@ -58,6 +58,16 @@ def test_two_processes_match_one_and_resume(tmp_path, corpus_file, monkeypatch):
         assert torch.allclose(a[k].double(), b[k].double(), atol=1e-5, rtol=0), k
 
 
+def test_time_budget_stops_every_process_together(tmp_path, corpus_file):
+    """Rank 0's clock decides: both processes stop, validate and exit (no deadlock)."""
+    run = tmp_path / "timed"
+    torchrun(str(corpus_file), *TINY, "--max-time", "3s", "--eval-every", "0", "-o", str(run),
+             cwd=tmp_path)
+    kinds = [json.loads(s)["kind"] for s in (run / "metrics.jsonl").read_text().splitlines()]
+    assert kinds.count("train") > 3 and kinds[-1] == "val"
+    assert (run / "latest.safetensors").is_file()
+
+
 def test_batch_must_split_evenly_over_processes(tmp_path, corpus_file):
     corpus = Corpus.load(str(corpus_file), 0.1)
     mc = ModelConfig(vocab_size=len(corpus.vocab), num_layers=1, hidden_size=8)
