@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from charrnn import checkpoint as ckpt
 
@@ -232,3 +234,45 @@ def test_output_is_flushed_while_generating(trained_run):
     finally:
         proc.kill()
         proc.communicate()
+
+
+_TOKENS = ["-c", "run", "--checkpoint=x.safetensors", "--temp", "--temperature=0.5", "0",
+           "0.8", "1e-3", "nan", "-1", "--top-k", "5", "--top-p", "0.9", "1.5", "--seed",
+           "42", "-n", "-n80", "300", "-p", "-", "ROMEO:", "--prime=a b", "--stop", r"\n",
+           "--stop=x", "--num-samples", "4", "--echo", "--no-echo", "--separator", "--jsonl",
+           "--jsonl=1", "--drop-unknown", "--no-drop-unknown", "--help", "-h", "--", "extra",
+           "--bogus", "-x", "--length"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(_TOKENS), max_size=8))
+def test_sample_fast_path_parses_exactly_as_typer(args):
+    """Start-up skips Typer's parser for plain options; it must never disagree with it."""
+    import typer
+
+    from charrnn.cli import _sample_fast_path, app
+
+    cmd = typer.main.get_command(app).commands["sample"]
+    fast = _sample_fast_path(["sample", *args])
+    try:
+        full = cmd.make_context("sample", list(args)).params
+    except (Exception, SystemExit):  # Typer refuses it (or prints help): so must we
+        assert fast is None
+        return
+    if fast is not None:
+        assert {**fast, "stop": tuple(fast["stop"] or ())} == {**full, "stop": tuple(full["stop"])}
+
+
+def test_sample_fast_path_takes_ordinary_command_lines():
+    from charrnn.cli import _sample_fast_path
+
+    args = ["sample", "-c", "run", "-n500", "--temp=0.8", "--top-k", "40", "--top-p", ".9",
+            "--seed", "1", "-p", "-", "--stop", r"\n\n", "--stop", "END", "--num-samples",
+            "4", "--no-echo", "--separator", r"\0", "--jsonl", "--drop-unknown"]
+    assert _sample_fast_path(args) == {
+        "checkpoint": "run", "length": 500, "temp": 0.8, "top_k": 40, "top_p": 0.9, "seed": 1,
+        "prime": "-", "stop": [r"\n\n", "END"], "num_samples": 4, "echo": False,
+        "separator": r"\0", "jsonl": True, "drop_unknown": True}
+    assert _sample_fast_path(["sample"]) is not None
+    assert _sample_fast_path(["sample", "--help"]) is None
+    assert _sample_fast_path(["train", "-n", "5"]) is None
