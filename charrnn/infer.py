@@ -9,7 +9,9 @@ At batch 1 a step is bound by reading the weights from cache (about 12 MB for a 
 LSTM), so the work is arranged to read each weight once and to add little on top:
 
 - the first layer's input product is a table lookup (embedding folded into it);
-- weights stay in torch's (out, in) layout; ``h @ W.T`` is a transposed BLAS call, no copy;
+- weights stay in torch's (out, in) layout and multiply from the left, ``(W @ h.T).T``:
+  no copy, and for a batch of 2 to 64 OpenBLAS runs this form about twice as fast as
+  ``h @ W.T`` (which repacks the weights on every call);
 - the LSTM's rows are stored as i, f, o, g with the sigmoid rows halved, so one ``tanh``
   over all gates serves both nonlinearities: sigmoid(x) = (tanh(x/2) + 1) / 2. Halving
   is exact in floating point, so the logits are unchanged (the GRU's r and z likewise).
@@ -23,6 +25,11 @@ from charrnn.config import ModelConfig
 
 State = list[np.ndarray]
 """h for each layer, then (LSTM) c for each layer; each (B, H) float32."""
+
+
+def _times(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """x @ w.T for weights w (out, in) and a batch x (B, in): (B, out), column-major."""
+    return (w @ x.T).T
 
 
 class NumpyRNN:
@@ -84,16 +91,16 @@ class NumpyRNN:
         recurrent = [None] * n_layers
         if self._flip:
             for i in reversed(range(n_layers)):
-                recurrent[i] = state[i] @ self.layers[i][1].T
+                recurrent[i] = _times(self.layers[i][1], state[i])
         x = None
         for i, (w_ih, w_hh, b_x, b_h) in enumerate(self.layers):
             h = state[i]
             if w_ih is None:
                 gi = self.in_table[ids]  # input part, (B, G*H)
             else:
-                gi = x @ w_ih.T
+                gi = _times(w_ih, x)
                 gi += b_x
-            gh = h @ w_hh.T if recurrent[i] is None else recurrent[i]  # recurrent part
+            gh = _times(w_hh, h) if recurrent[i] is None else recurrent[i]  # recurrent part
             if cell == "lstm":
                 gi += gh
                 np.tanh(gi, out=gi)
@@ -125,7 +132,7 @@ class NumpyRNN:
                 h = np.tanh(gi)  # h = tanh(W_xh x + W_hh h + b)
             new_state[i] = h
             x = h
-        logits = x @ self.head_w.T
+        logits = _times(self.head_w, x)
         logits += self.head_b
         return logits, new_state
 
