@@ -193,7 +193,11 @@ def sample(
 
         charrnn sample --num-samples 8 --jsonl -n 200 | jq -r .text
     """
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: see docs/sampling.md
+    threads = {"OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"}
+    if "numpy" not in sys.modules and not threads & set(os.environ):
+        # One BLAS thread, set before numpy loads: a step's small products gain nothing
+        # from a second thread and lose badly when the cores are busy (docs/sampling.md).
+        os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
     from charrnn import sample as smp
 
     if prime == "-":
