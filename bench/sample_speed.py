@@ -80,9 +80,9 @@ def sample_cmd(path: Path, *extra: str) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--length", type=int, default=3000, help="characters at batch 1")
-    ap.add_argument("--batch-length", type=int, default=300, help="characters per sample")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--length", type=int, default=2000, help="characters at batch 1")
+    ap.add_argument("--batch-length", type=int, default=200, help="characters per sample")
     ap.add_argument("--quick", action="store_true", help="3 repeats, short outputs")
     args = ap.parse_args()
     if args.quick:

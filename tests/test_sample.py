@@ -119,11 +119,13 @@ def test_pick_only_returns_characters_the_filters_allow(values, u, top_k, top_p,
     assert p[p > p[i]].sum() < top_p + 1e-9  # inside the nucleus of the top-k
 
 
-def test_pick_rows_are_independent():
+@pytest.mark.parametrize("settings", [(0.9, 5, 0.8), (1.0, 0, 1.0), (0.7, 0, 1.0)])
+def test_pick_rows_are_independent(settings):
+    """A row alone (batch 1 has its own fast path) picks what it picks in a batch."""
     rng = np.random.default_rng(1)
-    logits, u = rng.normal(size=(8, 20)).astype(np.float32), rng.random(8)
-    batch = pick(logits, u, 0.9, 5, 0.8)
-    alone = [pick(logits[r:r + 1], u[r:r + 1], 0.9, 5, 0.8)[0] for r in range(8)]
+    logits, u = rng.normal(size=(200, 20)).astype(np.float32) * 3, rng.random(200)
+    batch = pick(logits, u, *settings)
+    alone = [pick(logits[r:r + 1], u[r:r + 1], *settings)[0] for r in range(200)]
     assert batch.tolist() == alone
 
 
