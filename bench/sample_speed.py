@@ -10,7 +10,8 @@ script would:
   to the end of the output (start-up excluded);
 - batched throughput: `--num-samples K`, all K*N characters over the same interval.
 
-Every figure is the median of --repeats runs. Run from the repository root:
+Every figure is the median of --repeats runs, after one unmeasured warm-up run (which
+writes the bytecode cache, as installing a package does). Run from the repository root:
 
     python bench/sample_speed.py               # about a minute on 2 cores
     python bench/sample_speed.py --quick       # a few seconds, rough figures
@@ -60,6 +61,7 @@ def timed_run(args: list[str]) -> tuple[float, float, float]:
     """Spawn a command; seconds to its first stdout byte, to its end, and the CPU seconds
     (user + system) it used: the CPU figure is less disturbed by a busy machine."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # cached bytecode, as in any installed package
     t0 = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, env=env, cwd=ROOT)
     first = proc.stdout.read(1)
@@ -104,6 +106,7 @@ def main() -> None:
                  for h in SIZES]
         startup_cpu = {}
         for label, cmd in rows:
+            timed_run(cmd)  # warm-up: bytecode written, files in the page cache
             runs = [timed_run(cmd) for _ in range(args.repeats)]
             firsts, cpus = [r[0] for r in runs], [r[2] for r in runs]
             startup_cpu[label] = med(cpus)
