@@ -124,6 +124,8 @@ class Sampler:
         an error naming them, or with ``drop_unknown`` are removed.
         """
         prime = normalize(prime)
+        if not prime:
+            return "", ""
         unknown = "".join(sorted(self.vocab.unknown(prime)))
         if unknown and not drop_unknown:
             raise CharRNNError(f"prime has characters the model never saw: {unknown!r} "
