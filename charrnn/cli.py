@@ -200,15 +200,15 @@ def sample(
         os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
     from charrnn import sample as smp
 
-    if prime == "-":
-        from charrnn.text import decode_utf8
-
-        prime = decode_utf8(sys.stdin.buffer.read(), "stdin")
     stops = tuple(_unescape(s) for s in stop or ())
     config = smp.SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p,
                               seed=smp.fresh_seed() if seed is None else seed, stop=stops,
                               num_samples=num_samples)
-    sampler = smp.Sampler.load(checkpoint)
+    sampler = smp.Sampler.load(checkpoint)  # a missing checkpoint fails before stdin waits
+    if prime == "-":
+        from charrnn.text import decode_utf8
+
+        prime = decode_utf8(sys.stdin.buffer.read(), "stdin")
     prime, dropped = sampler.clean_prime(prime, drop_unknown)
     if dropped:
         _err(f"warning: dropped prime characters the model never saw: {dropped!r}")

@@ -54,7 +54,7 @@ class SampleConfig:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not isinstance(self.num_samples, int) or self.num_samples < 1:
             raise ConfigError(f"number of samples must be >= 1, got {self.num_samples!r}")
-        self.stop = tuple(self.stop)
+        self.stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise ConfigError("a stop string must not be empty")
 
