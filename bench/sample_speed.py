@@ -58,16 +58,16 @@ def make_checkpoint(folder: Path, hidden: int, cell: str = "lstm") -> Path:
 
 
 def timed_run(args: list[str]) -> tuple[float, float, float]:
-    """Spawn a command; seconds to its first stdout byte, to its end, and the CPU seconds
+    """Spawn a command; seconds to its first stdout byte, to its last, and the CPU seconds
     (user + system) it used: the CPU figure is less disturbed by a busy machine."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # cached bytecode, as in any installed package
     t0 = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, env=env, cwd=ROOT)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, env=env, cwd=ROOT, bufsize=0)
     first = proc.stdout.read(1)
-    t1 = time.perf_counter()
-    proc.stdout.read()
-    t2 = time.perf_counter()
+    t1 = t2 = time.perf_counter()
+    while proc.stdout.read(65536):  # the time of the last byte, not of the exit
+        t2 = time.perf_counter()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0 or not first:
