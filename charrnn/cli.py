@@ -112,6 +112,11 @@ def train(
                      help="Start afresh even if the output folder holds a run.")] = False,
     seed: Annotated[int, typer.Option()] = 1337,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    precision: Annotated[str, typer.Option(
+        help="auto, fp32 or bf16. auto: bfloat16 autocast where the hardware runs it "
+             "natively (recent GPUs, CPUs with AMX), else float32.")] = "auto",
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")
+                       ] = False,
 ) -> None:
     """Train a model on a text file, with progress on stderr and checkpoints in a run folder.
 
@@ -336,6 +341,15 @@ def eval_(
     checkpoint: CheckpointOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    html: Annotated[Path | None, typer.Option(
+        "--html", rich_help_panel=OUTPUT, show_default=False,
+        help="Also write a self-contained HTML page: the text coloured by surprisal, with "
+             "the top-5 predictions of each character on hover.")] = None,
+    max_chars: Annotated[int, typer.Option(min=2, rich_help_panel=OUTPUT,
+                         help="Characters of the text shown on the --html page.")] = 10_000,
+    start: Annotated[int, typer.Option(min=0, rich_help_panel=OUTPUT,
+                     help="Where the --html page's excerpt starts (in known characters).")
+                     ] = 0,
 ) -> None:
     """Report loss (nats), bits per character and perplexity of a checkpoint on a text.
 
@@ -344,10 +358,20 @@ def eval_(
         charrnn eval notes.txt
 
         charrnn eval --json -c checkpoints/shakespeare
-    """
-    from charrnn import runs
 
+        charrnn eval notes.txt --html surprisal.html --max-chars 5000
+    """
+    from charrnn import pages, runs
+
+    if html is not None:
+        pages.check_out(html)
     report = runs.eval_command(file, checkpoint, device)
+    if html is not None:
+        from charrnn import checkpoint as ckpt
+
+        c = ckpt.inspect(report["checkpoint"])
+        ids, _, label = runs.eval_ids(c, file)
+        _err(f"wrote {pages.surprisal_html(c, ids, label, html, report, start, max_chars)}")
     if as_json:
         print(json.dumps(report))
         return
@@ -363,6 +387,158 @@ def eval_(
         lines.append(f"unknown      {unknown:,} characters not in the vocabulary were skipped "
                      f"({json.dumps(report['unknown_distinct'], ensure_ascii=False)})")
     print("\n".join(lines))
+
+
+# --------------------------------------------------------------------------- neurons
+@app.command()
+def neurons(
+    file: Annotated[str | None, typer.Argument(
+        help="Text to run the model over. Default: the held-out split of the training corpus.",
+        show_default=False)] = None,
+    checkpoint: CheckpointOpt = None,
+    html: Annotated[Path | None, typer.Option(
+        "--html", rich_help_panel=OUTPUT, show_default=False,
+        help="Write a self-contained HTML page: the text coloured by each ranked unit.")
+        ] = None,
+    top: Annotated[int, typer.Option("--top", min=1, rich_help_panel=OUTPUT,
+                   help="Units to rank (at least the 3 best for every feature).")] = 24,
+    max_chars: Annotated[int, typer.Option(min=2, rich_help_panel=OUTPUT,
+                         help="Characters of the text to analyse and show.")] = 4000,
+    start: Annotated[int, typer.Option(min=0, rich_help_panel=OUTPUT,
+                     help="Where the excerpt starts (in known characters).")] = 0,
+) -> None:
+    """Find hidden units that track structure (quotes, brackets, position in line, words).
+
+    Prints the units (h per layer, LSTM cell state c) most correlated with text features.
+
+    --html writes a page that colours the text by any of them.
+
+    Examples:
+
+        charrnn neurons --html cells.html
+
+        charrnn neurons play.txt -c checkpoints/shakespeare --top 40
+    """
+    from charrnn import checkpoint as ckpt
+    from charrnn import pages, runs
+
+    if html is not None:
+        pages.check_out(html)
+    c = ckpt.inspect(ckpt.resolve(checkpoint))
+    ids, _, label = runs.eval_ids(c, file)
+    result = pages.neurons(c, ids, label, html, start, max_chars, top)
+    print(f"{'unit':<8} {'r':>7}  feature   ({result.units:,} units over "
+          f"{result.chars:,} characters)")
+    for sc in result.ranked:
+        print(f"{sc.name:<8} {sc.r:>+7.3f}  {sc.feature}")
+    if html is not None:
+        _err(f"wrote {html}")
+
+
+# --------------------------------------------------------------------------- report
+@app.command()
+def report(
+    run: Annotated[str | None, typer.Argument(
+        help="Run folder (or a checkpoint in it). Default: the newest run under checkpoints/.",
+        show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", show_default=False,
+                   help="Page to write. Default: report.html in the run folder.")] = None,
+    length: Annotated[int, typer.Option("--length", "-n", min=1,
+                      help="Characters per sample.")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed for the samples.")] = 0,
+) -> None:
+    """Write a run's report page: loss curves, configuration, vocabulary and samples.
+
+    Examples:
+
+        charrnn report
+
+        charrnn report checkpoints/shakespeare -o shakespeare.html -n 500
+    """
+    from charrnn import pages
+
+    _err(f"wrote {pages.run_report(run, out, length, seed=seed)}")
+
+
+# --------------------------------------------------------------------------- info
+@app.command()
+def info(
+    checkpoint: Annotated[str | None, typer.Argument(
+        help="A .safetensors checkpoint or a run folder. Default: the newest run.",
+        show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")
+                       ] = False,
+) -> None:
+    """Show what a checkpoint holds: model, vocabulary, training progress and versions.
+
+    Examples:
+
+        charrnn info
+
+        charrnn info checkpoints/shakespeare/best.safetensors
+
+        charrnn info --json | jq .progress
+    """
+    from charrnn import catalog
+    from charrnn import checkpoint as ckpt
+
+    c = ckpt.inspect(ckpt.resolve(checkpoint))
+    if as_json:
+        print(json.dumps(c.meta, ensure_ascii=False, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    for title, rows in catalog.describe(c):
+        table = Table(title=title, title_justify="left", show_header=False, box=None,
+                      padding=(0, 2, 0, 0), title_style="bold underline")
+        table.add_column(style="bold")
+        table.add_column(overflow="fold")
+        for key, value in rows:  # Text: a value is never read as rich markup
+            table.add_row(Text(key), Text(value))
+        console.print(table)
+
+
+# --------------------------------------------------------------------------- list
+@app.command("list")
+def list_(
+    root: Annotated[Path, typer.Option(help="Folder to search for runs.")
+                    ] = Path("checkpoints"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """List the runs under checkpoints/ with their size, progress and best validation loss.
+
+    Examples:
+
+        charrnn list
+
+        charrnn list --root /data/runs --json
+    """
+    from charrnn import catalog
+
+    runs = catalog.list_runs(root)
+    if as_json:
+        for r in runs:
+            print(json.dumps(r.as_dict(), ensure_ascii=False))
+        return
+    if not runs:
+        _err(f"no runs under {root}/")
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, padding=(0, 2, 0, 0))
+    for name in ("run", "cell", "size", "params", "steps", "chars seen", "time",
+                 "best val (bits/char)"):
+        table.add_column(name, justify="left" if name in ("run", "cell", "size") else "right")
+    for r in runs:
+        best = "n/a" if r.best_val_loss is None else f"{r.best_val_loss / 0.6931471805599453:.3f}"
+        table.add_row(*map(Text, (str(r.path), r.cell, r.size, f"{r.params:,}", f"{r.steps:,}",
+                                  f"{r.chars_seen:,}", catalog.duration(r.elapsed), best)))
+    Console(highlight=False).print(table)
 
 
 # --------------------------------------------------------------------------- entry
@@ -392,8 +568,10 @@ def main(argv: list[str] | None = None) -> int:
     except click_exc.ClickException as e:
         _err(f"error: {e.format_message()}")
         return e.exit_code
-    except (click_exc.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         return 130
+    except SystemExit as e:  # shell completion and --show-completion exit by themselves
+        return e.code if isinstance(e.code, int) else int(e.code is not None)
     except Exception as e:  # a bug: still one line, with a way to see more
         if os.environ.get("CHARRNN_DEBUG"):
             raise

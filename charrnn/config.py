@@ -13,6 +13,7 @@ from typing import Any
 from charrnn.errors import ConfigError
 
 CELLS = ("lstm", "gru", "rnn")
+PRECISIONS = ("auto", "fp32", "bf16")
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # stacked gate blocks per weight matrix (torch order)
 
 
@@ -91,6 +92,8 @@ class TrainConfig:
     val_fraction: float = 0.1  # tail of the text held out for validation
     seed: int = 1337
     device: str = "auto"
+    precision: str = "auto"  # auto | fp32 | bf16: autocast for the recurrent layers
+    compile: bool = False  # torch.compile the model (worth it on GPUs for long runs)
 
     def __post_init__(self) -> None:
         _positive_int("batch size", self.batch_size)
@@ -117,6 +120,8 @@ class TrainConfig:
             _require(self.epochs > 0, "epochs must be positive")
         _require(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
                  f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+        _require(self.precision in PRECISIONS,
+                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     @property
     def has_budget(self) -> bool:

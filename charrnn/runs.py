@@ -47,6 +47,8 @@ class TrainRequest:
     force: bool = False
     seed: int = 1337
     device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
 
 
 def run_name(source: str) -> str:
@@ -79,7 +81,8 @@ def train_command(req: TrainRequest):
         given = {k: v for k, v in budget.items() if v is not None}
         if given:  # a new budget replaces the saved one (it is the run's total)
             train_config = replace(train_config, **budget)
-        train_config = replace(train_config, patience=req.patience, device=req.device)
+        train_config = replace(train_config, patience=req.patience, device=req.device,
+                               precision=req.precision, compile=req.compile)
         if req.corpus is None:
             source = saved.meta["corpus"]["source"]
         corpus = Corpus.load(source, train_config.val_fraction, vocab=saved.vocab)
@@ -96,7 +99,8 @@ def train_command(req: TrainRequest):
             batch_size=req.batch_size or batch_size, seq_len=req.seq_len or seq_len,
             lr=req.lr, warmup_steps=req.warmup, weight_decay=req.weight_decay,
             grad_clip=req.grad_clip, patience=req.patience, eval_every=req.eval_every,
-            val_fraction=req.val_fraction, seed=req.seed, device=req.device, **budget)
+            val_fraction=req.val_fraction, seed=req.seed, device=req.device,
+            precision=req.precision, compile=req.compile, **budget)
         size = auto_model(n)
         model_config = ModelConfig(
             vocab_size=len(corpus.vocab), cell=req.cell, embed_size=req.embed_size,
@@ -136,17 +140,32 @@ def _describe(corpus, mc: ModelConfig, tc: TrainConfig, run_dir: Path, resumed: 
          f"run folder {run_dir}/")
 
 
+def sparkline(values: list[float], width: int = 12) -> str:
+    """The last ``width`` values as block characters, lowest to highest (terminal trend).
+
+    Empty for fewer than two values, or when stderr cannot print the blocks."""
+    encoding = (getattr(sys.stderr, "encoding", None) or "").lower().replace("-", "")
+    if len(values) < 2 or encoding not in ("utf8", "utf16", "utf32"):
+        return ""
+    tail = values[-width:]
+    lo, hi = min(tail), max(tail)
+    blocks = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"
+    return "".join(blocks[round((v - lo) / (hi - lo) * 7) if hi > lo else 0] for v in tail)
+
+
 class ConsoleProgress:
     """tqdm bar on stderr (hidden when stderr is not a terminal) plus one line per eval."""
 
     def __init__(self) -> None:
         self.bar = None
         self.val = float("nan")
+        self.history: list[float] = []  # validation losses, for the trend in each eval line
 
     def on_start(self, info: dict[str, Any]) -> None:
         from tqdm import tqdm
 
-        _log(f"device {info['device']}, {info['steps_per_epoch']} steps per epoch")
+        _log(f"device {info['device']} ({info['precision']}), "
+             f"{info['steps_per_epoch']} steps per epoch")
         self.bar = tqdm(total=1000, file=sys.stderr, disable=None, leave=False,
                         bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
 
@@ -161,10 +180,12 @@ class ConsoleProgress:
     def on_eval(self, p, improved: bool) -> None:
         if p.val_loss is not None:
             self.val = p.val_loss
+            self.history.append(p.val_loss)
         val = f"{p.val_loss:.4f}" if p.val_loss is not None else "n/a"
+        trend = sparkline(self.history)
         _log(f"step {p.step:>6} | epoch {p.epoch} | {p.elapsed:7.1f}s | train {p.train_loss:.4f}"
              f" | val {val}{' *' if improved else ''} | lr {p.lr:.2e} | "
-             f"{p.chars_per_s:,.0f} chars/s")
+             f"{p.chars_per_s:,.0f} chars/s" + (f" | {trend}" if trend else ""))
 
     def on_message(self, text: str) -> None:
         _log(text)
@@ -176,12 +197,24 @@ class ConsoleProgress:
 
 def eval_command(file: str | None, target: str | None, device: str) -> dict[str, Any]:
     """Score a text (or the training corpus's held-out split) with a checkpoint."""
-    from charrnn.data import split_ids
     from charrnn.evaluate import score_ids
-    from charrnn.text import read_text, text_digest
     from charrnn.train import pick_device
 
     c = ckpt.inspect(ckpt.resolve(target))
+    ids, unknown, label = eval_ids(c, file)
+    model = ckpt.load_model(c, str(pick_device(device)))
+    score = score_ids(model, ids)
+    score.unknown = unknown
+    return {"checkpoint": str(c.path), "text": label, **score.as_dict()}
+
+
+def eval_ids(c: ckpt.Checkpoint, file: str | None):
+    """The ids eval scores: FILE's known characters, or the corpus's held-out split.
+
+    Returns (ids, Counter of skipped unknown characters, a label for reports)."""
+    from charrnn.data import split_ids
+    from charrnn.text import read_text, text_digest
+
     vocab = c.vocab
     if file is None:
         corpus = c.meta.get("corpus", {})
@@ -199,7 +232,4 @@ def eval_command(file: str | None, target: str | None, device: str) -> dict[str,
         label = file
     if len(ids) < 2:
         raise CharRNNError("nothing to score: fewer than 2 known characters")
-    model = ckpt.load_model(c, str(pick_device(device)))
-    score = score_ids(model, ids)
-    score.unknown = unknown
-    return {"checkpoint": str(c.path), "text": label, **score.as_dict()}
+    return ids, unknown, label

@@ -45,6 +45,26 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for training, or None for plain float32.
+
+    'auto' takes bfloat16 where the hardware runs it natively (CUDA GPUs that support
+    it, CPUs with AMX tiles), where it roughly doubles LSTM throughput; float32 elsewhere.
+    """
+    if precision == "fp32" or device.type == "mps":
+        return None
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+    else:
+        try:
+            ok = torch.cpu._is_amx_tile_supported() if precision == "auto" else True
+        except AttributeError:  # older torch without the probe
+            ok = precision == "bf16"
+    if precision == "bf16" and not ok:
+        raise CharRNNError(f"--precision bf16: {device.type} here does not support bfloat16")
+    return torch.bfloat16 if ok else None
+
+
 @dataclass
 class Progress:
     """What the loop reports to callbacks after each step or evaluation."""
@@ -76,6 +96,7 @@ class Result:
     progress: Progress
     run_dir: Path
     best_val_loss: float | None
+    eval_seconds: float  # spent validating and checkpointing, included in elapsed
 
 
 def lr_at(cfg: TrainConfig, step: int, fraction: float) -> float:
@@ -116,8 +137,10 @@ class Trainer:
         self.mc, self.cfg, self.corpus, self.run_dir = model_config, config, corpus, run_dir
         self.cb = callbacks or Callbacks()
         self.device = pick_device(config.device)
+        self.dtype = pick_dtype(config.precision, self.device)
         torch.manual_seed(config.seed)
         self.model = CharRNN(model_config).to(self.device)
+        self.forward = torch.compile(self.model) if config.compile else self.model
         self.opt = torch.optim.AdamW(self._param_groups(), lr=config.lr, betas=(0.9, 0.99))
         # position in the run; replaced by resume()
         self.step, self.epoch, self.chunk, self.chars_seen = 0, 0, 0, 0
@@ -125,6 +148,7 @@ class Trainer:
         self.state: State | None = None
         self._t0: float | None = None  # perf_counter at the start of this session
         self._last_eval_step = -1
+        self.eval_seconds = 0.0
 
     def _param_groups(self) -> list[dict]:
         """Weight decay on matrices only, not on biases or the embedding table."""
@@ -140,7 +164,7 @@ class Trainer:
             self.mc, self.corpus.vocab,
             train=self.cfg.to_dict(), corpus=self.corpus.describe(),
             progress={**asdict(progress), "epoch_chunk": self.chunk,
-                      "bad_evals": self.bad_evals},
+                      "bad_evals": self.bad_evals, "eval_seconds": self.eval_seconds},
             versions={"torch": torch.__version__, "python": platform.python_version()},
             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
@@ -196,6 +220,7 @@ class Trainer:
         self.step, self.epoch, self.chunk = p["step"], p["epoch"], p["epoch_chunk"]
         self.chars_seen, self.elapsed_before = p["chars_seen"], p["elapsed"]
         self.best_val, self.bad_evals = p["best_val_loss"], p["bad_evals"]
+        self.eval_seconds = p.get("eval_seconds", 0.0)
 
     # ---------------------------------------------------------------- the loop
     def _batches(self, epoch: int) -> Batches:
@@ -213,8 +238,10 @@ class Trainer:
                           (cfg.epochs or math.inf) * steps_per_epoch)
         eval_steps = cfg.eval_every or (
             0 if cfg.max_time else max(1, int(min(total_steps, 10**9) // 10)))
-        eval_seconds = min(max(cfg.max_time / 15, 20.0), 300.0) if cfg.max_time else 0.0
-        self.cb.on_start({"device": str(self.device), "params": self.mc.num_params(),
+        eval_seconds = min(max(cfg.max_time / 10, 30.0), 600.0) if cfg.max_time else 0.0
+        self.cb.on_start({"device": str(self.device),
+                          "precision": str(self.dtype or torch.float32).replace("torch.", ""),
+                          "params": self.mc.num_params(),
                           "steps_per_epoch": steps_per_epoch, "run_dir": str(self.run_dir)})
         self.run_dir.mkdir(parents=True, exist_ok=True)
         metrics = (self.run_dir / METRICS).open("a", encoding="utf-8")
@@ -245,8 +272,10 @@ class Trainer:
                 x, y = batches.chunk(self.chunk)
                 x = torch.from_numpy(x).to(self.device, non_blocking=True)
                 y = torch.from_numpy(y).to(self.device, non_blocking=True)
-                logits, state = model(x, self.state)
-                loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+                with torch.autocast(self.device.type, self.dtype or torch.float32,
+                                    enabled=self.dtype is not None):
+                    logits, state = self.forward(x, self.state)
+                loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:
@@ -292,7 +321,7 @@ class Trainer:
                                                  progress.train_loss, rate), full=True)
         finally:
             metrics.close()
-        return Result(reason, progress, self.run_dir, self.best_val)
+        return Result(reason, progress, self.run_dir, self.best_val, self.eval_seconds)
 
     def _progress(self, fraction: float, lr: float, loss: float, rate: float) -> Progress:
         return Progress(self.step, self.epoch, self.chars_seen, self._elapsed(), fraction, lr,
@@ -304,6 +333,7 @@ class Trainer:
 
     def _evaluate(self, progress: Progress, metrics) -> bool:
         """Validate, save latest (and best); True when patience has run out."""
+        t0 = time.perf_counter()
         improved = True
         self._last_eval_step = self.step
         if len(self.corpus.val) >= 2:
@@ -319,6 +349,7 @@ class Trainer:
         self.save(LATEST, progress, full=True)
         if improved:
             self.save(BEST, progress, full=False)
+        self.eval_seconds += time.perf_counter() - t0
         self.cb.on_eval(progress, improved)
         return bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
 
