@@ -167,12 +167,26 @@ def _describe(corpus, mc: ModelConfig, tc: TrainConfig, run_dir: Path, resumed: 
          f"run folder {run_dir}/")
 
 
+def sparkline(values: list[float], width: int = 12) -> str:
+    """The last ``width`` values as block characters, lowest to highest (terminal trend).
+
+    Empty for fewer than two values, or when stderr cannot print the blocks."""
+    encoding = (getattr(sys.stderr, "encoding", None) or "").lower().replace("-", "")
+    if len(values) < 2 or encoding not in ("utf8", "utf16", "utf32"):
+        return ""
+    tail = values[-width:]
+    lo, hi = min(tail), max(tail)
+    blocks = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"
+    return "".join(blocks[round((v - lo) / (hi - lo) * 7) if hi > lo else 0] for v in tail)
+
+
 class ConsoleProgress:
     """tqdm bar on stderr (hidden when stderr is not a terminal) plus one line per eval."""
 
     def __init__(self) -> None:
         self.bar = None
         self.val = float("nan")
+        self.history: list[float] = []  # validation losses, for the trend in each eval line
 
     def on_start(self, info: dict[str, Any]) -> None:
         from tqdm import tqdm
@@ -193,10 +207,12 @@ class ConsoleProgress:
     def on_eval(self, p, improved: bool) -> None:
         if p.val_loss is not None:
             self.val = p.val_loss
+            self.history.append(p.val_loss)
         val = f"{p.val_loss:.4f}" if p.val_loss is not None else "n/a"
+        trend = sparkline(self.history)
         _log(f"step {p.step:>6} | epoch {p.epoch} | {p.elapsed:7.1f}s | train {p.train_loss:.4f}"
              f" | val {val}{' *' if improved else ''} | lr {p.lr:.2e} | "
-             f"{p.chars_per_s:,.0f} chars/s")
+             f"{p.chars_per_s:,.0f} chars/s" + (f" | {trend}" if trend else ""))
 
     def on_message(self, text: str) -> None:
         _log(text)
@@ -209,24 +225,45 @@ class ConsoleProgress:
 def eval_command(file: str | None, target: str | None, device: str) -> dict[str, Any]:
     """Score a text (or the training corpus's held-out split) with a checkpoint.
 
-    The held-out split is scored like training validates: on the cached ids of the
-    corpus, at most the run's ``val_max_chars`` of them, so a huge corpus stays cheap.
+    The held-out split is scored as training validates it: at most the run's
+    ``val_max_chars`` characters, in the same fixed windows, so a huge corpus stays cheap
+    and the loss matches the checkpoint's validation loss.
     """
-    from collections import Counter
-
-    from charrnn.data import remap_ids, split_ids, val_windows
+    from charrnn.data import val_windows
     from charrnn.evaluate import Score, score_ids
-    from charrnn.text import read_text, text_digest
     from charrnn.train import pick_device
 
     c = ckpt.inspect(ckpt.resolve(target))
+    ids, unknown, label = eval_ids(c, file)
+    windows = [ids]
+    if file is None:
+        windows = val_windows(ids, TrainConfig.from_dict(c.meta["train"]).val_max_chars)
+        scored = sum(len(w) for w in windows)
+        if scored < len(ids):
+            label += f", scored on a fixed sample of {scored:,} as in training validation"
+    model = ckpt.load_model(c, str(pick_device(device)))
+    scores = [score_ids(model, w) for w in windows]
+    score = Score(sum(s.nats for s in scores), sum(s.chars for s in scores), unknown)
+    return {"checkpoint": str(c.path), "text": label, **score.as_dict()}
+
+
+def eval_ids(c: ckpt.Checkpoint, file: str | None):
+    """The ids eval scores: FILE's known characters, or the corpus's held-out split.
+
+    The held-out split comes from the corpus's id cache (a memory map), so a huge
+    corpus is never read into memory. Returns (ids, Counter of skipped unknown
+    characters, a label for reports)."""
+    from collections import Counter
+
+    from charrnn.data import remap_ids, split_ids
+    from charrnn.text import read_text, text_digest
+
     vocab = c.vocab
     if file is None:
         corpus = c.meta.get("corpus", {})
         source = corpus.get("source")
         if not source:
             raise CharRNNError(f"{c.path} does not record its corpus; give a file to score")
-        tc = TrainConfig.from_dict(c.meta["train"])
         cached = None
         if source != BUILTIN_CORPUS:
             from charrnn import cache
@@ -242,20 +279,13 @@ def eval_command(file: str | None, target: str | None, device: str) -> dict[str,
             ids, unknown = vocab.encode_known(text)
         if digest != corpus.get("digest"):
             _log(f"warning: {source} changed since training; scoring its current tail")
-        _, ids = split_ids(ids, tc.val_fraction or 0.1)
-        windows = val_windows(ids, tc.val_max_chars)
-        if cached is not None and cached.vocab != vocab:  # the checkpoint's ids, if they differ
-            windows = [remap_ids(w, cached.vocab, vocab) for w in windows]
-        scored = sum(len(w) for w in windows)
-        label = f"{source} (held-out {len(ids):,} characters" + (
-            f", a fixed sample of {scored:,} as in training validation)"
-            if scored < len(ids) else ")")
+        _, ids = split_ids(ids, TrainConfig.from_dict(c.meta["train"]).val_fraction or 0.1)
+        if cached is not None and cached.vocab != vocab:  # the checkpoint's ids
+            ids = remap_ids(ids, cached.vocab, vocab)
+        label = f"{source} (held-out {len(ids):,} characters)"
     else:
         ids, unknown = vocab.encode_known(read_text(file))
-        windows, label = [ids], file
+        label = file
     if len(ids) < 2:
         raise CharRNNError("nothing to score: fewer than 2 known characters")
-    model = ckpt.load_model(c, str(pick_device(device)))
-    scores = [score_ids(model, w) for w in windows]
-    score = Score(sum(s.nats for s in scores), sum(s.chars for s in scores), unknown)
-    return {"checkpoint": str(c.path), "text": label, **score.as_dict()}
+    return ids, unknown, label
