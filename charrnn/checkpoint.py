@@ -53,17 +53,29 @@ class Checkpoint:
         return Vocab(tuple(self.meta["vocab"]))
 
     def numpy_weights(self) -> dict[str, np.ndarray]:
-        """The model's weights as float32 numpy arrays (no torch needed)."""
-        from safetensors.numpy import load_file
+        """The model's weights as float32 numpy arrays (no torch needed).
 
-        names = self.config.weight_shapes()
+        Read straight into arrays at the offsets the header gives: only the model's
+        tensors (not the optimizer state of a ``latest`` checkpoint), one copy, no
+        extra imports, which keeps ``charrnn sample``'s start-up short.
+        """
+        header, _ = read_header(self.path)
         try:
-            arrays = load_file(str(self.path))
-        except Exception as e:
+            data_start = self.path.stat().st_size - max(
+                (int(v["data_offsets"][1]) for v in header.values()), default=0)
+            arrays = {}
+            with self.path.open("rb") as f:
+                for name, shape in self.config.weight_shapes().items():
+                    lo, hi = (int(x) for x in header[name]["data_offsets"])
+                    a = np.empty(shape, dtype="<f4")
+                    f.seek(data_start + lo)
+                    if hi - lo != a.nbytes or f.readinto(a) != a.nbytes:
+                        raise CheckpointError(f"{self.path}: weight {name} is truncated")
+                    arrays[name] = a.astype(np.float32, copy=False)
+        except OSError as e:
             raise CheckpointError(f"{self.path}: cannot read weights ({e})") from None
-        weights = {k: arrays[k].astype(np.float32, copy=False) for k in names}
-        _require_finite(self.path, (np.isfinite(w).all() for w in weights.values()))
-        return weights
+        _require_finite(self.path, (np.isfinite(a).all() for a in arrays.values()))
+        return arrays
 
 
 def _require_finite(path: Path, checks) -> None:

@@ -103,6 +103,12 @@ def train(
                           help="Steps between validations; 0 chooses by time.")] = 0,
     val_fraction: Annotated[float, typer.Option(rich_help_panel=BUDGET,
                             help="Tail of the text held out for validation.")] = 0.1,
+    val_max_chars: Annotated[int, typer.Option(min=0, rich_help_panel=BUDGET,
+                             help="Held-out characters scored per validation (a fixed "
+                                  "sample spread over the tail); 0 scores all.")] = 1_000_000,
+    log_every: Annotated[int | None, typer.Option(min=1, rich_help_panel=OUTPUT,
+                         help="Steps between train-loss lines in metrics.jsonl (default 20; "
+                              "--resume keeps the run's).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", rich_help_panel=CKPT,
                    help="Run folder. Default: checkpoints/<corpus name>.",
                    show_default=False)] = None,
@@ -137,64 +143,197 @@ def train(
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     if result.reason == "interrupted":
-        how = "terminated" if result.stop_signal == signal.SIGTERM else "interrupted"
-        _err(f"{how}; checkpoint saved in {result.run_dir}/ (continue with --resume)"
-             if result.saved else f"{how} before the first step; nothing saved")
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+            how = "terminated" if result.stop_signal == signal.SIGTERM else "interrupted"
+            _err(f"{how}; checkpoint saved in {result.run_dir}/ (continue with --resume)"
+                 if result.saved else f"{how} before the first step; nothing saved")
         raise typer.Exit(128 + (result.stop_signal or signal.SIGINT))
     if result.reason == "diverged":
         raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------------- sample
+SAMPLING = "Sampling"
+
+
 @app.command()
 def sample(
     checkpoint: CheckpointOpt = None,
     temp: Annotated[float, typer.Option("--temp", "--temperature", min=0.0,
-                    help="Sampling temperature; 0 is greedy.")] = 1.0,
-    prime: Annotated[str, typer.Option("--prime", "-p",
-                     help="Text that warms the model up; printed first.")] = "",
-    no_echo: Annotated[bool, typer.Option("--no-echo",
-                       help="Do not print the prime before the sample.")] = False,
-    length: Annotated[int, typer.Option("--length", "-n", min=0,
-                      help="Characters to generate.")] = 1000,
-    top_k: Annotated[int, typer.Option("--top-k", min=0,
+                    rich_help_panel=SAMPLING, help="Sampling temperature; 0 is greedy.")
+                    ] = 1.0,
+    top_k: Annotated[int, typer.Option("--top-k", min=0, rich_help_panel=SAMPLING,
                      help="Sample only among the k likeliest characters; 0 means all.")] = 0,
-    seed: Annotated[int | None, typer.Option(help="Seed for reproducible output.")] = None,
+    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0,
+                     rich_help_panel=SAMPLING,
+                     help="Nucleus sampling: only the fewest likeliest characters whose "
+                          "probability adds up to this; 1 means all.")] = 1.0,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, rich_help_panel=SAMPLING,
+                    help="Same seed, same text. With --num-samples, sample i uses "
+                         "seed+i. Default: a fresh one (shown by --jsonl).",
+                    show_default=False)] = None,
+    length: Annotated[int, typer.Option("--length", "-n", min=0, rich_help_panel=SAMPLING,
+                      help="Characters to generate (at most, with --stop).")] = 1000,
+    prime: Annotated[str, typer.Option("--prime", "-p", rich_help_panel=SAMPLING,
+                     help="Text that warms the model up; '-' reads it from stdin.")] = "",
+    drop_unknown: Annotated[bool, typer.Option("--drop-unknown", rich_help_panel=SAMPLING,
+                            help="Remove prime characters the model never saw "
+                                 "(default: refuse, naming them).")] = False,
+    stop: Annotated[list[str] | None, typer.Option(
+        "--stop", rich_help_panel=SAMPLING, show_default=False,
+        help="End a sample right after it produces this text (printed); repeatable. "
+             "Escapes \\n, \\t, \\0, \\\\ are understood: --stop '\\n\\n' "
+             "ends at a blank line.")] = None,
+    num_samples: Annotated[int, typer.Option("--num-samples", min=1, rich_help_panel=OUTPUT,
+                           help="Independent samples, generated together in one "
+                                "batch.")] = 1,
+    echo: Annotated[bool, typer.Option("--echo/--no-echo", rich_help_panel=OUTPUT,
+                    help="Print the prime before each sample.")] = True,
+    separator: Annotated[str, typer.Option("--separator", rich_help_panel=OUTPUT,
+                         help="Printed between samples (escapes as for --stop; '\\0' "
+                              "suits xargs -0).")] = "\\n---\\n",
+    jsonl: Annotated[bool, typer.Option("--jsonl", rich_help_panel=OUTPUT,
+                     help="One JSON object per sample and line: index, seed, text, "
+                          "stopped, and the settings.")] = False,
 ) -> None:
     """Generate text from a checkpoint, streamed to stdout as it is produced.
 
+    Only the samples go to stdout; a closed pipe ends quietly (exit 0).
+
     Examples:
 
-        charrnn sample --temp 0.8
+        charrnn sample --temp 0.8 --seed 1
 
-        charrnn sample -p "ROMEO:" -n 500 | ./my-script.sh
+        charrnn sample -p "ROMEO:" -n 500 --stop '\\n\\n' | ./my-script.sh
+
+        charrnn sample --num-samples 8 --jsonl -n 200 | jq -r .text
     """
-    from charrnn.sample import SampleConfig, Sampler
+    threads = {"OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"}
+    if "numpy" not in sys.modules and not threads & set(os.environ):
+        # One BLAS thread, set before numpy loads: a step's small products gain nothing
+        # from a second thread and lose badly when the cores are busy (docs/sampling.md).
+        os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    from charrnn import sample as smp
 
-    config = SampleConfig(length=length, temperature=temp, top_k=top_k, seed=seed)
-    sampler = Sampler.load(checkpoint)
-    chars = sampler.generate(prime, config)  # validates the prime before anything prints
-    _stream(([] if no_echo else [prime]), chars)
+    stops = tuple(_unescape(s) for s in stop or ())
+    config = smp.SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p,
+                              seed=smp.fresh_seed() if seed is None else seed, stop=stops,
+                              num_samples=num_samples)
+    sampler = smp.Sampler.load(checkpoint)  # a missing checkpoint fails before stdin waits
+    if prime == "-":
+        from charrnn.text import decode_utf8
+
+        prime = decode_utf8(sys.stdin.buffer.read(), "stdin")
+    prime, dropped = sampler.clean_prime(prime, drop_unknown)
+    if dropped:
+        _err(f"warning: dropped prime characters the model never saw: {dropped!r}")
+    events = sampler.stream(prime, config)
+    if jsonl:
+        fields = {"prime": prime, "temperature": temp, "top_k": top_k, "top_p": top_p,
+                  "length": length, "stop": list(stops),
+                  "checkpoint": str(sampler.checkpoint.path)}
+        _stream(smp.render_jsonl(events, num_samples, fields, config.seed))
+    else:
+        _stream(smp.render(events, num_samples, prime if echo else "", _unescape(separator)),
+                end_line=True)
 
 
-def _stream(head: list[str], chars) -> None:
-    """Write UTF-8 to stdout, flushing at line ends and every 50 ms; a closed pipe is fine."""
+_NUMBER = {int: r"[+-]?\d+", float: r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"}
+
+
+def _sample_fast_path(args: list[str]) -> dict | None:
+    """The sample command's options parsed without Typer, or None to let Typer do it.
+
+    Typer (0.29) builds a pydantic validator for each option before a command runs:
+    about 70 ms of imports, a third of ``charrnn sample``'s start-up. Here plain,
+    valid options are read from the same declarations (``sample``'s signature); help,
+    anything unknown, malformed or out of range returns None, so Typer parses it and
+    reports any error exactly as for the other commands.
+    """
+    if args[:1] != ["sample"]:
+        return None
+    import re
+    from typing import get_args
+
+    from typer.utils import get_params_from_function
+
+    params = get_params_from_function(sample)
+    values = {name: p.default.default for name, p in params.items()}
+    options = {}  # option string -> (parameter name, flag value or None)
+    for name, p in params.items():
+        for decl in p.default.param_decls:
+            on, _, off = decl.partition("/")
+            flag = p.annotation is bool
+            options[on] = (name, True if flag else None)
+            if off:
+                options[off] = (name, False)
+    rest = args[1:]
+    while rest:
+        arg, rest = rest[0], rest[1:]
+        opt, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if opt not in options and arg[:2] in options and not arg.startswith("--"):
+            opt, eq, value = arg[:2], "=", arg[2:]  # -n500
+        if opt not in options:
+            return None
+        name, flag = options[opt]
+        if flag is not None:
+            if eq:
+                return None
+            values[name] = flag
+            continue
+        if not eq:
+            if not rest:
+                return None
+            value, rest = rest[0], rest[1:]
+        kind = next((t for t in (params[name].annotation, *get_args(params[name].annotation))
+                     if t in (int, float, str, list[str])), None)
+        if kind in _NUMBER:
+            if not re.fullmatch(_NUMBER[kind], value):
+                return None
+            number, info = kind(value), params[name].default
+            if (info.min is not None and number < info.min) or (
+                    info.max is not None and number > info.max):
+                return None
+            values[name] = number
+        elif kind is str:
+            values[name] = value
+        elif kind == list[str]:
+            values[name] = [*(values[name] or ()), value]
+        else:
+            return None
+    return values
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "0": "\0", "\\": "\\"}
+
+
+def _unescape(text: str) -> str:
+    """Turn \\n, \\t, \\0 and \\\\ into the characters; leave other backslashes alone."""
+    import re
+
+    return re.sub(r"\\([nt0\\])", lambda m: _ESCAPES[m[1]], text)
+
+
+def _stream(pieces, end_line: bool = False) -> None:
+    """Write text to stdout as UTF-8, flushing the first piece at once, then at line ends
+    and every 50 ms; a closed pipe is a normal end. ``end_line``: on a terminal, finish
+    with a newline so the shell prompt starts on a fresh line."""
     out = sys.stdout.buffer
     sys.stdout.flush()
-    last, buf, tail = time.monotonic(), "".join(head), ""
+    last, buf, tail = float("-inf"), "", ""
     try:
-        for ch in chars:
-            buf += ch
+        for piece in pieces:
+            buf += piece
             now = time.monotonic()
-            if ch == "\n" or now - last > 0.05:
+            if buf and (now - last > 0.05 or "\n" in piece):
                 out.write(buf.encode("utf-8"))
                 out.flush()
-                tail, buf, last = buf[-1:], "", now
+                tail, buf, last = buf[-1:] or tail, "", now
         if buf:
             out.write(buf.encode("utf-8"))
             tail = buf[-1:]
-        if sys.stdout.isatty() and tail != "\n":
-            out.write(b"\n")  # keep the shell prompt off the last line, terminals only
+        if end_line and tail != "\n" and sys.stdout.isatty():
+            out.write(b"\n")
         out.flush()
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): that is a normal end, not an error.
@@ -421,8 +560,14 @@ def main(argv: list[str] | None = None) -> int:
         from click import exceptions as click_exc
 
     try:
+        fast = _sample_fast_path(sys.argv[1:] if argv is None else list(argv))
+        if fast is not None:
+            sample(**fast)
+            return 0
         rv = app(args=argv, prog_name="charrnn", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
+    except typer.Exit as e:
+        return e.exit_code
     except CharRNNError as e:
         _err(f"error: {e}")
         return e.exit_code

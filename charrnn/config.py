@@ -90,6 +90,8 @@ class TrainConfig:
     patience: int = 5  # stop after this many evaluations without improvement; 0: never
     eval_every: int = 0  # steps between validations; 0: automatic (time-based)
     val_fraction: float = 0.1  # tail of the text held out for validation
+    val_max_chars: int = 1_000_000  # held-out chars scored per validation (spread); 0: all
+    log_every: int = 20  # steps between train-loss lines in metrics.jsonl
     seed: int = 1337
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16: autocast for the recurrent layers
@@ -110,6 +112,9 @@ class TrainConfig:
         _require(isinstance(self.patience, int) and self.patience >= 0, "patience must be >= 0")
         _require(isinstance(self.eval_every, int) and self.eval_every >= 0,
                  "eval interval must be >= 0")
+        _require(isinstance(self.val_max_chars, int) and self.val_max_chars >= 0,
+                 "validation sample size must be >= 0 (0 scores the whole held-out text)")
+        _positive_int("log interval", self.log_every)
         if self.max_time is not None:
             _finite("max time", self.max_time)
             _require(self.max_time > 0, "max time must be positive")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from charrnn.errors import CharRNNError
-from charrnn.text import Vocab, read_text, text_digest
+from charrnn.text import BUILTIN_CORPUS, Vocab, read_text, text_digest
 
 
 def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -58,15 +58,32 @@ class Batches:
     def __len__(self) -> int:
         return -(-self.stream_len // self.seq_len)
 
-    def chunk(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs and targets (B, T) of chunk i as int64; the last chunk may be shorter."""
+    def chunk(self, i: int, rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and targets (B, T) of chunk i as int64; the last chunk may be shorter.
+
+        ``rows`` picks some of the streams (a data-parallel rank's share).
+        """
         cols = slice(i * self.seq_len, (i + 1) * self.seq_len)
-        return self._x[:, cols].astype(np.int64), self._y[:, cols].astype(np.int64)
+        return self._x[rows, cols].astype(np.int64), self._y[rows, cols].astype(np.int64)
 
 
 def min_train_chars(batch_size: int, seq_len: int) -> int:
     """The shortest training text that fills one full chunk of every stream."""
     return batch_size * seq_len + 1
+
+
+def val_windows(ids: np.ndarray, max_chars: int, pieces: int = 8) -> list[np.ndarray]:
+    """A fixed sample of at most ``max_chars`` held-out ids: ``pieces`` evenly spread views.
+
+    Validation then costs the same on a 10 MB and a 10 GB corpus, and as the windows never
+    move, successive validation losses stay comparable. 0 means all of ``ids``.
+    """
+    if max_chars == 0 or len(ids) <= max_chars:
+        return [ids]
+    pieces = max(1, min(pieces, max_chars // 64))
+    width = max(2, max_chars // pieces)
+    starts = np.linspace(0, len(ids) - width, pieces).astype(np.int64)
+    return [ids[s : s + width] for s in starts]
 
 
 @dataclass
@@ -105,6 +122,16 @@ class EvalStreams:
         return cls(x, y, mask)
 
 
+def remap_ids(ids: np.ndarray, own: Vocab, target: Vocab) -> np.ndarray:
+    """Ids in ``own`` re-expressed in ``target`` (a resumed model's vocabulary), in memory."""
+    missing = [c for c in own.chars if c not in target]
+    if missing:
+        raise CharRNNError(f"characters not in the model's vocabulary: {''.join(missing)!r}")
+    index = {c: i for i, c in enumerate(target.chars)}
+    lut = np.array([index[c] for c in own.chars], dtype=target.dtype)
+    return lut[ids]
+
+
 @dataclass
 class Corpus:
     """A training text, ready to batch: its vocabulary, compact ids and the split."""
@@ -117,14 +144,27 @@ class Corpus:
 
     @classmethod
     def load(cls, source: str, val_fraction: float, vocab: Vocab | None = None) -> Corpus:
-        """Read and encode a text; with ``vocab`` (resuming), its characters must fit it."""
-        text = read_text(source)
-        if len(text) < 2:
-            raise CharRNNError(f"{source} is too short to train on ({len(text)} character)")
-        vocab = vocab or Vocab.from_text(text)
-        ids = vocab.encode(text)
+        """Read and encode a text; with ``vocab`` (resuming), its characters must fit it.
+
+        A file is encoded once into a memory-mapped id cache (``charrnn.cache``), so
+        ``train`` and ``val`` are views of a file on disk, however big the text.
+        """
+        if source == BUILTIN_CORPUS:  # a str in memory already: nothing to cache
+            text = read_text(source)
+            vocab = vocab or Vocab.from_text(text)
+            ids, digest = vocab.encode(text), text_digest(text)
+        else:
+            from charrnn import cache
+
+            encoded = cache.load(source)
+            ids, digest = encoded.ids, encoded.digest
+            if vocab is not None and vocab != encoded.vocab:
+                ids = remap_ids(ids, encoded.vocab, vocab)
+            vocab = vocab or encoded.vocab
+        if len(ids) < 2:
+            raise CharRNNError(f"{source} is too short to train on ({len(ids)} character)")
         train, val = split_ids(ids, val_fraction)
-        return cls(source, text_digest(text), vocab, train, val)
+        return cls(source, digest, vocab, train, val)
 
     def describe(self) -> dict:
         return {"source": self.source, "digest": self.digest,

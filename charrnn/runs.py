@@ -15,6 +15,7 @@ from typing import Any
 
 from charrnn import checkpoint as ckpt
 from charrnn.config import ModelConfig, TrainConfig, auto_batch, auto_model, parse_duration
+from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
 from charrnn.text import BUILTIN_CORPUS
 
@@ -43,6 +44,8 @@ class TrainRequest:
     patience: int = 5
     eval_every: int = 0
     val_fraction: float = 0.1
+    val_max_chars: int = 1_000_000
+    log_every: int | None = None  # None: 20, or on resume the run's own setting
     out: Path | None = None
     resume: bool = False
     force: bool = False
@@ -72,21 +75,38 @@ def _log(text: str) -> None:
 
 
 def train_command(req: TrainRequest):
-    """Set up (or resume) a run and train it; returns the trainer's Result."""
+    """Set up (or resume) a run and train it; returns the trainer's Result.
+
+    Under torchrun this is one rank of a data-parallel job (see charrnn.distributed).
+    """
+    from charrnn import distributed
+
+    dist = distributed.setup(req.device)
+    try:
+        return _train(req, dist)
+    finally:
+        distributed.teardown(dist)
+
+
+def _train(req: TrainRequest, dist: Dist):
+    """One rank's work; rank 0, the only one that writes, holds the run folder's lock."""
     from charrnn import runlock
 
     source = req.corpus or BUILTIN_CORPUS
     run_dir = Path(req.out) if req.out else ckpt.DEFAULT_ROOT / run_name(source)
+    if not dist.is_main:
+        return _train_locked(req, dist, source, run_dir)
     with runlock.hold(run_dir):  # one run per folder, from the first check to the last save
         for stale in ckpt.remove_partial_writes(run_dir):
             _log(f"removed {stale.name}, a checkpoint write cut short by a killed run")
-        return _train_locked(req, source, run_dir)
+        return _train_locked(req, dist, source, run_dir)
 
 
-def _train_locked(req: TrainRequest, source: str, run_dir: Path):
-    """The train command's work, run only while this process holds the folder's lock."""
+def _train_locked(req: TrainRequest, dist: Dist, source: str, run_dir: Path):
+    """The train command's work; on rank 0 it runs only while holding the folder's lock."""
     from charrnn.data import Corpus
-    from charrnn.train import LATEST, Trainer
+    from charrnn.distributed import local_main_first
+    from charrnn.train import LATEST, Callbacks, Trainer
 
     latest = run_dir / f"{LATEST}{ckpt.SUFFIX}"
     budget = {"max_time": parse_duration(req.max_time) if req.max_time else None,
@@ -103,24 +123,28 @@ def _train_locked(req: TrainRequest, source: str, run_dir: Path):
         if given:  # a new budget replaces the saved one (it is the run's total)
             train_config = replace(train_config, **budget)
         train_config = replace(train_config, patience=req.patience, device=req.device,
+                               log_every=req.log_every or train_config.log_every,
                                precision=req.precision, compile=req.compile)
         if req.corpus is None:
             source = saved.meta["corpus"]["source"]
-        corpus = Corpus.load(source, train_config.val_fraction, vocab=saved.vocab)
+        with local_main_first(dist):  # one process per machine builds the corpus cache
+            corpus = Corpus.load(source, train_config.val_fraction, vocab=saved.vocab)
     else:
         if latest.exists() and not req.force:
             raise CharRNNError(f"{run_dir}/ already holds a run: continue it with --resume, "
                                "start over with --force, or choose another --out")
         if not any(v is not None for v in budget.values()):
             budget["max_time"] = DEFAULT_BUDGET
-        corpus = Corpus.load(source, req.val_fraction)
+        with local_main_first(dist):  # one process per machine builds the corpus cache
+            corpus = Corpus.load(source, req.val_fraction)
         n = len(corpus.train)
         batch_size, seq_len = auto_batch(n, req.batch_size or 32, req.seq_len or 128)
         train_config = TrainConfig(
             batch_size=req.batch_size or batch_size, seq_len=req.seq_len or seq_len,
             lr=req.lr, warmup_steps=req.warmup, weight_decay=req.weight_decay,
             grad_clip=req.grad_clip, patience=req.patience, eval_every=req.eval_every,
-            val_fraction=req.val_fraction, seed=req.seed, device=req.device,
+            val_fraction=req.val_fraction, val_max_chars=req.val_max_chars,
+            log_every=req.log_every or 20, seed=req.seed, device=req.device,
             precision=req.precision, compile=req.compile, **budget)
         size = auto_model(n)
         model_config = ModelConfig(
@@ -128,18 +152,24 @@ def _train_locked(req: TrainRequest, source: str, run_dir: Path):
             num_layers=req.layers or size["num_layers"],
             hidden_size=req.hidden_size or size["hidden_size"],
             dropout=size["dropout"] if req.dropout is None else req.dropout)
-        if req.force and run_dir.exists():
+        if req.force and run_dir.exists() and dist.is_main:
             for name in ("latest", "best"):
                 (run_dir / f"{name}{ckpt.SUFFIX}").unlink(missing_ok=True)
             (run_dir / "metrics.jsonl").unlink(missing_ok=True)
 
-    trainer = Trainer(model_config, train_config, corpus, run_dir, ConsoleProgress())
+    callbacks = ConsoleProgress() if dist.is_main else Callbacks()  # rank 0 speaks
+    trainer = Trainer(model_config, train_config, corpus, run_dir, callbacks, dist)
     if req.resume:
         trainer.resume(latest)
-    _describe(corpus, model_config, train_config, run_dir, req.resume)
+    if dist.is_main:
+        _describe(corpus, model_config, train_config, run_dir, req.resume)
+        if dist.enabled:
+            _log(f"data-parallel over {dist.world} processes, "
+                 f"{train_config.batch_size // dist.world} streams each")
     result = trainer.run()
-    trainer.cb.close()
-    if result.reason in ("budget", "early-stop"):
+    if dist.is_main:
+        trainer.cb.close()
+    if result.reason in ("budget", "early-stop") and dist.is_main:
         best = f"{result.best_val_loss:.4f}" if result.best_val_loss is not None else "n/a"
         why = "early stop (no improvement)" if result.reason == "early-stop" else "budget spent"
         _log(f"done: {why} after {result.progress.step} steps, "
@@ -217,23 +247,39 @@ class ConsoleProgress:
 
 
 def eval_command(file: str | None, target: str | None, device: str) -> dict[str, Any]:
-    """Score a text (or the training corpus's held-out split) with a checkpoint."""
-    from charrnn.evaluate import score_ids
+    """Score a text (or the training corpus's held-out split) with a checkpoint.
+
+    The held-out split is scored as training validates it: at most the run's
+    ``val_max_chars`` characters, in the same fixed windows, so a huge corpus stays cheap
+    and the loss matches the checkpoint's validation loss.
+    """
+    from charrnn.data import val_windows
+    from charrnn.evaluate import Score, score_ids
     from charrnn.train import pick_device
 
     c = ckpt.inspect(ckpt.resolve(target))
     ids, unknown, label = eval_ids(c, file)
+    windows = [ids]
+    if file is None:
+        windows = val_windows(ids, TrainConfig.from_dict(c.meta["train"]).val_max_chars)
+        scored = sum(len(w) for w in windows)
+        if scored < len(ids):
+            label += f", scored on a fixed sample of {scored:,} as in training validation"
     model = ckpt.load_model(c, str(pick_device(device)))
-    score = score_ids(model, ids)
-    score.unknown = unknown
+    scores = [score_ids(model, w) for w in windows]
+    score = Score(sum(s.nats for s in scores), sum(s.chars for s in scores), unknown)
     return {"checkpoint": str(c.path), "text": label, **score.as_dict()}
 
 
 def eval_ids(c: ckpt.Checkpoint, file: str | None):
     """The ids eval scores: FILE's known characters, or the corpus's held-out split.
 
-    Returns (ids, Counter of skipped unknown characters, a label for reports)."""
-    from charrnn.data import split_ids
+    The held-out split comes from the corpus's id cache (a memory map), so a huge
+    corpus is never read into memory. Returns (ids, Counter of skipped unknown
+    characters, a label for reports)."""
+    from collections import Counter
+
+    from charrnn.data import remap_ids, split_ids
     from charrnn.text import read_text, text_digest
 
     vocab = c.vocab
@@ -242,11 +288,24 @@ def eval_ids(c: ckpt.Checkpoint, file: str | None):
         source = corpus.get("source")
         if not source:
             raise CharRNNError(f"{c.path} does not record its corpus; give a file to score")
-        text = read_text(source)
-        if text_digest(text) != corpus.get("digest"):
+        cached = None
+        if source != BUILTIN_CORPUS:
+            from charrnn import cache
+
+            cached = cache.load(source)
+            if not set(cached.vocab.chars) <= set(vocab.chars):
+                cached = None  # new characters: the slow path below skips and counts them
+        if cached is not None:
+            digest, ids, unknown = cached.digest, cached.ids, Counter()
+        else:
+            text = read_text(source)
+            digest = text_digest(text)
+            ids, unknown = vocab.encode_known(text)
+        if digest != corpus.get("digest"):
             _log(f"warning: {source} changed since training; scoring its current tail")
-        ids, unknown = vocab.encode_known(text)
         _, ids = split_ids(ids, TrainConfig.from_dict(c.meta["train"]).val_fraction or 0.1)
+        if cached is not None and cached.vocab != vocab:  # the checkpoint's ids
+            ids = remap_ids(ids, cached.vocab, vocab)
         label = f"{source} (held-out {len(ids):,} characters)"
     else:
         ids, unknown = vocab.encode_known(read_text(file))

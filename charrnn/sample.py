@@ -1,13 +1,22 @@
-"""Generation: softmax sampling with temperature, one character fed back at a time.
+"""Generation: one character at a time, fed back in, the recurrent state carried along.
 
 Runs on the numpy twin of the model (``charrnn.infer``), so sampling never imports torch.
-The recurrent state is carried from step to step; the prime is fed once to warm it.
+The prime is fed once to warm the state; K samples then run as one batch of K rows.
+
+Reproducibility: sample ``i`` of a run with seed ``s`` draws its random numbers from
+its own ``random.Random(s + i)``, one number per character, so it is the sample that
+``--seed s+i`` gives alone. (Batched and unbatched float32 products may round differently
+in the last bit; a draw that lands exactly on such a boundary could differ, which is
+vanishingly rare.) Python's Mersenne Twister is used because its sequence for a given
+integer seed is stable across Python versions and it costs nothing to import.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import os
+import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,15 +25,21 @@ import numpy as np
 from charrnn import checkpoint as ckpt
 from charrnn.errors import CharRNNError, ConfigError
 from charrnn.infer import NumpyRNN
-from charrnn.text import Vocab
+from charrnn.text import Vocab, normalize
+
+END = ""
+"""The character ``Sampler.stream`` yields for a sample that has ended."""
 
 
 @dataclass
 class SampleConfig:
-    length: int = 1000  # characters to generate after the prime
+    length: int = 1000  # characters to generate after the prime, at most
     temperature: float = 1.0  # 0: greedy (always the most likely character)
     top_k: int = 0  # keep only the k most likely characters; 0: all
-    seed: int | None = None  # None: a fresh random seed
+    seed: int | None = None  # sample i uses seed + i; None: a fresh random seed
+    top_p: float = 1.0  # nucleus: the fewest likeliest characters holding this much mass
+    stop: tuple[str, ...] = ()  # a sample ends right after producing any of these
+    num_samples: int = 1  # independent samples, generated as one batch
 
     def __post_init__(self) -> None:
         if not isinstance(self.length, int) or self.length < 0:
@@ -33,25 +48,61 @@ class SampleConfig:
             raise ConfigError(f"temperature must be a finite number >= 0, got {self.temperature}")
         if not isinstance(self.top_k, int) or self.top_k < 0:
             raise ConfigError(f"top-k must be >= 1 (or 0 for all), got {self.top_k!r}")
-        if self.seed is not None and not (isinstance(self.seed, int) and self.seed >= 0):
+        if not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
+            raise ConfigError(f"top-p must be in (0, 1], got {self.top_p!r}")
+        if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not isinstance(self.num_samples, int) or self.num_samples < 1:
+            raise ConfigError(f"number of samples must be >= 1, got {self.num_samples!r}")
+        self.stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise ConfigError("a stop string must not be empty")
 
 
-def pick(logits: np.ndarray, temperature: float, top_k: int, rng: np.random.Generator
-         ) -> np.ndarray:
-    """Next ids (B,) from logits (B, V): argmax at temperature 0, else a softmax draw."""
+def fresh_seed() -> int:
+    """A random seed to use (and report) when none is given."""
+    return int.from_bytes(os.urandom(4), "little")
+
+
+def pick(logits: np.ndarray, u: Iterable[float], temperature: float = 1.0, top_k: int = 0,
+         top_p: float = 1.0) -> np.ndarray:
+    """Next ids (B,) from logits (B, V) and one uniform number in [0, 1) per row.
+
+    Temperature 0 is the argmax. Otherwise the softmax of logits / temperature, cut to
+    the top-k characters (ties at the k-th value kept), then to the nucleus: the fewest
+    likeliest characters whose probability reaches top-p. The draw inverts the cumulative
+    distribution at u, so the same u always gives the same character.
+    """
     if temperature == 0:
         return logits.argmax(axis=1)
-    # shift before dividing: a tiny temperature must not overflow the top logit to inf
+    if len(logits) == 1 and top_k == 0 and top_p == 1:
+        # One row, plain softmax: the same arithmetic in half the numpy calls, which
+        # shows at batch 1, where this runs thousands of times a second.
+        z = logits[0].astype(np.float64)
+        z -= z.max()  # shift, then divide: a tiny temperature must not overflow to inf
+        z /= temperature
+        cdf = np.cumsum(np.exp(z, out=z))
+        i = int(cdf.searchsorted(next(iter(u)) * cdf[-1], side="right"))
+        return np.array([i if i < len(cdf) else int(z.argmax())])
     z = logits.astype(np.float64)
-    z = (z - z.max(axis=1, keepdims=True)) / temperature
-    if 0 < top_k < z.shape[1]:
+    z -= z.max(axis=1, keepdims=True)  # as above: the top logit stays 0, never inf
+    z /= temperature
+    v = z.shape[1]
+    if 0 < top_k < v:
         kth = np.partition(z, -top_k, axis=1)[:, -top_k, None]
-        z = np.where(z < kth, -np.inf, z)
-    p = np.exp(z - z.max(axis=1, keepdims=True))
+        z[z < kth] = -np.inf
+    p = np.exp(z, out=z)
+    if top_p < 1:
+        order = np.argsort(-p, axis=1, kind="stable")
+        desc = np.take_along_axis(p, order, axis=1)
+        before = np.cumsum(desc, axis=1) - desc  # mass of the likelier characters
+        cut = before >= top_p * desc.sum(axis=1, keepdims=True)
+        np.put_along_axis(p, order, np.where(cut, 0.0, desc), axis=1)
     cdf = np.cumsum(p, axis=1)
-    u = rng.random((z.shape[0], 1)) * cdf[:, -1:]
-    return np.minimum((cdf <= u).sum(axis=1), z.shape[1] - 1)
+    target = np.fromiter(u, np.float64, count=len(cdf))[:, None] * cdf[:, -1:]
+    ids = (cdf <= target).sum(axis=1)
+    # u * total can round up to total itself: take the likeliest character then.
+    return np.where(ids < v, ids, p.argmax(axis=1))
 
 
 class Sampler:
@@ -66,24 +117,132 @@ class Sampler:
     def load(cls, target: str | Path | None = None) -> Sampler:
         return cls(ckpt.inspect(ckpt.resolve(target)))
 
+    def clean_prime(self, prime: str, drop_unknown: bool = False) -> tuple[str, str]:
+        """(prime as the model will read it, the distinct characters dropped from it).
+
+        Line endings are normalised as in training. Characters the model never saw are
+        an error naming them, or with ``drop_unknown`` are removed.
+        """
+        prime = normalize(prime)
+        if not prime:
+            return "", ""
+        unknown = "".join(sorted(self.vocab.unknown(prime)))
+        if unknown and not drop_unknown:
+            raise CharRNNError(f"prime has characters the model never saw: {unknown!r} "
+                               "(--drop-unknown removes them)")
+        if unknown:
+            prime = "".join(c for c in prime if c not in unknown)
+        return prime, unknown
+
     def start_ids(self, prime: str) -> np.ndarray:
         """Ids that warm the state: the prime, or a silent newline (a fresh line)."""
         if prime:
-            unknown = self.vocab.unknown(prime)
-            if unknown:
-                chars = "".join(sorted(unknown))
-                raise CharRNNError(f"prime has characters the model never saw: {chars!r}")
+            prime, _ = self.clean_prime(prime)
             return self.vocab.encode(prime).astype(np.int64)
         return np.array([self.vocab.chars.index("\n") if "\n" in self.vocab else 0])
 
     def generate(self, prime: str = "", config: SampleConfig | None = None) -> Iterator[str]:
-        """Yield generated characters one at a time (the prime itself is not yielded)."""
+        """Yield one sample's characters (the prime itself is not yielded).
+
+        With ``num_samples`` > 1 in the config this is the first sample only.
+        """
+        for i, ch in self.stream(prime, config):
+            if i == 0:
+                if ch == END:
+                    return
+                yield ch
+
+    def stream(self, prime: str = "", config: SampleConfig | None = None
+               ) -> Iterator[tuple[int, str]]:
+        """Yield (sample index, character) as the batch produces them, and (index, END)
+        once per sample when it ends (by length or a stop string).
+
+        The prime is checked here, before the first character is produced.
+        """
         config = config or SampleConfig()
-        rng = np.random.default_rng(config.seed)
-        logits, state = self.engine.warm(self.start_ids(prime)[None, :],
-                                         self.engine.init_state(1))
-        chars = self.vocab.chars
-        for _ in range(config.length):
-            nxt = pick(logits, config.temperature, config.top_k, rng)
-            yield chars[int(nxt[0])]
-            logits, state = self.engine.step(nxt, state)
+        start = self.start_ids(prime)  # raises now on a bad prime, not at the first next()
+        return self._run(start, config)
+
+    def _run(self, start: np.ndarray, config: SampleConfig) -> Iterator[tuple[int, str]]:
+        k, stops, engine, chars = config.num_samples, config.stop, self.engine, self.vocab.chars
+        seed = fresh_seed() if config.seed is None else config.seed
+        rngs = [random.Random(seed + i) for i in range(k)]
+        # Warm once at batch 1; every sample starts from that same state.
+        logits, state = engine.warm(start[None, :], engine.init_state(1))
+        if k > 1:
+            logits, state = np.repeat(logits, k, 0), [np.repeat(s, k, 0) for s in state]
+        rows = list(range(k))  # the sample index of each batch row still running
+        longest = max(map(len, stops), default=0)
+        tails = [""] * k  # the last characters of each sample, to spot a stop string
+        temp, top_k, top_p = config.temperature, config.top_k, config.top_p
+        for t in range(config.length):
+            ids = pick(logits, [rngs[i].random() for i in rows], temp, top_k, top_p)
+            ended = []
+            for r, (i, c) in enumerate(zip(rows, ids.tolist(), strict=True)):
+                ch = chars[c]
+                yield i, ch
+                if stops:
+                    tails[i] = tail = (tails[i] + ch)[-longest:]
+                    if any(tail.endswith(s) for s in stops):
+                        yield i, END
+                        ended.append(r)
+            if ended:  # drop finished rows so the batch only computes live samples
+                keep = np.setdiff1d(np.arange(len(rows)), ended)
+                rows = [rows[r] for r in keep]
+                if not rows:
+                    return
+                ids, state = ids[keep], [s[keep] for s in state]
+            if t + 1 < config.length:
+                logits, state = engine.step(ids, state)
+        for i in rows:
+            yield i, END
+
+
+def render(events: Iterable[tuple[int, str]], num_samples: int, head: str = "",
+           separator: str = "\n") -> Iterator[str]:
+    """Samples as plain text in index order: ``head`` (the echoed prime) before each,
+    ``separator`` between them. The sample being printed streams; later ones wait."""
+    waiting: list[list[str]] = [[] for _ in range(num_samples)]
+    ended = [False] * num_samples
+    current = 0
+    yield head
+    for i, ch in events:
+        if i != current:
+            if ch == END:
+                ended[i] = True
+            else:
+                waiting[i].append(ch)
+            continue
+        if ch != END:
+            yield ch
+            continue
+        ended[i] = True
+        while ended[current] and current + 1 < num_samples:
+            current += 1
+            yield separator + head + "".join(waiting[current])
+            waiting[current] = []
+
+
+def render_jsonl(events: Iterable[tuple[int, str]], num_samples: int, fields: dict,
+                 seed: int) -> Iterator[str]:
+    """One JSON line per sample, in index order, as soon as it and those before it end:
+    index, seed, text (without the prime), whether a stop string ended it, and ``fields``
+    (the settings)."""
+    import json
+
+    texts: list[list[str]] = [[] for _ in range(num_samples)]
+    ended = [False] * num_samples
+    current = 0
+    stops = tuple(fields.get("stop", ()))
+    for i, ch in events:
+        if ch != END:
+            texts[i].append(ch)
+            continue
+        ended[i] = True
+        while current < num_samples and ended[current]:
+            text = "".join(texts[current])
+            record = {"index": current, "seed": seed + current, "text": text,
+                      "stopped": bool(stops) and text.endswith(stops), **fields}
+            yield json.dumps(record, ensure_ascii=False) + "\n"
+            texts[current] = []
+            current += 1

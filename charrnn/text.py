@@ -32,40 +32,59 @@ def normalize(text: str) -> str:
 
 def decode_utf8(data: bytes, name: str) -> str:
     """Decode bytes as UTF-8, explaining in one line why a file is not usable text."""
-    for bom, enc in (_UTF32_BOMS | _UTF16_BOMS).items():
-        if data.startswith(bom):
-            _fail(f"{name} is {enc} text; convert it to UTF-8 first "
-                         f"(for example: iconv -f {enc.replace(' ', '')} -t UTF-8)")
+    check_head(data[:4], name)
     nul = data.find(b"\x00")
     if nul >= 0:
-        # UTF-16 without a BOM: every other byte of ASCII text is a NUL.
-        head = data[:4096]
-        if head[1::2].count(0) > 0.4 * len(head[1::2]) or head[0::2].count(0) > 0.4 * len(
-            head[0::2]
-        ):
-            _fail(f"{name} looks like UTF-16 text; convert it to UTF-8 first "
-                  "(for example: iconv -f UTF-16 -t UTF-8)")
-        _fail(f"{name} looks like a binary file (NUL byte at offset {nul}), not UTF-8 text")
+        nul_error(data[:4096], nul, name)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        _fail(f"{name} is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); "
-              "convert it to UTF-8 first")
+        utf8_error(data[e.start], e.start, name)
+
+
+def check_head(head: bytes, name: str) -> None:
+    """Refuse UTF-16/UTF-32 files by their byte-order mark (the first 4 bytes suffice)."""
+    for bom, enc in (_UTF32_BOMS | _UTF16_BOMS).items():
+        if head.startswith(bom):
+            _fail(f"{name} is {enc} text; convert it to UTF-8 first "
+                  f"(for example: iconv -f {enc.replace(' ', '')} -t UTF-8)")
+
+
+def nul_error(head: bytes, offset: int, name: str) -> NoReturn:
+    """A NUL byte at ``offset``: UTF-16 without a BOM (judged by the first 4 KiB) or binary."""
+    # UTF-16 without a BOM: every other byte of ASCII text is a NUL.
+    if head[1::2].count(0) > 0.4 * len(head[1::2]) or head[0::2].count(0) > 0.4 * len(
+        head[0::2]
+    ):
+        _fail(f"{name} looks like UTF-16 text; convert it to UTF-8 first "
+              "(for example: iconv -f UTF-16 -t UTF-8)")
+    _fail(f"{name} looks like a binary file (NUL byte at offset {offset}), not UTF-8 text")
+
+
+def utf8_error(byte: int, offset: int, name: str) -> NoReturn:
+    _fail(f"{name} is not valid UTF-8 (byte 0x{byte:02x} at offset {offset}); "
+          "convert it to UTF-8 first")
 
 
 def _fail(message: str) -> NoReturn:
     raise CharRNNError(message)
 
 
-def read_text(path: str | Path) -> str:
-    """Read a UTF-8 text file (or the built-in corpus), normalised, refusing unusable files."""
-    if str(path) == BUILTIN_CORPUS:
-        return builtin_corpus()
+def check_file(path: str | Path) -> Path:
+    """The path of an existing regular file, or a one-line error saying what is wrong."""
     p = Path(path)
     if not p.exists():
         _fail(f"no such file: {p}")
     if p.is_dir():
         _fail(f"{p} is a directory, not a text file")
+    return p
+
+
+def read_text(path: str | Path) -> str:
+    """Read a UTF-8 text file (or the built-in corpus), normalised, refusing unusable files."""
+    if str(path) == BUILTIN_CORPUS:
+        return builtin_corpus()
+    p = check_file(path)
     try:
         data = p.read_bytes()
     except PermissionError:

@@ -22,12 +22,14 @@ import torch.nn.functional as F
 
 from charrnn import checkpoint as ckpt
 from charrnn.config import ModelConfig, TrainConfig
-from charrnn.data import Batches, Corpus, min_train_chars
+from charrnn.data import Batches, Corpus, min_train_chars, val_windows
+from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import score_ids
 from charrnn.model import CharRNN, State, detach_state
 
 LATEST, BEST, METRICS = "latest", "best", "metrics.jsonl"
+_VERDICTS = (None, "early-stop", "diverged")  # what a validation decides, as rank 0 sends it
 
 
 def pick_device(name: str) -> torch.device:
@@ -187,10 +189,22 @@ def _drop_partial_line(path: Path) -> None:
 
 
 class Trainer:
+    """Trains one model; under torchrun (``dist``) one rank of a data-parallel job.
+
+    Each rank trains on its own contiguous share of the B streams; only rank 0 logs,
+    validates and writes checkpoints, which hold the whole job's carried state.
+    """
+
     def __init__(self, model_config: ModelConfig, config: TrainConfig, corpus: Corpus,
-                 run_dir: Path, callbacks: Callbacks | None = None) -> None:
+                 run_dir: Path, callbacks: Callbacks | None = None,
+                 dist: Dist | None = None) -> None:
         if not config.has_budget:
             raise CharRNNError("give a budget: --max-time, --max-steps or --epochs")
+        self.dist = dist = dist or Dist()
+        if config.batch_size % dist.world:
+            raise CharRNNError(
+                f"--batch-size {config.batch_size} does not split evenly over {dist.world} "
+                f"processes; use a multiple of {dist.world}")
         need = min_train_chars(config.batch_size, config.seq_len)
         if len(corpus.train) < need:
             raise CharRNNError(
@@ -200,10 +214,24 @@ class Trainer:
         self.mc, self.cfg, self.corpus, self.run_dir = model_config, config, corpus, run_dir
         self.cb = callbacks or Callbacks()
         self.device = pick_device(config.device)
+        if dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", dist.local_rank)
+        share = config.batch_size // dist.world
+        self.rows = slice(dist.rank * share, (dist.rank + 1) * share)  # this rank's streams
         self.dtype = pick_dtype(config.precision, self.device)
         torch.manual_seed(config.seed)
         self.model = CharRNN(model_config).to(self.device)
-        self.forward = torch.compile(self.model) if config.compile else self.model
+        net = self.model
+        if dist.enabled:  # DDP checks every rank holds the same weights, then syncs grads
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda"
+                else None)
+        # what the loop calls: the model or its DDP wrapper, compiled if asked
+        self.forward = torch.compile(net) if config.compile else net
+        self._seed_rank(0)
+        self.val_sample = val_windows(corpus.val, config.val_max_chars)
         self.opt = torch.optim.AdamW(self._param_groups(), lr=config.lr, betas=(0.9, 0.99))
         # position in the run; replaced by resume()
         self.step, self.epoch, self.chunk, self.chars_seen = 0, 0, 0, 0
@@ -217,6 +245,11 @@ class Trainer:
     def request_stop(self) -> None:
         """Stop after the current step, saving latest, as Ctrl-C does."""
         self._sigint.requested = True
+
+    def _seed_rank(self, step: int) -> None:
+        """Other ranks draw their own dropout masks; rank 0 keeps the single-process ones."""
+        if self.dist.rank:
+            torch.manual_seed(self.cfg.seed + 7919 * self.dist.rank + step)
 
     def _param_groups(self) -> list[dict]:
         """Weight decay on matrices only, not on biases or the embedding table."""
@@ -240,15 +273,22 @@ class Trainer:
         return {k: v.detach().float().cpu().contiguous()
                 for k, v in self.model.state_dict().items()}
 
-    def save(self, name: str, progress: Progress, full: bool) -> Path:
+    def save(self, name: str, progress: Progress, full: bool,
+             carry: State | None = None) -> Path:
+        """Write a checkpoint; ``carry``: the whole job's carried state (``_job_state``).
+
+        In a single process it defaults to the trainer's own state.
+        """
+        if carry is None and not self.dist.enabled:
+            carry = self.state
         tensors = self._weights()
         if full:  # everything needed to continue exactly where we are
             opt = self.opt.state_dict()
             for idx, st in opt["state"].items():
                 for key, t in st.items():
                     tensors[f"optim.{idx}.{key}"] = t.detach().cpu().contiguous()
-            if self.state is not None:
-                parts = self.state if isinstance(self.state, tuple) else (self.state,)
+            if carry is not None:
+                parts = carry if isinstance(carry, tuple) else (carry,)
                 for key, t in zip("hc", parts, strict=False):
                     tensors[f"carry.{key}"] = t.detach().float().cpu().contiguous()
             tensors["rng.cpu"] = torch.get_rng_state()
@@ -279,8 +319,11 @@ class Trainer:
                 opt["state"].setdefault(int(idx), {})[name] = value
         self.opt.load_state_dict(opt)
         if "carry.h" in t:
-            h = t["carry.h"].to(self.device)
-            self.state = (h, t["carry.c"].to(self.device)) if "carry.c" in t else h
+            if t["carry.h"].shape[1] != self.cfg.batch_size:
+                raise CharRNNError(f"{path} carries {t['carry.h'].shape[1]} streams, the "
+                                   f"run has {self.cfg.batch_size}")
+            h = t["carry.h"][:, self.rows].to(self.device)  # this rank's streams
+            self.state = (h, t["carry.c"][:, self.rows].to(self.device)) if "carry.c" in t else h
         torch.set_rng_state(t["rng.cpu"])
         if "rng.cuda" in t and self.device.type == "cuda":
             torch.cuda.set_rng_state(t["rng.cuda"], self.device)
@@ -289,6 +332,15 @@ class Trainer:
         self.chars_seen, self.elapsed_before = p["chars_seen"], p["elapsed"]
         self.best_val, self.bad_evals = p["best_val_loss"], p["bad_evals"]
         self.eval_seconds = p.get("eval_seconds", 0.0)
+        self._seed_rank(self.step)
+
+    def _job_state(self) -> State | None:
+        """The carried state of all B streams, gathered from every rank (a collective)."""
+        if self.state is None or not self.dist.enabled:
+            return self.state
+        if isinstance(self.state, tuple):
+            return tuple(self.dist.gather_streams(s) for s in self.state)  # type: ignore
+        return self.dist.gather_streams(self.state)
 
     def _check_state_tensors(self, c: ckpt.Checkpoint, t: dict[str, torch.Tensor]) -> None:
         """Optimizer moments, carried state and RNG must fit this model before any is used:
@@ -328,11 +380,13 @@ class Trainer:
         return Batches(self.corpus.train, self.cfg.batch_size, self.cfg.seq_len, max(offset, 0))
 
     def run(self) -> Result:
+        if self.dist.enabled:  # ranks must stop together: torchrun's Ctrl-C, unchanged
+            return self._run()
         with self._sigint.installed():
             return self._run()
 
     def _run(self) -> Result:
-        cfg, model = self.cfg, self.model
+        cfg, model, dist = self.cfg, self.model, self.dist
         batches = self._batches(self.epoch)
         # From the fixed offset 0, not this epoch's: the count (and so the lr schedule of
         # an --epochs budget) must not depend on the epoch a resumed session starts in.
@@ -346,19 +400,21 @@ class Trainer:
                           "precision": str(self.dtype or torch.float32).replace("torch.", ""),
                           "params": self.mc.num_params(),
                           "steps_per_epoch": steps_per_epoch, "run_dir": str(self.run_dir)})
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            _drop_partial_line(self.run_dir / METRICS)
-            metrics = (self.run_dir / METRICS).open("a", encoding="utf-8")
-        except OSError as e:
-            raise CharRNNError(f"cannot write to {self.run_dir}/: {ckpt.os_reason(e)}"
-                               ) from None
+        metrics = None  # only rank 0 writes to the run folder
+        if dist.is_main:
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                _drop_partial_line(self.run_dir / METRICS)
+                metrics = (self.run_dir / METRICS).open("a", encoding="utf-8")
+            except OSError as e:
+                raise CharRNNError(f"cannot write to {self.run_dir}/: {ckpt.os_reason(e)}"
+                                   ) from None
         self._t0 = time.perf_counter()
         reserve = 0.0  # seconds kept back at the end for the final validation and save
         last_eval_time = time.perf_counter()
         loss_sum, loss_n, rate, reason = 0.0, 0, 0.0, "budget"
         progress = self._progress(0.0, 0.0, math.nan, 0.0)
-        model.train()
+        self.forward.train()
         try:
             while True:
                 # ---- termination conditions and position in the budget
@@ -366,6 +422,8 @@ class Trainer:
                 fraction = max(
                     self.step / total_steps if total_steps < math.inf else 0.0,
                     elapsed / max(cfg.max_time - reserve, 1e-9) if cfg.max_time else 0.0)
+                if cfg.max_time and dist.enabled:  # clocks differ: rank 0's decides
+                    (fraction,) = dist.broadcast([fraction])
                 if fraction >= 1.0:
                     break
                 if self._sigint.requested:  # Ctrl-C: between steps the state is whole
@@ -380,21 +438,23 @@ class Trainer:
 
                 # ---- forward, backward, update
                 t0 = time.perf_counter()
-                x, y = batches.chunk(self.chunk)
+                x, y = batches.chunk(self.chunk, self.rows)  # (B/N, T): this rank's streams
                 x = torch.from_numpy(x).to(self.device, non_blocking=True)
                 y = torch.from_numpy(y).to(self.device, non_blocking=True)
                 with torch.autocast(self.device.type, self.dtype or torch.float32,
                                     enabled=self.dtype is not None):
-                    logits, state = self.forward(x, self.state)
+                    logits, state = self.forward(x, self.state)  # (B/N, T, V)
+                # mean over this rank's streams; DDP averages the gradients over ranks
                 loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 # the norm is measured even without clipping (max inf scales by 1.0)
                 norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
                                                       cfg.grad_clip or math.inf)
-                # ---- divergence: refuse the update before it can poison the weights
+                # ---- divergence: refuse the update before it can poison the weights; the
+                # loss is averaged over ranks (and gradients already are), so all agree
                 loss_value, norm_value = torch.stack(
-                    [loss.detach(), norm.to(loss.device)]).tolist()  # a device sync point
+                    [dist.mean(loss.detach()), norm.to(loss.device)]).tolist()  # a sync point
                 if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
                     reason = "diverged"
                     what = (f"loss {loss_value}" if not math.isfinite(loss_value)
@@ -404,13 +464,14 @@ class Trainer:
                 self.opt.step()
                 self.state = detach_state(state)  # carry the values, cut the gradient
                 self.step, self.chunk = self.step + 1, self.chunk + 1
-                self.chars_seen += x.numel()
+                chars = x.numel() * dist.world
+                self.chars_seen += chars
                 dt = time.perf_counter() - t0
-                rate = x.numel() / dt if rate == 0 else 0.9 * rate + 0.1 * x.numel() / dt
+                rate = chars / dt if rate == 0 else 0.9 * rate + 0.1 * chars / dt
                 loss_sum, loss_n = loss_sum + loss_value, loss_n + 1
                 progress = self._progress(fraction, lr, loss_value, rate)
                 self.cb.on_step(progress)
-                if self.step % 20 == 0:
+                if self.step % cfg.log_every == 0:
                     self._log(metrics, "train", progress, loss=loss_sum / loss_n)
                     loss_sum, loss_n = 0.0, 0
 
@@ -418,6 +479,8 @@ class Trainer:
                 now = time.perf_counter()
                 due = (eval_steps and self.step % eval_steps == 0) or (
                     eval_seconds and now - last_eval_time >= eval_seconds)
+                if eval_seconds and dist.enabled:
+                    due = dist.broadcast([float(bool(due))])[0] > 0
                 if due:
                     stop = self._evaluate(progress, metrics)
                     reserve = time.perf_counter() - now
@@ -429,15 +492,21 @@ class Trainer:
             if (reason == "budget" and self._last_eval_step != self.step
                     and self._evaluate(progress, metrics) == "diverged"):
                 reason = "diverged"
-        except KeyboardInterrupt:  # only raised while validating (see _StopOnSignal)
+        except KeyboardInterrupt:  # alone, only while validating (see _StopOnSignal)
             reason = "interrupted"
         finally:
-            metrics.close()
+            if metrics is not None:
+                metrics.close()
         saved = reason in ("budget", "early-stop")
-        if reason == "interrupted" and self.step > 0:
+        if reason == "interrupted" and self.step > 0 and not dist.enabled:
             self.save(LATEST, self._progress(progress.fraction, progress.lr,
                                              progress.train_loss, rate), full=True)
             saved = True
+        elif reason == "interrupted" and dist.is_main:  # other ranks may be mid-step
+            when = (f"the last validation (step {self._last_eval_step})"
+                    if self._last_eval_step >= 0 else "before this session")
+            self.cb.on_message(f"interrupted: {LATEST}{ckpt.SUFFIX} is from {when}")
+            saved = (self.run_dir / f"{LATEST}{ckpt.SUFFIX}").is_file()
         return Result(reason, progress, self.run_dir, self.best_val, self.eval_seconds, saved,
                       self._sigint.signum if reason == "interrupted" else 0)
 
@@ -458,17 +527,27 @@ class Trainer:
 
     def _evaluate(self, progress: Progress, metrics) -> str | None:
         """Validate, save latest (and best); 'early-stop' when patience has run out,
-        'diverged' (and nothing saved) when the validation loss is not finite."""
+        'diverged' (and nothing saved) when the validation loss is not finite.
+
+        Every rank calls this (the carried state is gathered from all of them); rank 0
+        does the work and tells the others the verdict.
+        """
         t0 = time.perf_counter()
         improved = True
         self._last_eval_step = self.step
+        carry = self._job_state()
+        if not self.dist.is_main:  # wait for rank 0's verdict
+            verdict = self._verdict(None)
+            self.eval_seconds += time.perf_counter() - t0
+            return verdict
         if len(self.corpus.val) >= 2:
             with self._sigint.immediate():
-                val = score_ids(self.model, self.corpus.val).loss
+                scores = [score_ids(self.model, w) for w in self.val_sample]
+            val = sum(s.nats for s in scores) / sum(s.chars for s in scores)
             if not math.isfinite(val):
                 self.cb.on_message(self._diverged_note(
                     f"after step {self.step} (validation loss {val})"))
-                return "diverged"
+                return self._verdict("diverged")
             progress.val_loss = val
             improved = self.best_val is None or val < self.best_val
             if improved:
@@ -477,18 +556,23 @@ class Trainer:
                 self.bad_evals += 1
         progress.best_val_loss = self.best_val
         self._log(metrics, "val", progress, loss=progress.val_loss)
-        self.save(LATEST, progress, full=True)
+        self.save(LATEST, progress, full=True, carry=carry)
         if improved:
             self.save(BEST, progress, full=False)
         self.eval_seconds += time.perf_counter() - t0
         self.cb.on_eval(progress, improved)
-        if self.cfg.patience and self.bad_evals >= self.cfg.patience:
-            return "early-stop"
-        return None
+        return self._verdict("early-stop" if self.cfg.patience
+                             and self.bad_evals >= self.cfg.patience else None)
+
+    def _verdict(self, verdict: str | None) -> str | None:
+        """Rank 0's verdict after a validation, on every rank, so that all stop together."""
+        return _VERDICTS[int(self.dist.broadcast([float(_VERDICTS.index(verdict))])[0])]
 
     def _log(self, metrics, kind: str, p: Progress, loss: float | None) -> None:
         import json
 
+        if metrics is None:
+            return
         try:
             metrics.write(json.dumps({"kind": kind, "step": p.step, "epoch": p.epoch,
                                       "chars": p.chars_seen, "time": round(p.elapsed, 3),

@@ -11,6 +11,14 @@ from charrnn.cli import main
 PATTERN = "the cat sat on the mat.\nthe dog ate the log.\n"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _corpus_cache(tmp_path_factory):
+    """Keep encoded-corpus caches out of the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHARRNN_CACHE_DIR", str(tmp_path_factory.mktemp("corpus-cache")))
+        yield
+
+
 class CliResult:
     def __init__(self, code: int, out: str, err: str) -> None:
         self.exit_code, self.stdout, self.stderr = code, out, err

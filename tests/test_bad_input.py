@@ -50,15 +50,15 @@ def test_unreadable_file(cli, tmp_path, monkeypatch):
     p.write_text(PATTERN * 10)
     if os.name == "posix" and os.geteuid() != 0:
         p.chmod(0)
-    else:  # root reads anything: make the read itself fail as it would for a user
-        real = Path.read_bytes
+    else:  # root reads anything: make opening it fail as it would for a user
+        real = Path.open
 
-        def read_bytes(self):
+        def open_(self, *a, **kw):
             if self.name == "f.txt":
                 raise PermissionError(13, "Permission denied", str(self))
-            return real(self)
+            return real(self, *a, **kw)
 
-        monkeypatch.setattr(Path, "read_bytes", read_bytes)
+        monkeypatch.setattr(Path, "open", open_)
     r = cli("train", "f.txt", *TINY, "--max-steps", "1")
     _one_line_error(r, 1)
     assert "cannot read f.txt: permission denied" in r.stderr
@@ -253,7 +253,8 @@ def test_train_options_out_of_range(cli, tmp_path, args):
 
 @pytest.mark.parametrize("args", [
     ["--temp", "nan"], ["--temp", "-0.5"], ["--temp", "inf"], ["--top-k", "-1"],
-    ["--length", "-1"], ["--seed", "-1"],
+    ["--length", "-1"], ["--seed", "-1"], ["--top-p", "0"], ["--top-p", "1.01"],
+    ["--top-p", "-0.5"], ["--top-p", "nan"],
 ])
 def test_sample_options_out_of_range(cli, trained_run, args):
     r = cli("sample", "-c", trained_run, "-n", "5", *args)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from charrnn import checkpoint as ckpt
 
@@ -115,6 +117,12 @@ def test_closed_pipe_ends_quietly(trained_run):
         env={**os.environ, "PYTHONPATH": os.getcwd()}, executable="/bin/bash")
     out, err = proc.communicate(timeout=120)
     assert len(out) == 10 and err == b""
+    for extra in ("", "--num-samples 4", "--jsonl --num-samples 3 -n 5000"):
+        r = subprocess.run(  # pipefail: the status is charrnn's own, which must be 0
+            f"set -o pipefail; {sys.executable} -m charrnn sample -c {trained_run} "
+            f"-n 200000 {extra} | head -c 10", shell=True, capture_output=True,
+            env={**os.environ, "PYTHONPATH": os.getcwd()}, executable="/bin/bash", timeout=120)
+        assert (r.returncode, len(r.stdout), r.stderr) == (0, 10, b""), (extra, r)
 
 
 def test_help_and_version_do_not_import_torch():
@@ -132,3 +140,139 @@ def test_python_dash_m_and_sample_never_import_torch(trained_run):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.endswith(" False\n"), r.stdout
     assert _run("--version").stdout.startswith(b"charrnn ")
+
+
+# ----------------------------------------------------------------------------- sample
+def _alone(run, prime, **kw):
+    from charrnn.sample import SampleConfig, Sampler
+
+    return "".join(Sampler.load(run).generate(prime, SampleConfig(**kw)))
+
+
+def test_num_samples_are_separated_and_each_is_its_seeds_sample(cli, trained_run):
+    r = cli("sample", "-c", trained_run, "-p", "the ", "-n", "60", "--seed", "9",
+            "--num-samples", "3", "--separator", r"\n==\n")
+    assert r.exit_code == 0, r
+    expected = [_alone(trained_run, "the ", length=60, seed=9 + i) for i in range(3)]
+    assert r.stdout == "\n==\n".join("the " + t for t in expected)
+    r = cli("sample", "-c", trained_run, "-p", "the ", "-n", "60", "--seed", "9",
+            "--num-samples", "3", "--separator", r"\0", "--no-echo")
+    assert r.stdout.split("\0") == expected  # ready for xargs -0
+
+
+def test_jsonl_has_text_seed_and_settings(cli, trained_run):
+    r = cli("sample", "-c", trained_run, "-p", "the ", "-n", "80", "--seed", "3",
+            "--num-samples", "2", "--jsonl", "--temp", "0.7", "--top-k", "5",
+            "--top-p", "0.9", "--stop", r"\n")
+    assert r.exit_code == 0, r
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(d["index"], d["seed"]) for d in records] == [(0, 3), (1, 4)]
+    for d in records:
+        assert d["text"] == _alone(trained_run, "the ", length=80, seed=d["seed"],
+                                   temperature=0.7, top_k=5, top_p=0.9, stop=("\n",))
+        assert d["stopped"] == d["text"].endswith("\n")
+        assert {k: d[k] for k in ("prime", "temperature", "top_k", "top_p", "length", "stop")
+                } == {"prime": "the ", "temperature": 0.7, "top_k": 5, "top_p": 0.9,
+                      "length": 80, "stop": ["\n"]}
+        assert d["checkpoint"].endswith("best.safetensors")
+    r = cli("sample", "-c", trained_run, "-n", "5", "--jsonl")  # no seed: a fresh one, shown
+    assert isinstance(json.loads(r.stdout)["seed"], int)
+
+
+def test_stop_escapes_and_echo(cli, trained_run):
+    r = cli("sample", "-c", trained_run, "-p", "the cat ", "--temp", "0", "--stop", r"\n")
+    assert r.exit_code == 0, r
+    assert r.stdout == "the cat sat on the mat.\n"
+    r = cli("sample", "-c", trained_run, "-p", "the cat ", "--temp", "0", "--stop", "mat",
+            "--no-echo")
+    assert r.stdout == "sat on the mat"
+
+
+def test_unknown_prime_characters_can_be_dropped(cli, trained_run):
+    r = cli("sample", "-c", trained_run, "-p", "QthQe cat ", "--temp", "0", "-n", "7",
+            "--drop-unknown")
+    assert r.exit_code == 0, r
+    assert r.stdout == "the cat sat on "
+    assert r.stderr == "charrnn: warning: dropped prime characters the model never saw: 'Q'\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--top-p", "1.5"], "Invalid value for '--top-p'"),
+    (["--top-p", "0"], "top-p must be in (0, 1]"),
+    (["--seed", "-1"], "Invalid value for '--seed'"),
+    (["--num-samples", "0"], "Invalid value for '--num-samples'"),
+    (["--stop", ""], "stop string must not be empty"),
+])
+def test_bad_new_sample_options(cli, trained_run, args, message):
+    r = cli("sample", "-c", trained_run, *args)
+    assert r.exit_code == 2 and message in r.stderr, r
+    assert r.stdout == "" and r.stderr.count("\n") == 1
+
+
+def test_seeded_runs_are_identical_across_processes_and_prime_reads_stdin(trained_run):
+    args = ["sample", "-c", str(trained_run), "-n", "100", "--seed", "11", "-p", "-"]
+    a = _run(*args, input=b"the dog ")
+    b = _run(*args, input=b"the dog ")
+    assert a.returncode == 0 and a.stderr == b"", a
+    assert a.stdout == b.stdout
+    assert a.stdout.decode() == "the dog " + _alone(trained_run, "the dog ", length=100,
+                                                     seed=11)
+    bad = _run(*args, input=b"the \xff")
+    assert bad.returncode == 1 and b"stdin is not valid UTF-8" in bad.stderr
+
+
+def test_output_is_flushed_while_generating(trained_run):
+    """The first line reaches a pipe long before a long sample ends."""
+    proc = subprocess.Popen([sys.executable, "-m", "charrnn", "sample", "-c", str(trained_run),
+                             "-n", "10000000", "--temp", "0", "-p", "the "],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        line = proc.stdout.readline()
+        assert proc.poll() is None  # still running: the line was not held back
+        assert line == b"the cat sat on the mat.\n"
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+_TOKENS = ["-c", "run", "--checkpoint=x.safetensors", "--temp", "--temperature=0.5", "0",
+           "0.8", "1e-3", "nan", "-1", "--top-k", "5", "--top-p", "0.9", "1.5", "--seed",
+           "42", "-n", "-n80", "300", "-p", "-", "ROMEO:", "--prime=a b", "--stop", r"\n",
+           "--stop=x", "--num-samples", "4", "--echo", "--no-echo", "--separator", "--jsonl",
+           "--jsonl=1", "--drop-unknown", "--no-drop-unknown", "--help", "-h", "--", "extra",
+           "--bogus", "-x", "--length"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(_TOKENS), max_size=8))
+def test_sample_fast_path_parses_exactly_as_typer(args):
+    """Start-up skips Typer's parser for plain options; it must never disagree with it."""
+    import typer
+
+    from charrnn.cli import _sample_fast_path, app
+
+    cmd = typer.main.get_command(app).commands["sample"]
+    fast = _sample_fast_path(["sample", *args])
+    try:
+        full = cmd.make_context("sample", list(args)).params
+    except (Exception, SystemExit):  # Typer refuses it (or prints help): so must we
+        assert fast is None
+        return
+    if fast is not None:
+        assert {**fast, "stop": tuple(fast["stop"] or ())} == {**full, "stop": tuple(full["stop"])}
+
+
+def test_sample_fast_path_takes_ordinary_command_lines():
+    from charrnn.cli import _sample_fast_path
+
+    args = ["sample", "-c", "run", "-n500", "--temp=0.8", "--top-k", "40", "--top-p", ".9",
+            "--seed", "1", "-p", "-", "--stop", r"\n\n", "--stop", "END", "--num-samples",
+            "4", "--no-echo", "--separator", r"\0", "--jsonl", "--drop-unknown"]
+    assert _sample_fast_path(args) == {
+        "checkpoint": "run", "length": 500, "temp": 0.8, "top_k": 40, "top_p": 0.9, "seed": 1,
+        "prime": "-", "stop": [r"\n\n", "END"], "num_samples": 4, "echo": False,
+        "separator": r"\0", "jsonl": True, "drop_unknown": True}
+    assert _sample_fast_path(["sample"]) is not None
+    assert _sample_fast_path(["sample", "--help"]) is None
+    assert _sample_fast_path(["train", "-n", "5"]) is None

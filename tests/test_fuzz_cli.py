@@ -174,6 +174,7 @@ def test_fuzz_train(capfd, file, opts):
 SAMPLE_OPTIONS = {
     "--temp": opt(floats(0, 5), ["-1", "nan", "inf", "-0.0001"]),
     "--top-k": opt(st.integers(0, 50), ["-1", "-100"]),
+    "--top-p": opt(floats(1e-3, 1.0), ["0", "-0.1", "1.5", "nan", "inf"]),
     "--length": opt(st.integers(0, 40), ["-1"]),
     "--seed": opt(st.integers(0, 2**32), ["-1"]),
 }

@@ -44,18 +44,23 @@ def test_detached_state_cuts_the_gradient():
     assert not h.requires_grad and not c.requires_grad
 
 
+@pytest.mark.parametrize("batch", [1, 3])  # batch 1 takes BLAS's matrix-vector path
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_numpy_cells_match_torch(cell):
+def test_numpy_cells_match_torch(cell, batch):
     m = _model(cell)
-    engine = NumpyRNN(m.config, {k: v.numpy() for k, v in m.state_dict().items()})
-    idx = torch.randint(0, 11, (3, 30))
+    weights = {k: v.numpy() for k, v in m.state_dict().items()}
+    before = {k: v.copy() for k, v in weights.items()}
+    engine = NumpyRNN(m.config, weights)
+    idx = torch.randint(0, 11, (batch, 30))
     with torch.no_grad():
         expected, _ = m(idx)
-    state, steps = engine.init_state(3), []
+    state, steps = engine.init_state(batch), []
     for t in range(30):
         logits, state = engine.step(idx[:, t].numpy(), state)
         steps.append(logits)
     np.testing.assert_allclose(np.stack(steps, 1), expected.numpy(), atol=1e-5, rtol=1e-5)
+    for k, v in weights.items():  # the engine keeps its own copies; the model is untouched
+        np.testing.assert_array_equal(v, before[k])
 
 
 def test_vanilla_rnn_is_tanh_of_affine_maps():

@@ -85,15 +85,16 @@ def test_eval_streams_score_every_target_exactly_once(n, streams, burn):
     rows=st.integers(1, 8), vocab=st.integers(1, 40), seed=st.integers(0, 2**32),
     scale=st.sampled_from([1e-3, 1.0, 30.0, 1e4]),
     temperature=st.one_of(st.just(0.0), st.floats(1e-300, 1e3)),
-    top_k=st.integers(0, 45), masked=st.floats(0, 0.9),
+    top_k=st.integers(0, 45), top_p=st.one_of(st.just(1.0), st.floats(1e-6, 1.0)),
+    masked=st.floats(0, 0.9),
 )
-def test_sampled_ids_are_in_the_vocabulary_and_never_impossible(rows, vocab, seed, scale,
-                                                                 temperature, top_k, masked):
+def test_sampled_ids_are_in_the_vocabulary_and_never_impossible(
+        rows, vocab, seed, scale, temperature, top_k, top_p, masked):
     rng = np.random.default_rng(seed)
     logits = (rng.normal(size=(rows, vocab)) * scale).astype(np.float32)
     logits[rng.random((rows, vocab)) < masked] = -np.inf  # impossible characters
     logits[np.arange(rows), rng.integers(vocab, size=rows)] = rng.normal(size=rows)
-    ids = pick(logits, temperature, top_k, rng)
+    ids = pick(logits, rng.random(rows), temperature, top_k, top_p)
     assert ids.shape == (rows,) and ids.dtype.kind in "iu"
     assert ((ids >= 0) & (ids < vocab)).all()
     chosen = logits[np.arange(rows), ids]
@@ -101,11 +102,13 @@ def test_sampled_ids_are_in_the_vocabulary_and_never_impossible(rows, vocab, see
     if 0 < top_k < vocab:
         kth = np.sort(logits, axis=1)[:, -top_k]
         assert (chosen >= kth).all()
-    if temperature == 0 or top_k == 1:
+    if temperature == 0 or top_k == 1 or top_p < 1e-5:
         assert (chosen == logits.max(axis=1)).all()
 
 
 @pytest.mark.parametrize("temperature", [1e-300, 1e-200, 5e-324])
 def test_tiny_temperature_is_still_the_likeliest_character(temperature):
     logits = np.array([[-3.0, 2.0, 1.5, 0.0]], np.float32)
-    assert pick(logits, temperature, 0, np.random.default_rng(0))[0] == 1
+    for u in (0.0, 0.5, 0.999):
+        assert pick(logits, [u], temperature)[0] == 1  # one row: the fast path
+        assert pick(np.repeat(logits, 2, 0), [u, u], temperature, top_k=3).tolist() == [1, 1]

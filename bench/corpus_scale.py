@@ -1,0 +1,170 @@
+"""Big-corpus benchmark: encoding speed and the memory that training from the cache needs.
+
+    python bench/corpus_scale.py                 # a generated 200 MB file
+    python bench/corpus_scale.py --size-mb 2000  # 2 GB (needs ~2.5x that in free disk)
+
+Prints, for a generated ASCII-heavy text (Tiny Shakespeare with a non-ASCII line every
+~40 lines, so no block is pure ASCII, plus a pure-ASCII variant):
+  * encoding speed of the streaming two-pass cache build (MB/s of text, median of runs),
+    with the encoding process's peak RSS (VmHWM) and anonymous memory (RssAnon);
+  * a short training run from the warm cache: seconds to the first step, peak RssAnon
+    and VmHWM over the first steps and the final (bounded) validation;
+  * the same from a cold cache: time to the first step includes the encoding pass.
+Each measurement runs in a fresh process so its memory figures are its own. The text is
+freshly written, so it is read from the page cache, not the disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAKESPEARE = Path("/work/shared/data/tinyshakespeare.txt")
+
+
+def status() -> dict[str, int]:
+    """VmHWM / VmRSS / RssAnon / RssFile of this process, in MiB."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
+            out[key] = int(value.split()[0]) // 1024
+    return out
+
+
+def generate(path: Path, size_mb: int, mixed: bool) -> None:
+    if SHAKESPEARE.is_file():
+        base = SHAKESPEARE.read_text(encoding="utf-8")
+    else:
+        from charrnn.text import builtin_corpus
+
+        base = builtin_corpus()
+    lines = base.splitlines(keepends=True)
+    if mixed:
+        extra = "Café naïve — “quoted” ½ résumé, Straße, Ελληνικά, 日本語.\n"
+        lines = [ln + (extra if i % 40 == 39 else "") for i, ln in enumerate(lines)]
+    unit = "".join(lines).encode("utf-8")
+    target = size_mb * 1_000_000
+    with path.open("wb") as f:
+        written = 0
+        while written < target:
+            piece = unit[: target - written]
+            f.write(piece)
+            written += len(piece)
+
+
+# ---------------------------------------------------------------- child processes
+def child_encode(path: str, cache_dir: str) -> dict:
+    from charrnn import cache
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    enc = cache.load(path, Path(cache_dir), progress=False)
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"seconds": dt, "cpu_seconds": cpu, "chars": len(enc.ids), "vocab": len(enc.vocab),
+            "dtype": enc.ids.dtype.name, **status()}
+
+
+def child_train(path: str, steps: int, t_start: float) -> dict:
+    from charrnn.config import ModelConfig, TrainConfig
+    from charrnn.data import Corpus
+    from charrnn.train import Callbacks, Trainer
+
+    peak = {"RssAnon": 0}
+    first = {}
+
+    class Probe(Callbacks):
+        def on_step(self, p) -> None:
+            if not first:
+                first["seconds"] = time.time() - t_start
+            s = status()
+            peak["RssAnon"] = max(peak["RssAnon"], s["RssAnon"])
+
+    corpus = Corpus.load(path, 0.1)
+    loaded = time.time() - t_start
+    mc = ModelConfig(vocab_size=len(corpus.vocab), num_layers=2, hidden_size=256)
+    tc = TrainConfig(max_steps=steps, device="cpu", val_max_chars=100_000, precision="fp32")
+    with tempfile.TemporaryDirectory() as run:
+        result = Trainer(mc, tc, corpus, Path(run), Probe()).run()
+    s = status()
+    return {"load_seconds": loaded, "first_step_seconds": first["seconds"],
+            "steps": result.progress.step, "train_chars": len(corpus.train),
+            "val_loss": result.best_val_loss,
+            "peak_RssAnon": max(peak["RssAnon"], s["RssAnon"]), "VmHWM": s["VmHWM"]}
+
+
+def run_child(*args: str, env: dict) -> dict:
+    cmd = [sys.executable, __file__, "--child", *args, str(time.time())]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(done.stderr)
+    return json.loads(done.stdout)
+
+
+# ---------------------------------------------------------------- main
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size-mb", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=3, help="encoding runs (median)")
+    ap.add_argument("--steps", type=int, default=5, help="training steps to measure")
+    ap.add_argument("--dir", type=Path, default=None, help="scratch folder (default: /tmp)")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        kind, *rest = a.child
+        if kind == "encode":
+            out = child_encode(rest[0], rest[1])
+        else:
+            out = child_train(rest[0], int(rest[1]), float(rest[2]))
+        print(json.dumps(out))
+        return
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    scratch = Path(tempfile.mkdtemp(prefix="corpus_scale-", dir=a.dir))
+    try:
+        print(f"text size {a.size_mb} MB; scratch {scratch}; OMP_NUM_THREADS=1", flush=True)
+        for mixed in (True, False):
+            label = "ASCII-heavy (1 non-ASCII line in 40)" if mixed else "pure ASCII"
+            text = scratch / f"corpus-{'mixed' if mixed else 'ascii'}.txt"
+            generate(text, a.size_mb, mixed)
+            runs = []
+            for i in range(a.repeats):
+                runs.append(run_child("encode", str(text), str(scratch / f"cache{i}"),
+                                      env=env))
+                shutil.rmtree(scratch / f"cache{i}")
+            secs = statistics.median(r["seconds"] for r in runs)
+            r = runs[0]
+            print(f"\n[{label}] {r['chars']:,} chars, vocabulary {r['vocab']} ({r['dtype']})")
+            cpu = statistics.median(r["cpu_seconds"] for r in runs)
+            each = ", ".join(f"{x['seconds']:.2f}" for x in runs)
+            print(f"  encode: {a.size_mb / secs:7.1f} MB/s wall, {a.size_mb / cpu:.1f} MB/s of "
+                  f"CPU time (medians of {a.repeats}; wall seconds {each})")
+            print(f"          peak RSS {max(x['VmHWM'] for x in runs)} MiB, RssAnon "
+                  f"{max(x['RssAnon'] for x in runs)} MiB at the end")
+            if not mixed:
+                text.unlink()
+                continue
+            env_cache = {**env, "CHARRNN_CACHE_DIR": str(scratch / "train-cache")}
+            cold = run_child("train", str(text), str(a.steps), env=env_cache)
+            warm = run_child("train", str(text), str(a.steps), env=env_cache)
+            for name, t in (("cold cache", cold), ("warm cache", warm)):
+                print(f"  train ({name}, 2x256 LSTM, batch 32x128, {t['steps']} steps, val "
+                      f"sample 100k chars): corpus ready {t['load_seconds']:.1f}s, first "
+                      f"step at {t['first_step_seconds']:.1f}s")
+                print(f"          peak RssAnon {t['peak_RssAnon']} MiB, peak RSS (VmHWM) "
+                      f"{t['VmHWM']} MiB")
+            text.unlink()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""Big corpora in bounded memory: stream a text file once into a memory-mapped id file.
+
+``load(path)`` returns the corpus's vocabulary and its ids as a read-only ``np.memmap``,
+so training reads batches straight from disk and a 2 GB text never sits in memory. The
+file is encoded in two streaming passes over fixed-size blocks (vocabulary and content
+hash first, then ids in the smallest dtype the vocabulary allows) and the result is
+cached: ``<cache>/<name>-<path hash>.ids`` plus a ``.json`` that records the source's
+size and modification time; the cache is reused until either changes.
+
+The cache lives in ``$CHARRNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/charrnn``, else
+``~/.cache/charrnn`` (under ``corpora/``); deleting it is always safe.
+
+The result is exactly ``Vocab.from_text(read_text(path))`` and its ``encode``: the same
+normalisation (BOM dropped, CRLF / CR -> LF, also when a block edge splits them), the
+same one-line errors with byte offsets into the whole file. Work is vectorised per block:
+pure-ASCII blocks never become Python strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from charrnn.checkpoint import atomic_write_bytes
+from charrnn.errors import CharRNNError
+from charrnn.text import Vocab, check_file, check_head, nul_error, utf8_error
+
+CACHE_VERSION = 1
+BLOCK_SIZE = 8 << 20  # bytes read at a time: bounds memory, amortises per-block overhead
+_BOM = b"\xef\xbb\xbf"
+_CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 bytes that do not start a character
+
+
+def cache_root() -> Path:
+    """Where encoded corpora are kept (see the module docstring)."""
+    env = os.environ.get("CHARRNN_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "charrnn" / "corpora"
+
+
+@dataclass
+class Encoded:
+    """A corpus as ids: its own vocabulary, the ids (memory-mapped) and a content hash."""
+
+    vocab: Vocab
+    ids: np.ndarray  # read-only np.memmap of vocab.dtype
+    digest: str  # text.text_digest of the normalised text
+    ids_path: Path
+
+
+def load(path: str | Path, cache: Path | None = None, block_size: int = BLOCK_SIZE,
+         progress: bool = True) -> Encoded:
+    """The cached ids of a text file, (re-)encoding it first when it is new or changed."""
+    src = check_file(path)
+    cache = Path(cache) if cache is not None else cache_root()
+    key = hashlib.sha256(str(src.resolve()).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in src.stem)[:40]
+    meta_path, ids_path = cache / f"{stem}-{key}.json", cache / f"{stem}-{key}.ids"
+    stamp = _stamp(src)
+    meta = _read_meta(meta_path)
+    if not (meta and meta.get("version") == CACHE_VERSION and meta.get("stamp") == stamp
+            and ids_path.is_file()):
+        try:
+            meta = _encode(src, ids_path, block_size, progress)
+            if _stamp(src) != stamp:
+                raise CharRNNError(f"{src} changed while it was being read; try again")
+            meta = {"version": CACHE_VERSION, "source": str(src.resolve()), "stamp": stamp,
+                    **meta}
+            atomic_write_bytes(meta_path, json.dumps(meta).encode("utf-8"))
+        except OSError as e:
+            raise CharRNNError(f"cannot write the corpus cache in {cache}: {e.strerror or e} "
+                               "(set CHARRNN_CACHE_DIR to a writable folder)") from None
+    vocab = Vocab(tuple(meta["vocab"]))
+    expected = meta["chars"] * vocab.dtype.itemsize
+    if ids_path.stat().st_size != expected:
+        raise CharRNNError(f"the corpus cache {ids_path} is damaged; delete it and retry")
+    ids = np.memmap(ids_path, dtype=vocab.dtype, mode="r", shape=(meta["chars"],))
+    return Encoded(vocab, ids, meta["digest"], ids_path)
+
+
+def _stamp(src: Path) -> list[int]:
+    st = src.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _read_meta(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _encode(src: Path, ids_path: Path, block_size: int, progress: bool) -> dict:
+    """Two streaming passes: vocabulary + hash + length, then ids into ``ids_path``."""
+    size = src.stat().st_size
+    if size == 0:
+        raise CharRNNError(f"{src} is empty")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=2 * size, unit="B", unit_scale=True, desc=f"encoding {src.name}",
+                   file=sys.stderr, disable=None, leave=False)
+    try:
+        # ---- pass 1: check the text; which characters occur, how many; the content hash
+        seen = np.zeros(0x110000, bool)
+        known_ascii = b""  # bytes already in the vocabulary: deleted before looking further
+        digest, chars = hashlib.sha256(), 0
+        for block in _blocks(src, block_size, bar, check_utf8=True):
+            digest.update(block)
+            chars += len(block)
+            rest = np.frombuffer(block.translate(None, known_ascii), np.uint8)
+            if len(rest):  # every non-ASCII byte, and ASCII not seen before
+                seen[rest[rest < 0x80]] = True
+                if rest.max() >= 0x80:
+                    _, cps, extra = _multibyte(rest)
+                    seen[cps] = True
+                    chars -= int(extra.sum())  # continuation bytes are not characters
+                known_ascii = bytes(np.flatnonzero(seen[:128]).astype(np.uint8))
+        found = tuple(chr(c) for c in np.flatnonzero(seen))
+        if all(c.isspace() for c in found):
+            raise CharRNNError(f"{src} holds only whitespace")
+        vocab = Vocab(found)
+
+        # ---- pass 2: ids, written block by block into a temporary file, then renamed
+        lookup = _Lookup(np.flatnonzero(seen).astype(np.uint32), vocab.dtype)
+        ids_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ids_path.with_name(f".{ids_path.name}.{os.getpid()}.tmp")
+        try:
+            with tmp.open("wb") as out:
+                for block in _blocks(src, block_size, bar, check_utf8=False):
+                    out.write(lookup.ids(block))
+            os.replace(tmp, ids_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    finally:
+        if bar is not None:
+            bar.close()
+    return {"vocab": list(vocab.chars), "chars": chars, "digest": digest.hexdigest()[:16],
+            "dtype": vocab.dtype.name}
+
+
+def _multibyte(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions, code points and continuation-byte counts of the multi-byte characters.
+
+    Vectorised UTF-8 decoding of bytes ``a``: for ASCII-heavy text far faster than
+    bytes -> str -> UTF-32, as only the few multi-byte characters are ever touched.
+    """
+    lead = np.flatnonzero(a >= 0xC0)
+    b0 = a[lead].astype(np.uint32)
+    extra = np.where(b0 < 0xE0, 1, np.where(b0 < 0xF0, 2, 3))
+    c1, c2, c3 = (a[np.minimum(lead + k, len(a) - 1)].astype(np.uint32) & 0x3F
+                  for k in (1, 2, 3))
+    cps = np.where(b0 < 0xE0, ((b0 & 0x1F) << 6) | c1,
+                   np.where(b0 < 0xF0, ((b0 & 0x0F) << 12) | (c1 << 6) | c2,
+                            ((b0 & 0x07) << 18) | (c1 << 12) | (c2 << 6) | c3))
+    return lead, cps, extra
+
+
+class _Lookup:
+    """Code point -> id for one vocabulary (sorted code points ``cps``), by whole blocks."""
+
+    def __init__(self, cps: np.ndarray, dtype: np.dtype) -> None:
+        self.cps, self.dtype = cps, dtype
+        table = np.zeros(256, np.uint8)  # ASCII byte -> id, applied by bytes.translate
+        if dtype == np.uint8:
+            ascii_cps = cps[cps < 128]
+            table[ascii_cps] = np.searchsorted(cps, ascii_cps)
+        self.table = table.tobytes()
+        self.bmp = np.zeros(0x10000, dtype)  # code points below 0x10000: a direct table
+        in_bmp = cps < 0x10000
+        self.bmp[cps[in_bmp]] = np.flatnonzero(in_bmp)
+
+    def of(self, cps: np.ndarray) -> np.ndarray:
+        if len(cps) and cps.max() >= 0x10000:
+            return np.searchsorted(self.cps, cps).astype(self.dtype)
+        return self.bmp[cps]
+
+    def ids(self, block: bytes) -> bytes | np.ndarray:
+        """The ids of a block of UTF-8 text (bytes, or an array of the id dtype)."""
+        if block.isascii() and self.dtype == np.uint8:
+            return block.translate(self.table)  # a byte-to-byte table: no numpy at all
+        # one byte per character: continuation bytes dropped, ASCII mapped to ids
+        if self.dtype == np.uint8:
+            ids = np.frombuffer(bytearray(block.translate(self.table, _CONTINUATION)), np.uint8)
+        else:
+            ids = self.bmp[np.frombuffer(block.translate(None, _CONTINUATION), np.uint8)]
+        if not block.isascii():  # the multi-byte characters, where their lead bytes were
+            lead, cps, extra = _multibyte(np.frombuffer(block, np.uint8))
+            ids[lead - (np.cumsum(extra) - extra)] = self.of(cps)
+        return ids
+
+
+def _blocks(src: Path, block_size: int, bar=None, check_utf8: bool = True
+            ) -> Iterator[bytes]:
+    """Normalised UTF-8 blocks that end on character boundaries, checked like read_text.
+
+    A UTF-8 sequence or a CR cut by the block edge is carried over to the next block, so
+    CRLF and multi-byte characters come out whole; error offsets count bytes of the whole
+    file. ``check_utf8=False`` skips the (costlier) UTF-8 check on a second pass.
+    """
+    name = str(src)
+    try:
+        f = src.open("rb")
+    except PermissionError:
+        raise CharRNNError(f"cannot read {src}: permission denied") from None
+    except OSError as e:
+        raise CharRNNError(f"cannot read {src}: {e.strerror or e}") from None
+    with f:
+        head = f.read(4096)
+        check_head(head, name)
+        f.seek(0)
+        pos, carry = 0, b""  # pos: file offset of carry's first byte
+        while True:
+            raw = f.read(block_size)
+            if bar is not None:
+                bar.update(len(raw))
+            buf = carry + raw if carry else raw
+            cut = len(buf) if not raw else _whole(buf)
+            block, carry = buf[:cut], buf[cut:]
+            if block:
+                nul = block.find(b"\x00")
+                if nul >= 0:
+                    nul_error(head, pos + nul, name)
+                if check_utf8 and not block.isascii():
+                    try:
+                        block.decode("utf-8")
+                    except UnicodeDecodeError as e:
+                        _nul_after(f, pos + len(buf), head, name)  # NUL errors come first
+                        utf8_error(block[e.start], pos + e.start, name)
+                if pos == 0 and block.startswith(_BOM):
+                    block = block[3:]
+                if b"\r" in block:
+                    block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+                pos += cut
+                if block:
+                    yield block
+            if not raw:
+                return
+
+
+def _whole(buf: bytes) -> int:
+    """Where to cut ``buf`` so that no UTF-8 sequence and no CR(LF) is split."""
+    cut = len(buf)
+    for k in range(1, min(4, len(buf)) + 1):
+        b = buf[-k]
+        if b & 0xC0 == 0x80:  # a continuation byte: look further back for the lead
+            continue
+        if b >= 0xC0:
+            need = 2 if b < 0xE0 else 3 if b < 0xF0 else 4
+            if need > k:
+                cut = len(buf) - k
+        break
+    if cut and buf[cut - 1] == 0x0D:  # a CR: the next block may start with its LF
+        cut -= 1
+    return cut
+
+
+def _nul_after(f, offset: int, head: bytes, name: str) -> None:
+    """Look for a NUL in the rest of the file, so errors come in read_text's order."""
+    while chunk := f.read(BLOCK_SIZE):
+        nul = chunk.find(b"\x00")
+        if nul >= 0:
+            nul_error(head, offset + nul, name)
+        offset += len(chunk)

@@ -1,0 +1,84 @@
+"""The training loop: schedule, time budget, precision and what it writes."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from charrnn import checkpoint as ckpt
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.data import Corpus
+from charrnn.train import Callbacks, Trainer, lr_at, pick_dtype
+
+
+def test_schedule_warms_up_then_decays_to_the_floor_at_the_end():
+    cfg = TrainConfig(lr=1e-3, min_lr_ratio=0.1, warmup_steps=10, max_steps=100)
+    warm = [lr_at(cfg, s, 0.0) for s in range(10)]
+    assert warm == sorted(warm) and warm[-1] == pytest.approx(1e-3)
+    decay = [lr_at(cfg, 50, f) for f in np.linspace(0, 1, 21)]
+    assert all(a >= b for a, b in zip(decay, decay[1:], strict=False))
+    assert lr_at(cfg, 50, 1.0) == pytest.approx(1e-4)  # the floor, exactly at the deadline
+    assert lr_at(cfg, 50, 0.5) == pytest.approx(1e-4 + 0.9e-3 * 0.5)
+
+
+class _Record(Callbacks):
+    def __init__(self):
+        self.steps = []
+
+    def on_step(self, p):
+        self.steps.append(p)
+
+
+def _corpus(tmp_path, n=4000):
+    p = tmp_path / "t.txt"
+    p.write_text(("to be or not to be, that is the question.\n" * (n // 40))[:n])
+    return Corpus.load(str(p), 0.1)
+
+
+@pytest.mark.parametrize("budget", [1.5, 4.0])
+def test_time_budget_drives_the_schedule_and_is_kept(tmp_path, budget):
+    rec = _Record()
+    cfg = TrainConfig(batch_size=4, seq_len=16, max_time=budget, warmup_steps=2, patience=0)
+    corpus = _corpus(tmp_path)
+    mc = ModelConfig(vocab_size=len(corpus.vocab), hidden_size=16, num_layers=1, embed_size=8)
+    result = Trainer(mc, cfg, corpus, tmp_path / "run", rec).run()
+    assert result.reason == "budget"
+    last = rec.steps[-1]
+    assert last.fraction > 0.9  # trained until the deadline ...
+    assert result.progress.elapsed < budget * 1.05 + 0.5  # ... and not much past it
+    # the learning rate followed the clock down to (almost) its floor
+    assert last.lr < cfg.lr * (cfg.min_lr_ratio + 0.05)
+    lrs = [p.lr for p in rec.steps[cfg.warmup_steps:]]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+def test_metrics_log_and_checkpoints(tmp_path):
+    corpus = _corpus(tmp_path)
+    mc = ModelConfig(vocab_size=len(corpus.vocab), hidden_size=16, num_layers=1, embed_size=8)
+    cfg = TrainConfig(batch_size=4, seq_len=16, max_steps=40, eval_every=20)
+    result = Trainer(mc, cfg, corpus, tmp_path / "run").run()
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    vals = [x for x in lines if x["kind"] == "val"]
+    assert [v["step"] for v in vals] == [20, 40]
+    assert result.best_val_loss == min(v["loss"] for v in vals)
+    best = ckpt.inspect(tmp_path / "run" / "best.safetensors")
+    assert best.meta["progress"]["val_loss"] == result.best_val_loss
+    assert "optim.0.exp_avg" not in best.tensors  # best holds weights only
+
+
+@pytest.mark.skipif(pick_dtype("auto", torch.device("cpu")) is None,
+                    reason="this CPU has no native bfloat16 (AMX)")
+def test_bf16_autocast_trains_and_saves_float32(tmp_path):
+    corpus = _corpus(tmp_path)
+    mc = ModelConfig(vocab_size=len(corpus.vocab), hidden_size=32, num_layers=2, embed_size=8)
+    cfg = TrainConfig(batch_size=4, seq_len=32, max_steps=60, precision="bf16", lr=0.01)
+    result = Trainer(mc, cfg, corpus, tmp_path / "run").run()
+    assert math.isfinite(result.best_val_loss) and result.best_val_loss < 2.5
+    c = ckpt.inspect(tmp_path / "run" / "latest.safetensors")
+    assert all(c.tensors[k][0] == "F32" for k in mc.weight_shapes())
+
+
+def test_fp32_precision_means_no_autocast():
+    assert pick_dtype("fp32", torch.device("cpu")) is None
