@@ -353,8 +353,9 @@ class Trainer:
             raise ckpt.CheckpointError(f"{c.path}: optimizer state does not fit the model")
         for key, value in t.items():
             if key.startswith("optim."):
-                _, idx, name = key.split(".", 2)
-                ok = idx.isdigit() and int(idx) < len(params) and value.dtype == torch.float32
+                idx = (key.split(".") + [""])[1]  # optim.<param index>.<state name>
+                ok = (key.count(".") >= 2 and idx.isdigit() and int(idx) < len(params)
+                      and value.dtype == torch.float32)
                 if ok and value.ndim:
                     ok = value.shape == params[int(idx)].shape
                 if not ok:

@@ -190,6 +190,7 @@ def test_damaged_training_state_is_refused_on_resume(cli, trained_run, corpus_fi
 @pytest.mark.parametrize("name, value, message", [
     ("optim.0.exp_avg", torch.zeros(3), "tensor optim.0.exp_avg does not fit the model"),
     ("optim.99.exp_avg", torch.zeros(3), "tensor optim.99.exp_avg does not fit the model"),
+    ("optim.0", torch.zeros(3), "tensor optim.0 does not fit the model"),
     ("carry.h", torch.zeros(1, 2, 3), "carried state does not fit the model"),
     ("rng.cpu", torch.zeros(10, dtype=torch.uint8), "random-generator state"),
 ])
