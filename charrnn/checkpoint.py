@@ -174,7 +174,9 @@ def inspect(path: str | Path) -> Checkpoint:
 
 
 _NUMBERS = {  # metadata fields that readers (info, list, report, eval) format as numbers
-    "progress": None,  # every value
+    "progress": ("step", "epoch", "chars_seen", "elapsed", "fraction", "lr", "train_loss",
+                 "chars_per_s", "val_loss", "best_val_loss", "epoch_chunk", "bad_evals",
+                 "eval_seconds"),
     "train": ("batch_size", "seq_len", "lr", "min_lr_ratio", "warmup_steps", "weight_decay",
               "grad_clip", "max_time", "max_steps", "epochs", "patience", "eval_every",
               "val_fraction", "seed"),
@@ -191,7 +193,7 @@ def _section_problem(meta: dict[str, Any]) -> str | None:
             return f"{name} must be a JSON object"
     for name, keys in _NUMBERS.items():
         section = meta.get(name, {})
-        for key in section if keys is None else keys:
+        for key in keys:  # fields other versions may add are not judged here
             value = section.get(key)
             if value is not None and (isinstance(value, bool)
                                       or not isinstance(value, (int, float))):
