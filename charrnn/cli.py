@@ -84,7 +84,7 @@ def train(
                           rich_help_panel=OPTIM, help="Parallel streams (default 32).")] = None,
     seq_len: Annotated[int | None, typer.Option("--seq-len", "-t", min=1, rich_help_panel=OPTIM,
                        help="Truncated-BPTT window in characters (default 128).")] = None,
-    lr: Annotated[float, typer.Option(rich_help_panel=OPTIM, help="Peak learning rate.")] = 2e-3,
+    lr: Annotated[float, typer.Option(rich_help_panel=OPTIM, help="Peak learning rate.")] = 4e-3,
     weight_decay: Annotated[float, typer.Option(rich_help_panel=OPTIM)] = 0.01,
     grad_clip: Annotated[float, typer.Option(rich_help_panel=OPTIM,
                          help="Max gradient norm; 0 disables clipping.")] = 1.0,

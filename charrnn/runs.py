@@ -34,7 +34,7 @@ class TrainRequest:
     dropout: float | None = None
     batch_size: int | None = None
     seq_len: int | None = None
-    lr: float = 2e-3
+    lr: float = 4e-3
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     warmup: int = 50
@@ -146,12 +146,15 @@ def _train_locked(req: TrainRequest, dist: Dist, source: str, run_dir: Path):
             val_fraction=req.val_fraction, val_max_chars=req.val_max_chars,
             log_every=req.log_every or 20, seed=req.seed, device=req.device,
             precision=req.precision, compile=req.compile, **budget)
-        size = auto_model(n)
+        size = auto_model(n, train_config.max_time)
         model_config = ModelConfig(
             vocab_size=len(corpus.vocab), cell=req.cell, embed_size=req.embed_size,
             num_layers=req.layers or size["num_layers"],
             hidden_size=req.hidden_size or size["hidden_size"],
             dropout=size["dropout"] if req.dropout is None else req.dropout)
+        if dist.is_main and None in (req.layers, req.hidden_size, req.dropout):
+            _log(f"model size chosen for {n:,} training characters and this budget "
+                 "(override with --layers, --hidden-size, --dropout)")
         if req.force and run_dir.exists() and dist.is_main:
             for name in ("latest", "best"):
                 (run_dir / f"{name}{ckpt.SUFFIX}").unlink(missing_ok=True)

@@ -75,6 +75,9 @@ def pick(logits: np.ndarray, u: Iterable[float], temperature: float = 1.0, top_k
     """
     if temperature == 0:
         return logits.argmax(axis=1)
+    # Below 1e-300 every draw is already the argmax; the floor keeps z / temperature
+    # finite (a subnormal temperature would overflow to -inf, with a warning).
+    temperature = max(temperature, 1e-300)
     if len(logits) == 1 and top_k == 0 and top_p == 1:
         # One row, plain softmax: the same arithmetic in half the numpy calls, which
         # shows at batch 1, where this runs thousands of times a second.
