@@ -309,7 +309,7 @@ def eval_ids(c: ckpt.Checkpoint, file: str | None):
         _, ids = split_ids(ids, TrainConfig.from_dict(c.meta["train"]).val_fraction or 0.1)
         if cached is not None and cached.vocab != vocab:  # the checkpoint's ids
             ids = remap_ids(ids, cached.vocab, vocab)
-        label = f"{source} (held-out {len(ids):,} characters)"
+        label = f"{source}, held-out split"
     else:
         ids, unknown = vocab.encode_known(read_text(file))
         label = file
