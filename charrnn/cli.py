@@ -85,7 +85,7 @@ def train(
     seq_len: Annotated[int | None, typer.Option("--seq-len", "-t", min=1, rich_help_panel=OPTIM,
                        help="Truncated-BPTT window in characters (default 128).")] = None,
     lr: Annotated[float, typer.Option(rich_help_panel=OPTIM, help="Peak learning rate.")] = 4e-3,
-    weight_decay: Annotated[float, typer.Option(rich_help_panel=OPTIM)] = 0.01,
+    weight_decay: Annotated[float, typer.Option(rich_help_panel=OPTIM)] = 0.1,
     grad_clip: Annotated[float, typer.Option(rich_help_panel=OPTIM,
                          help="Max gradient norm; 0 disables clipping.")] = 1.0,
     warmup: Annotated[int, typer.Option(min=0, rich_help_panel=OPTIM,

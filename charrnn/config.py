@@ -82,7 +82,7 @@ class TrainConfig:
     lr: float = 4e-3  # peak AdamW learning rate, after warm-up
     min_lr_ratio: float = 0.1  # the schedule decays to lr * min_lr_ratio at the end
     warmup_steps: int = 50
-    weight_decay: float = 0.01
+    weight_decay: float = 0.1
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
     max_time: float | None = None  # seconds of wall time, everything included
     max_steps: int | None = None

@@ -35,7 +35,7 @@ class TrainRequest:
     batch_size: int | None = None
     seq_len: int | None = None
     lr: float = 4e-3
-    weight_decay: float = 0.01
+    weight_decay: float = 0.1
     grad_clip: float = 1.0
     warmup: int = 50
     max_time: str | None = None
