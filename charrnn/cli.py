@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from charrnn import __version__
+from charrnn.config import ModelConfig, TrainConfig
 from charrnn.errors import CharRNNError
 
 app = typer.Typer(
@@ -77,19 +78,21 @@ def train(
     hidden_size: Annotated[int | None, typer.Option(min=1, rich_help_panel=MODEL,
                            help="Units per layer. Default: from corpus size.")] = None,
     embed_size: Annotated[int, typer.Option(min=1, rich_help_panel=MODEL,
-                          help="Character embedding size.")] = 64,
+                          help="Character embedding size.")] = ModelConfig.embed_size,
     dropout: Annotated[float | None, typer.Option(rich_help_panel=MODEL,
                        help="Dropout in [0, 1). Default: from corpus size.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", min=1,
                           rich_help_panel=OPTIM, help="Parallel streams (default 32).")] = None,
     seq_len: Annotated[int | None, typer.Option("--seq-len", "-t", min=1, rich_help_panel=OPTIM,
                        help="Truncated-BPTT window in characters (default 128).")] = None,
-    lr: Annotated[float, typer.Option(rich_help_panel=OPTIM, help="Peak learning rate.")] = 4e-3,
-    weight_decay: Annotated[float, typer.Option(rich_help_panel=OPTIM)] = 0.1,
+    lr: Annotated[float, typer.Option(rich_help_panel=OPTIM, help="Peak learning rate.")
+                  ] = TrainConfig.lr,
+    weight_decay: Annotated[float, typer.Option(rich_help_panel=OPTIM)
+                            ] = TrainConfig.weight_decay,
     grad_clip: Annotated[float, typer.Option(rich_help_panel=OPTIM,
-                         help="Max gradient norm; 0 disables clipping.")] = 1.0,
+                         help="Max gradient norm; 0 disables clipping.")] = TrainConfig.grad_clip,
     warmup: Annotated[int, typer.Option(min=0, rich_help_panel=OPTIM,
-                      help="Warm-up steps.")] = 50,
+                      help="Warm-up steps.")] = TrainConfig.warmup_steps,
     max_time: Annotated[str | None, typer.Option(rich_help_panel=BUDGET,
                         help="Wall-time budget, e.g. 90s, 10m, 2h. The learning rate reaches "
                              "its floor at the deadline. Default: 10m when no budget is given.",
@@ -98,14 +101,16 @@ def train(
     epochs: Annotated[float | None, typer.Option(rich_help_panel=BUDGET)] = None,
     patience: Annotated[int, typer.Option(min=0, rich_help_panel=BUDGET,
                         help="Stop after this many validations without improvement; "
-                             "0 never stops early.")] = 5,
+                             "0 never stops early.")] = TrainConfig.patience,
     eval_every: Annotated[int, typer.Option(min=0, rich_help_panel=BUDGET,
                           help="Steps between validations; 0 chooses by time.")] = 0,
     val_fraction: Annotated[float, typer.Option(rich_help_panel=BUDGET,
-                            help="Tail of the text held out for validation.")] = 0.1,
+                            help="Tail of the text held out for validation.")
+                            ] = TrainConfig.val_fraction,
     val_max_chars: Annotated[int, typer.Option(min=0, rich_help_panel=BUDGET,
                              help="Held-out characters scored per validation (a fixed "
-                                  "sample spread over the tail); 0 scores all.")] = 1_000_000,
+                                  "sample spread over the tail); 0 scores all.")
+                             ] = TrainConfig.val_max_chars,
     log_every: Annotated[int | None, typer.Option(min=1, rich_help_panel=OUTPUT,
                          help="Steps between train-loss lines in metrics.jsonl (default 20; "
                               "--resume keeps the run's).")] = None,
@@ -117,7 +122,7 @@ def train(
                            "checkpoint.")] = False,
     force: Annotated[bool, typer.Option(rich_help_panel=CKPT,
                      help="Start afresh even if the output folder holds a run.")] = False,
-    seed: Annotated[int, typer.Option()] = 1337,
+    seed: Annotated[int, typer.Option()] = TrainConfig.seed,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     precision: Annotated[str, typer.Option(
         help="auto, fp32 or bf16. auto: bfloat16 autocast where the hardware runs it "
