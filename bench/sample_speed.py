@@ -1,7 +1,7 @@
 """How fast `charrnn sample` answers and streams: the figures behind issue #4's targets.
 
-Builds untrained default-size LSTM checkpoints (2x256 and 2x512, vocabulary 65; speed
-does not depend on training), then runs the real command in subprocesses, as a shell
+Builds untrained LSTM checkpoints of the default sizes (2x256, 2x384, 2x512; vocabulary
+65; speed does not depend on training), then runs the real command in subprocesses, as a shell
 script would:
 
 - time to first byte: from spawning `python -m charrnn sample --length 1` to reading
@@ -16,8 +16,8 @@ writes the bytecode cache, as installing a package does). Run from the repositor
     python bench/sample_speed.py               # about a minute on 2 cores
     python bench/sample_speed.py --quick       # a few seconds, rough figures
 
-The environment is passed through, so `OPENBLAS_NUM_THREADS=2 python bench/...`
-measures the sampler with two BLAS threads (the command defaults to one).
+The environment is passed through, so `OPENBLAS_NUM_THREADS=1 python bench/...`
+measures the sampler with one BLAS thread (the command uses two while a core is idle).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SIZES = (256, 512)
+SIZES = (256, 384, 512)
 BATCHES = (1, 4, 16, 64)
 
 
@@ -91,7 +91,7 @@ def main() -> None:
         args.repeats, args.length, args.batch_length = 3, 1000, 100
     med = statistics.median
     load = os.getloadavg()[0]
-    threads = os.environ.get("OPENBLAS_NUM_THREADS", "1 (the command's default)")
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "2 while a core is idle, else 1")
     print(f"# {os.cpu_count()} CPUs, load average {load:.2f} at start, BLAS threads "
           f"{threads}, {args.repeats} repeats, medians")
 

@@ -143,6 +143,38 @@ def test_python_dash_m_and_sample_never_import_torch(trained_run):
 
 
 # ----------------------------------------------------------------------------- sample
+@pytest.mark.parametrize(("cores", "loadavg", "threads"), [
+    ("01", "0.50 0.60 0.70 1/321 4242", 2),  # only this process runs: use the idle core
+    ("01", "2.00 2.00 2.00 3/321 4242", 1),  # training (2 threads) runs beside us
+    ("01", "1.00 1.00 1.00 2/321 4242", 1),  # another sampler runs
+    ("0", "0.00 0.00 0.00 1/100 42", 1),  # one core
+    ("01234567", "6.00 6.00 6.00 5/999 42", 2),
+    ("01", "garbage", 1)])
+def test_sampling_uses_a_second_blas_thread_only_while_a_core_is_idle(
+        monkeypatch, tmp_path, cores, loadavg, threads):
+    from charrnn import cli
+
+    (tmp_path / "loadavg").write_text(loadavg + "\n")
+    monkeypatch.setattr(cli, "_LOADAVG", tmp_path / "loadavg")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(cores), raising=False)
+    assert cli._sampling_threads() == threads
+    monkeypatch.setattr(cli, "_LOADAVG", tmp_path / "missing")
+    assert cli._sampling_threads() == 1
+
+
+def test_sample_sets_blas_threads_before_numpy_unless_the_user_did(trained_run):
+    code = ("import os, sys; from charrnn.cli import main; "
+            f"main(['sample', '-c', {str(trained_run)!r}, '-n', '1']); "
+            "print('', os.environ['OPENBLAS_NUM_THREADS'])")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.stdout.split()[-1] in ("1", "2"), r
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**env, "OPENBLAS_NUM_THREADS": "3"})
+    assert r.stdout.split()[-1] == "3", r
+
+
 def _alone(run, prime, **kw):
     from charrnn.sample import SampleConfig, Sampler
 
