@@ -3,6 +3,7 @@ throughput with the raw fused kernel at the same shape, measured in the same run
 
     python bench/train_budget.py                      # 10 minutes on Tiny Shakespeare
     python bench/train_budget.py --budget 1m -- --hidden-size 256
+    python bench/train_budget.py --budget 30s --threads 1   # thread-count experiment
 
 Prints one Markdown table row: budget, validation loss (nats/char) of the best
 checkpoint on the held-out 10%, bits/char, training-loop chars/s (validation excluded,
@@ -64,8 +65,14 @@ def main() -> None:
     ap.add_argument("--file", default=str(DEFAULT_FILE))
     ap.add_argument("--budget", default="10m")
     ap.add_argument("--kernel-seconds", type=float, default=20.0)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch intra-op threads for training and kernel; 0: torch's default")
     ap.add_argument("train_args", nargs="*", help="extra `charrnn train` options, after --")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     from charrnn.cli import main as cli_main
     from charrnn.runs import eval_command

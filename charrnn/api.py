@@ -3,6 +3,7 @@
     >>> from charrnn import api
     >>> model = api.load("checkpoints/shakespeare")      # a run folder or a .safetensors
     >>> print(model.generate("ROMEO:", length=200, temperature=0.8, seed=1))
+    >>> model.samples(4, "ROMEO:", length=100, top_p=0.9, stop="\\n\\n", seed=1)
     >>> model.score("To be, or not to be").bits_per_char  # needs torch
     >>> model.surprisal("To be, or not to be").bits         # per character, numpy only
 
@@ -49,20 +50,46 @@ class Model:
                 f"{len(self.vocab)} characters>")
 
     # ------------------------------------------------------------------ generation
-    def stream(self, prime: str = "", length: int = 200, temperature: float = 1.0,
-               top_k: int = 0, seed: int | None = None) -> Iterator[str]:
-        """Yield generated characters one at a time (not the prime)."""
-        from charrnn.sample import SampleConfig, Sampler
+    def _sample(self, prime: str, config: Any) -> Iterator[tuple[int, str]]:
+        from charrnn.sample import Sampler
 
         if self._sampler is None:
             self._sampler = Sampler.load(self.path)
-        config = SampleConfig(length=length, temperature=temperature, top_k=top_k, seed=seed)
-        return self._sampler.generate(prime, config)
+        return self._sampler.stream(prime, config)
+
+    def stream(self, prime: str = "", length: int = 200, temperature: float = 1.0,
+               top_k: int = 0, seed: int | None = None, *, top_p: float = 1.0,
+               stop: str | tuple[str, ...] = ()) -> Iterator[str]:
+        """Yield generated characters one at a time (not the prime); a stop string ends
+        the text right after it is produced."""
+        from charrnn.sample import END, SampleConfig
+
+        config = SampleConfig(length=length, temperature=temperature, top_k=top_k,
+                              seed=seed, top_p=top_p, stop=stop)
+        return (ch for _, ch in self._sample(prime, config) if ch != END)
 
     def generate(self, prime: str = "", length: int = 200, temperature: float = 1.0,
-                 top_k: int = 0, seed: int | None = None) -> str:
-        """The prime followed by ``length`` generated characters."""
-        return prime + "".join(self.stream(prime, length, temperature, top_k, seed))
+                 top_k: int = 0, seed: int | None = None, *, top_p: float = 1.0,
+                 stop: str | tuple[str, ...] = ()) -> str:
+        """The prime followed by up to ``length`` generated characters."""
+        return prime + "".join(self.stream(prime, length, temperature, top_k, seed,
+                                           top_p=top_p, stop=stop))
+
+    def samples(self, num_samples: int, prime: str = "", length: int = 200,
+                temperature: float = 1.0, top_k: int = 0, seed: int | None = None, *,
+                top_p: float = 1.0, stop: str | tuple[str, ...] = ()) -> list[str]:
+        """``num_samples`` independent texts (without the prime), generated as one batch;
+        text i is what ``generate`` gives with seed ``seed + i``."""
+        from charrnn.sample import END, SampleConfig, fresh_seed
+
+        config = SampleConfig(length=length, temperature=temperature, top_k=top_k,
+                              seed=fresh_seed() if seed is None else seed, top_p=top_p,
+                              stop=stop, num_samples=num_samples)
+        texts: list[list[str]] = [[] for _ in range(num_samples)]
+        for i, ch in self._sample(prime, config):
+            if ch != END:
+                texts[i].append(ch)
+        return ["".join(t) for t in texts]
 
     # ------------------------------------------------------------------ scoring
     def _ids(self, text: str) -> np.ndarray:

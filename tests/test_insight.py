@@ -230,6 +230,15 @@ def test_api_generate_score_and_no_torch_until_scoring(trained_run):
     assert score.chars == len("the cat sat on the mat.\nthe dog ate the log.\n" * 3) - 1
 
 
+def test_api_samples_stop_and_top_p_match_the_sampler(trained_run):
+    m = api.load(trained_run)
+    texts = m.samples(3, "the ", length=40, temperature=1.0, seed=7, top_p=0.9, stop="\n")
+    assert texts == [m.generate("the ", 40, 1.0, seed=7 + i, top_p=0.9, stop="\n")[4:]
+                     for i in range(3)]
+    assert all(t.endswith("\n") or len(t) == 40 for t in texts)
+    assert all("\n" not in t[:-1] for t in texts)  # each ended at its first newline
+
+
 def test_completion_and_examples_in_every_help(cli):
     import os
     from pathlib import Path
