@@ -99,9 +99,10 @@ def train(
                         show_default=False)] = None,
     max_steps: Annotated[int | None, typer.Option(min=1, rich_help_panel=BUDGET)] = None,
     epochs: Annotated[float | None, typer.Option(rich_help_panel=BUDGET)] = None,
-    patience: Annotated[int, typer.Option(min=0, rich_help_panel=BUDGET,
+    patience: Annotated[int | None, typer.Option(min=0, rich_help_panel=BUDGET,
                         help="Stop after this many validations without improvement; "
-                             "0 never stops early.")] = TrainConfig.patience,
+                             f"0 never stops early. Default: {TrainConfig.patience}, or "
+                             "the resumed run's own.", show_default=False)] = None,
     eval_every: Annotated[int, typer.Option(min=0, rich_help_panel=BUDGET,
                           help="Steps between validations; 0 chooses by time.")] = 0,
     val_fraction: Annotated[float, typer.Option(rich_help_panel=BUDGET,

@@ -41,7 +41,7 @@ class TrainRequest:
     max_time: str | None = None
     max_steps: int | None = None
     epochs: float | None = None
-    patience: int = TrainConfig.patience
+    patience: int | None = None  # None: TrainConfig's, or on resume the run's own
     eval_every: int = 0
     val_fraction: float = TrainConfig.val_fraction
     val_max_chars: int = TrainConfig.val_max_chars
@@ -122,8 +122,10 @@ def _train_locked(req: TrainRequest, dist: Dist, source: str, run_dir: Path):
         given = {k: v for k, v in budget.items() if v is not None}
         if given:  # a new budget replaces the saved one (it is the run's total)
             train_config = replace(train_config, **budget)
-        train_config = replace(train_config, patience=req.patience, device=req.device,
+        train_config = replace(train_config, device=req.device,
                                log_every=req.log_every or train_config.log_every,
+                               patience=train_config.patience if req.patience is None
+                               else req.patience,
                                precision=req.precision, compile=req.compile)
         if req.corpus is None:
             source = saved.meta["corpus"]["source"]
@@ -142,9 +144,10 @@ def _train_locked(req: TrainRequest, dist: Dist, source: str, run_dir: Path):
         train_config = TrainConfig(
             batch_size=req.batch_size or batch_size, seq_len=req.seq_len or seq_len,
             lr=req.lr, warmup_steps=req.warmup, weight_decay=req.weight_decay,
-            grad_clip=req.grad_clip, patience=req.patience, eval_every=req.eval_every,
+            grad_clip=req.grad_clip, eval_every=req.eval_every,
             val_fraction=req.val_fraction, val_max_chars=req.val_max_chars,
-            log_every=req.log_every or 20, seed=req.seed, device=req.device,
+            log_every=req.log_every or TrainConfig.log_every, seed=req.seed, device=req.device,
+            patience=TrainConfig.patience if req.patience is None else req.patience,
             precision=req.precision, compile=req.compile, **budget)
         size = auto_model(n, train_config.max_time)
         model_config = ModelConfig(

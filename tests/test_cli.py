@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charrnn import checkpoint as ckpt
+from charrnn.config import TrainConfig
 
 
 def test_sample_stdout_is_exactly_the_sample(cli, trained_run):
@@ -60,6 +61,22 @@ def test_train_refuses_to_overwrite_a_run_and_resumes_it(cli, corpus_file, tmp_p
     r = cli("train", corpus_file, "-o", "run", "--resume", "--max-steps", "8")
     assert r.exit_code == 0, r
     assert ckpt.inspect(tmp_path / "run" / "latest.safetensors").meta["progress"]["step"] == 8
+
+
+def test_resume_keeps_the_runs_patience_unless_given(cli, corpus_file, tmp_path):
+    def patience():
+        return ckpt.inspect(tmp_path / "run" / "latest.safetensors").meta["train"]["patience"]
+
+    args = ["--max-steps", "2", "-b", "4", "-t", "16"]
+    cli("train", corpus_file, "-o", "run", "--hidden-size", "16", "--patience", "2", *args)
+    assert patience() == 2
+    assert cli("train", corpus_file, "-o", "run", "--resume", "--max-steps", "3").exit_code == 0
+    assert patience() == 2  # not the command line's default
+    r = cli("train", corpus_file, "-o", "run", "--resume", "--max-steps", "4", "--patience", "0")
+    assert r.exit_code == 0 and patience() == 0
+    cli("train", corpus_file, "-o", "new", "--hidden-size", "16", *args)
+    new = ckpt.inspect(tmp_path / "new" / "latest.safetensors").meta["train"]["patience"]
+    assert new == TrainConfig.patience
 
 
 @pytest.mark.parametrize("make, args, message, code", [
