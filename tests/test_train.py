@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from charrnn import checkpoint as ckpt
-from charrnn.config import ModelConfig, TrainConfig
+from charrnn.config import ModelConfig, TrainConfig, auto_model
 from charrnn.data import Corpus
 from charrnn.train import Callbacks, Trainer, lr_at, pick_dtype
 
@@ -52,6 +52,27 @@ def test_time_budget_drives_the_schedule_and_is_kept(tmp_path, budget):
     assert last.lr < cfg.lr * (cfg.min_lr_ratio + 0.05)
     lrs = [p.lr for p in rec.steps[cfg.warmup_steps:]]
     assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+@pytest.mark.parametrize(("chars", "budget", "size"), [
+    (50_000, 3600.0, (2, 256, 0.25)),  # small corpus: small model, whatever the budget
+    (1_000_000, 60.0, (2, 256, 0.25)),  # short budget: the fast model learns more
+    (1_000_000, 600.0, (2, 384, 0.25)),
+    (1_000_000, None, (2, 384, 0.25)),  # a step or epoch budget
+    (50_000_000, 600.0, (3, 512, 0.1))])
+def test_model_size_follows_corpus_size_and_budget(chars, budget, size):
+    m = auto_model(chars, budget)
+    assert (m["num_layers"], m["hidden_size"], m["dropout"]) == size
+
+
+def test_train_shows_the_chosen_size_and_takes_overrides(cli, corpus_file):
+    r = cli("train", corpus_file, "-o", "auto", "--max-steps", "1")
+    assert r.exit_code == 0 and "model: 2x256 lstm" in r.stderr and "dropout 0.25" in r.stderr
+    assert "model size chosen for" in r.stderr
+    r = cli("train", corpus_file, "-o", "mine", "--max-steps", "1", "--layers", "1",
+            "--hidden-size", "24", "--dropout", "0")
+    assert r.exit_code == 0 and "model: 1x24 lstm" in r.stderr and "dropout 0," in r.stderr
+    assert "model size chosen" not in r.stderr
 
 
 def test_metrics_log_and_checkpoints(tmp_path):
