@@ -82,9 +82,11 @@ def train(
     dropout: Annotated[float | None, typer.Option(rich_help_panel=MODEL,
                        help="Dropout in [0, 1). Default: from corpus size.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", min=1,
-                          rich_help_panel=OPTIM, help="Parallel streams (default 32).")] = None,
+                          rich_help_panel=OPTIM,
+                          help=f"Parallel streams (default {TrainConfig.batch_size}).")] = None,
     seq_len: Annotated[int | None, typer.Option("--seq-len", "-t", min=1, rich_help_panel=OPTIM,
-                       help="Truncated-BPTT window in characters (default 128).")] = None,
+                       help="Truncated-BPTT window in characters "
+                            f"(default {TrainConfig.seq_len}).")] = None,
     lr: Annotated[float, typer.Option(rich_help_panel=OPTIM, help="Peak learning rate.")
                   ] = TrainConfig.lr,
     weight_decay: Annotated[float, typer.Option(rich_help_panel=OPTIM)

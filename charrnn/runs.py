@@ -140,7 +140,8 @@ def _train_locked(req: TrainRequest, dist: Dist, source: str, run_dir: Path):
         with local_main_first(dist):  # one process per machine builds the corpus cache
             corpus = Corpus.load(source, req.val_fraction)
         n = len(corpus.train)
-        batch_size, seq_len = auto_batch(n, req.batch_size or 32, req.seq_len or 128)
+        batch_size, seq_len = auto_batch(n, req.batch_size or TrainConfig.batch_size,
+                                           req.seq_len or TrainConfig.seq_len)
         train_config = TrainConfig(
             batch_size=req.batch_size or batch_size, seq_len=req.seq_len or seq_len,
             lr=req.lr, warmup_steps=req.warmup, weight_decay=req.weight_decay,
