@@ -78,7 +78,7 @@ class TrainConfig:
     """How to train: batching, optimisation, budget and evaluation."""
 
     batch_size: int = 32  # B parallel streams through the corpus
-    seq_len: int = 128  # T characters per chunk: the truncated-BPTT window
+    seq_len: int = 32  # T characters per chunk: the truncated-BPTT window
     lr: float = 4e-3  # peak AdamW learning rate, after warm-up
     min_lr_ratio: float = 0.1  # the schedule decays to lr * min_lr_ratio at the end
     warmup_steps: int = 50
@@ -183,10 +183,10 @@ def auto_model(train_chars: int, max_time: float | None = None) -> dict[str, Any
 
     Measured on Tiny Shakespeare (docs/benchmarks.md): with 1 minute, 2x256 reaches 1.79
     nats/char where 2x512 is still at 1.93, so short budgets get the small, fast model.
-    With 10 minutes 2x384 reaches 1.446 against 1.43-1.44 for 2x512, while training 1.5x
-    and sampling 1.7x faster (5,300 against 3,200 chars/s at batch 1), so it is the
-    default for mid-sized corpora. Each choice is overridable with --layers,
-    --hidden-size and --dropout.
+    With 10 minutes (T=128) 2x384 reaches 1.446 against 1.43-1.44 for 2x512, while
+    training 1.5x and sampling 1.7x faster (5,300 against 3,200 chars/s at batch 1), so
+    it is the default for mid-sized corpora (1.4235 with the default T=32). Each choice
+    is overridable with --layers, --hidden-size and --dropout.
     """
     if train_chars < 200_000 or (max_time is not None and max_time < SHORT_BUDGET):
         return {"num_layers": 2, "hidden_size": 256, "dropout": 0.25}
