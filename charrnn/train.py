@@ -29,6 +29,7 @@ from charrnn.evaluate import score_ids
 from charrnn.model import CharRNN, State, detach_state
 
 LATEST, BEST, METRICS = "latest", "best", "metrics.jsonl"
+MIN_EVAL_GAP = 30.0  # seconds between time-based validations, at the least
 _VERDICTS = (None, "early-stop", "diverged")  # what a validation decides, as rank 0 sends it
 
 
@@ -396,7 +397,9 @@ class Trainer:
                           (cfg.epochs or math.inf) * steps_per_epoch)
         eval_steps = cfg.eval_every or (
             0 if cfg.max_time else max(1, int(min(total_steps, 10**9) // 10)))
-        eval_seconds = min(max(cfg.max_time / 10, 30.0), 600.0) if cfg.max_time else 0.0
+        eval_seconds = (min(max(cfg.max_time / 10, MIN_EVAL_GAP), 600.0)
+                        if cfg.max_time else 0.0)
+        eval_gap = eval_seconds  # widened so validating takes at most a tenth of the time
         self.cb.on_start({"device": str(self.device),
                           "precision": str(self.dtype or torch.float32).replace("torch.", ""),
                           "params": self.mc.num_params(),
@@ -479,12 +482,15 @@ class Trainer:
                 # ---- periodic validation and checkpoints
                 now = time.perf_counter()
                 due = (eval_steps and self.step % eval_steps == 0) or (
-                    eval_seconds and now - last_eval_time >= eval_seconds)
+                    eval_seconds and now - last_eval_time >= eval_gap)
                 if eval_seconds and dist.enabled:
                     due = dist.broadcast([float(bool(due))])[0] > 0
                 if due:
                     stop = self._evaluate(progress, metrics)
                     reserve = time.perf_counter() - now
+                    # a big held-out sample or a slow disk: space validations out instead
+                    # of letting them eat the budget (it was half of a 5-minute run)
+                    eval_gap = max(eval_seconds, 9 * reserve)
                     last_eval_time = time.perf_counter()
                     if stop:
                         reason = stop

@@ -2,6 +2,7 @@
 
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -52,6 +53,30 @@ def test_time_budget_drives_the_schedule_and_is_kept(tmp_path, budget):
     assert last.lr < cfg.lr * (cfg.min_lr_ratio + 0.05)
     lrs = [p.lr for p in rec.steps[cfg.warmup_steps:]]
     assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+def test_costly_validation_is_spaced_out_to_a_tenth_of_the_budget(tmp_path, monkeypatch):
+    """A big held-out sample must not eat a short budget: validations get rarer instead."""
+    import charrnn.train as train
+
+    monkeypatch.setattr(train, "MIN_EVAL_GAP", 0.1)  # budget/10 = 0.6 s between validations
+    slow = train.Trainer._evaluate
+
+    def evaluate(self, *args):
+        time.sleep(0.3)  # as if scoring a million held-out characters
+        return slow(self, *args)
+
+    monkeypatch.setattr(train.Trainer, "_evaluate", evaluate)
+    cfg = TrainConfig(batch_size=4, seq_len=16, max_time=6.0, warmup_steps=2, patience=0)
+    corpus = _corpus(tmp_path)
+    mc = ModelConfig(vocab_size=len(corpus.vocab), hidden_size=16, num_layers=1, embed_size=8)
+    result = Trainer(mc, cfg, corpus, tmp_path / "run").run()
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    vals = [x for x in map(json.loads, lines) if x["kind"] == "val"]
+    # every 0.6 s would be ~7 validations and half the time; spaced: 2 or 3, ~15%
+    assert 2 <= len(vals) <= 3
+    assert result.eval_seconds < 0.25 * result.progress.elapsed
+    assert result.progress.elapsed < 6.0 * 1.05 + 0.5
 
 
 @pytest.mark.parametrize(("chars", "budget", "size"), [
