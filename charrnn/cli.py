@@ -129,7 +129,7 @@ def train(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     precision: Annotated[str, typer.Option(
         help="auto, fp32 or bf16. auto: bfloat16 autocast where the hardware runs it "
-             "natively (recent GPUs, CPUs with AMX), else float32.")] = "auto",
+             "natively (recent GPUs, CPUs with AMX or AVX-512 BF16), else float32.")] = "auto",
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")
                        ] = False,
 ) -> None:

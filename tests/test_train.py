@@ -115,7 +115,7 @@ def test_metrics_log_and_checkpoints(tmp_path):
 
 
 @pytest.mark.skipif(pick_dtype("auto", torch.device("cpu")) is None,
-                    reason="this CPU has no native bfloat16 (AMX)")
+                    reason="this CPU has no native bfloat16 (AMX, AVX-512 BF16)")
 def test_bf16_autocast_trains_and_saves_float32(tmp_path):
     corpus = _corpus(tmp_path)
     mc = ModelConfig(vocab_size=len(corpus.vocab), hidden_size=32, num_layers=2, embed_size=8)
