@@ -84,7 +84,8 @@ def test_costly_validation_is_spaced_out_to_a_tenth_of_the_budget(tmp_path, monk
     (1_000_000, 60.0, (2, 256, 0.25)),  # short budget: the fast model learns more
     (1_000_000, 600.0, (2, 384, 0.25)),
     (1_000_000, None, (2, 384, 0.25)),  # a step or epoch budget
-    (50_000_000, 600.0, (3, 512, 0.1))])
+    (50_000_000, 600.0, (2, 384, 0.1)),  # a big corpus: less dropout, not more size
+    (50_000_000, 60.0, (2, 256, 0.25))])
 def test_model_size_follows_corpus_size_and_budget(chars, budget, size):
     m = auto_model(chars, budget)
     assert (m["num_layers"], m["hidden_size"], m["dropout"]) == size
