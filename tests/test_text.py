@@ -43,6 +43,9 @@ def test_read_text_normalizes(tmp_path):
     (b"", "is empty"),
     (b"  \n\t\n", "only whitespace"),
     (b"abc\x00def", "binary file (NUL byte at offset 3)"),
+    # an ELF header has NULs at both even and odd offsets: binary, not BOM-less UTF-16
+    (b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x03\x00>\x00\x01" + bytes(11),
+     "binary file (NUL byte at offset 7)"),
     (b"caf\xc3\xa9 \xff ok", "not valid UTF-8 (byte 0xff at offset 6)"),
     ("hello".encode("utf-16"), "UTF-16 LE text; convert it to UTF-8"),
     ("hello world".encode("utf-16-le"), "looks like UTF-16"),
