@@ -14,6 +14,8 @@ from charrnn.errors import ConfigError
 
 CELLS = ("lstm", "gru", "rnn")
 PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N for one GPU of several
+DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # stacked gate blocks per weight matrix (torch order)
 
 
@@ -125,8 +127,8 @@ class TrainConfig:
             _require(self.epochs > 0, "epochs must be positive")
         _require(isinstance(self.seed, int) and 0 <= self.seed < 2**63,
                  f"seed must be an integer in [0, 2**63), got {self.seed!r}")
-        _require(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
-                 f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+        _require(valid_device(self.device),
+                 f"device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}")
         _require(self.precision in PRECISIONS,
                  f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
@@ -140,6 +142,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def valid_device(name: str) -> bool:
+    return name in DEVICES or (name.startswith("cuda:") and name[5:].isdigit())
 
 
 def _known_fields(cls: type, d: dict[str, Any]) -> dict[str, Any]:

@@ -261,8 +261,8 @@ def eval_command(file: str | None, target: str | None, device: str) -> dict[str,
     and the loss matches the checkpoint's validation loss.
     """
     from charrnn.data import val_windows
+    from charrnn.device import pick_device
     from charrnn.evaluate import Score, score_ids
-    from charrnn.train import pick_device
 
     c = ckpt.inspect(ckpt.resolve(target))
     ids, unknown, label = eval_ids(c, file)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from charrnn import checkpoint as ckpt
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Batches, Corpus, min_train_chars, val_windows
+from charrnn.device import pick_device, pick_dtype
 from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import score_ids
@@ -31,43 +32,6 @@ from charrnn.model import CharRNN, State, detach_state
 LATEST, BEST, METRICS = "latest", "best", "metrics.jsonl"
 MIN_EVAL_GAP = 30.0  # seconds between time-based validations, at the least
 _VERDICTS = (None, "early-stop", "diverged")  # what a validation decides, as rank 0 sends it
-
-
-def pick_device(name: str) -> torch.device:
-    """'auto' -> cuda, then mps, then cpu; an explicit device must exist."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise CharRNNError("--device cuda: no CUDA GPU is available to torch")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise CharRNNError("--device mps: Apple's MPS backend is not available")
-    return torch.device(name)
-
-
-def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for training, or None for plain float32.
-
-    'auto' takes bfloat16 where the hardware runs it natively: CUDA GPUs that support it,
-    and CPUs with AMX tiles (LSTM training 1.6-2.4x faster than float32) or AVX-512 BF16
-    instructions (1.2-1.6x, e.g. AMD Zen 4); float32 elsewhere, where bf16 is emulated.
-    """
-    if precision == "fp32" or device.type == "mps":
-        return None
-    if device.type == "cuda":
-        ok = torch.cuda.is_bf16_supported()
-    else:
-        try:
-            ok = precision == "bf16" or (torch.cpu._is_amx_tile_supported()
-                                           or torch.cpu._is_avx512_bf16_supported())
-        except AttributeError:  # older torch without the probe
-            ok = precision == "bf16"
-    if precision == "bf16" and not ok:
-        raise CharRNNError(f"--precision bf16: {device.type} here does not support bfloat16")
-    return torch.bfloat16 if ok else None
 
 
 @dataclass
@@ -221,7 +185,7 @@ class Trainer:
             self.device = torch.device("cuda", dist.local_rank)
         share = config.batch_size // dist.world
         self.rows = slice(dist.rank * share, (dist.rank + 1) * share)  # this rank's streams
-        self.dtype = pick_dtype(config.precision, self.device)
+        self.dtype = pick_dtype(config.precision, self.device, model_config.cell)
         torch.manual_seed(config.seed)
         self.model = CharRNN(model_config).to(self.device)
         net = self.model
