@@ -16,7 +16,7 @@ from charrnn.data import Corpus
 from charrnn.device import cpu_bf16_runs
 from charrnn.distributed import Dist, from_env
 from charrnn.errors import CharRNNError
-from charrnn.train import Trainer
+from charrnn.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--layers", "2", "--hidden-size", "24", "--embed-size", "8", "--dropout", "0",

@@ -13,7 +13,7 @@ from charrnn import checkpoint as ckpt
 from charrnn.config import ModelConfig, TrainConfig, auto_model
 from charrnn.data import Corpus
 from charrnn.device import pick_dtype
-from charrnn.train import Callbacks, Trainer, lr_at
+from charrnn.trainer import Callbacks, Trainer, lr_at
 
 
 def test_schedule_warms_up_then_decays_to_the_floor_at_the_end():
@@ -59,7 +59,7 @@ def test_time_budget_drives_the_schedule_and_is_kept(tmp_path, budget):
 
 def test_costly_validation_is_spaced_out_to_a_tenth_of_the_budget(tmp_path, monkeypatch):
     """A big held-out sample must not eat a short budget: validations get rarer instead."""
-    import charrnn.train as train
+    import charrnn.trainer as train
 
     monkeypatch.setattr(train, "MIN_EVAL_GAP", 0.1)  # budget/10 = 0.6 s between validations
     slow = train.Trainer._evaluate
