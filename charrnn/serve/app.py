@@ -37,6 +37,7 @@ from charrnn.serve.protocol import ApiError
 log = logging.getLogger("charrnn.serve")
 MAX_BODY = 1024 * 1024  # bytes
 POLL = 0.25  # seconds between disconnect checks while a non-streamed request waits
+FLUSH = 0.02  # seconds: at most 50 events per second per stream (the first goes at once)
 
 
 @dataclass
@@ -111,7 +112,8 @@ class Server:
         return HTMLResponse(PAGE)
 
     async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok", "streams": self.active,
+        rows = self.engine.rows() if self.engine else 0
+        return JSONResponse({"status": "ok", "streams": self.active, "rows": rows,
                              "max_streams": self.limits.max_streams})
 
     async def list_models(self, request: Request) -> Response:
@@ -232,6 +234,10 @@ class Server:
                                     kind="server_error").body())
                 return
             if open_:
+                # Let characters gather for a moment: the loop's work is per event sent,
+                # so this bounds it at 1/FLUSH events per stream per second however fast
+                # the engine runs (and Event.wait alone would not yield to other tasks).
+                await asyncio.sleep(FLUSH)
                 await ready.wait()
         if include_usage:
             yield _sse(reply.usage_chunk(reply.usage(

@@ -248,6 +248,11 @@ class Engine:
             batch.joining.append(job)
             self._cond.notify()
 
+    def rows(self) -> int:
+        """Rows being stepped now, all models together (warming rows count once)."""
+        with self._cond:
+            return sum(len(b.rows) for b in self._batches.values())
+
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
