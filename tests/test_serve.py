@@ -223,7 +223,7 @@ def test_unknown_prompt_characters_are_named_or_dropped(url, root):
 
 
 @pytest.mark.parametrize("content", [b"{", b"[1, 2", b"\xff\xfe{}", b"", b"NaN",
-                                     b'{"temperature": NaN}', b"[" * 100_000])
+                                     b'{"temperature": NaN}', b'{"n": -Infinity}', b"[" * 100_000])
 def test_malformed_bodies_are_400(url, content):
     r = httpx.post(f"{url}/v1/completions", content=content, timeout=30)
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
@@ -239,7 +239,7 @@ def test_body_over_a_megabyte_is_413(url):
 FIELDS = ["model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n", "stop",
           "seed", "stream", "echo", "logprobs", "stream_options", "drop_unknown"]
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**64, 2**64)
-                    | st.floats(allow_nan=False) | st.text(max_size=12),
+                    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
                     lambda inner: st.lists(inner, max_size=3)
                     | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
 SMALL = {"max_tokens": st.integers(-2, 40), "n": st.integers(-1, 3), "prompt":

@@ -10,6 +10,7 @@ llama.cpp's and vLLM's servers do.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import uuid
@@ -162,6 +163,7 @@ class Completion:
         self.id = f"cmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.model = model
+        self._prefix: str | None = None
 
     def _head(self) -> dict[str, Any]:
         return {"id": self.id, "object": "text_completion", "created": self.created,
@@ -180,6 +182,15 @@ class Completion:
     def chunk(self, index: int, text: str, reason: str | None = None) -> dict[str, Any]:
         return {**self._head(), "choices": [{"text": text, "index": index, "logprobs": None,
                                              "finish_reason": reason}]}
+
+    def text_event(self, index: int, text: str) -> str:
+        """``chunk(index, text)`` as a server-sent event, built without a dict: this runs
+        for every event of every stream, on the thread that also serves requests."""
+        if self._prefix is None:
+            head = json.dumps(self._head(), ensure_ascii=False, separators=(",", ":"))
+            self._prefix = f"data: {head[:-1]},\"choices\":[{{\"text\":"
+        return (f"{self._prefix}{json.dumps(text, ensure_ascii=False)},\"index\":{index},"
+                "\"logprobs\":null,\"finish_reason\":null}]}\n\n")
 
     def usage_chunk(self, usage: dict) -> dict[str, Any]:
         return {**self._head(), "choices": [], "usage": usage}
