@@ -11,7 +11,7 @@ and drives it with asyncio clients (httpx) streaming completions, as programs wo
 - 64 concurrent clients of 500 characters each: total characters per second (all
   characters over the wall time from the first request to the last [DONE]), and errors.
 
-The model is a 2x256 LSTM trained for --train-seconds on Python's help text (speed does
+The model is a 2x256 LSTM (--hidden) trained for --train-seconds on Python's help text (speed does
 not depend on how well it is trained), or an existing run given with --run. Every figure
 is the median of --repeats rounds. Clients are on loopback only, bounded in number, and
 every request has a timeout. Run from the repository root:
@@ -40,10 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def train(folder: Path, seconds: float) -> Path:
-    run = folder / "bench-2x256"
+def train(folder: Path, seconds: float, hidden: int) -> Path:
+    run = folder / f"bench-2x{hidden}"
     subprocess.run([sys.executable, "-m", "charrnn", "train", "-o", str(run), "--layers", "2",
-                    "--hidden-size", "256", "--max-time", str(seconds)], check=True, env=ENV,
+                    "--hidden-size", str(hidden), "--max-time", str(seconds)], check=True, env=ENV,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return run
 
@@ -122,11 +122,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--run", type=Path, help="an existing run (default: train one)")
     p.add_argument("--train-seconds", type=float, default=15.0)
+    p.add_argument("--hidden", type=int, default=256, help="units per layer of the model trained")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--one-chars", type=int, default=3000)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        run = args.run or train(Path(tmp), args.train_seconds)
+        run = args.run or train(Path(tmp), args.train_seconds, args.hidden)
         base = statistics.median(sample_speed(run, args.one_chars)
                                  for _ in range(args.repeats))
         print(f"charrnn sample, batch 1: {base:,.0f} chars/s")
