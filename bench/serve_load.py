@@ -9,7 +9,9 @@ and drives it with asyncio clients (httpx) streaming completions, as programs wo
 - 16 concurrent clients: time from sending the request to the first streamed character
   (p50, p99 over all requests of all rounds);
 - 64 concurrent clients of 500 characters each: total characters per second (all
-  characters over the wall time from the first request to the last [DONE]), and errors.
+  characters over the wall time from the first request to the last [DONE]), and errors;
+- for reference, the batching engine alone in-process (no HTTP, no event loop) at 1 and
+  64 rows: the ceiling of what batching gains for this model on this machine.
 
 The model is a 2x256 LSTM (--hidden) trained for --train-seconds on Python's help text (speed does
 not depend on how well it is trained), or an existing run given with --run. Every figure
@@ -60,6 +62,24 @@ def sample_speed(run: Path, chars: int) -> float:
         t1 = time.perf_counter()
     proc.wait()
     return (chars - 1) / (t1 - t0)
+
+
+def engine_only(run: Path, rows: int, chars: int) -> float:
+    """The batching engine alone, in this process (no HTTP): chars/s with ``rows`` rows.
+    The ceiling the server's figures can be compared with."""
+    sys.path.insert(0, str(ROOT))
+    from charrnn.sample import Sampler
+    from charrnn.serve.engine import Batch, Choice, Job, Settings
+
+    model = Sampler.load(run)
+    batch = Batch(model)
+    jobs = [Job(model.start_ids(""), [Choice(0, i, Settings(max_chars=chars))], lambda: None)
+            for i in range(rows)]
+    t0 = time.perf_counter()
+    batch.step(jobs)
+    while batch.busy:
+        batch.step([])
+    return rows * chars / (time.perf_counter() - t0)
 
 
 async def stream(client: httpx.AsyncClient, url: str, chars: int, seed: int) -> dict:
@@ -131,6 +151,11 @@ def main() -> None:
         base = statistics.median(sample_speed(run, args.one_chars)
                                  for _ in range(args.repeats))
         print(f"charrnn sample, batch 1: {base:,.0f} chars/s")
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"  # as the server sets it, before numpy loads
+        alone = [statistics.median(engine_only(run, rows, 500) for _ in range(args.repeats))
+                 for rows in (1, 64)]
+        print(f"engine alone (no HTTP): 1 row {alone[0]:,.0f} chars/s, 64 rows "
+              f"{alone[1]:,.0f} chars/s = {alone[1] / alone[0]:.1f}x")
         proc, url = start_server(run)
         try:
             asyncio.run(round_of(url, 4, 50, 0))  # warm-up

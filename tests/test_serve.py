@@ -378,3 +378,19 @@ def test_sigterm_lets_streams_finish_then_exits_0(trained_run):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_command_errors_are_one_line(cli, tmp_path, trained_run):
+    r = cli("serve", "--root", tmp_path / "none")
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr.startswith("charrnn: error: no checkpoints found") and r.stderr.count("\n") == 1
+    r = cli("serve", "-c", tmp_path / "missing")
+    assert r.exit_code == 1 and "no such checkpoint" in r.stderr
+    assert cli("serve", "--port", "70000").exit_code == 2
+    assert cli("serve", "--max-streams", "0").exit_code == 2
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        r = cli("serve", "-c", trained_run, "--port", taken.getsockname()[1])
+    assert r.exit_code == 1 and r.stderr.splitlines()[-1].startswith(
+        "charrnn: error: cannot serve on 127.0.0.1:")

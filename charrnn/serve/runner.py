@@ -84,6 +84,13 @@ def serve(config: ServeConfig) -> None:
                 self.force_exit = True
             self.should_exit = True
 
-    _Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
-                           access_log=False, timeout_graceful_shutdown=config.grace,
-                           lifespan="on", log_level=config.log_level)).run()
+    server = _Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
+                                    access_log=False, timeout_graceful_shutdown=config.grace,
+                                    lifespan="on", log_level=config.log_level))
+    try:
+        server.run()
+    except SystemExit as e:  # uvicorn exits 3 when it cannot listen (logged just above)
+        if e.code:
+            raise CharRNNError(f"cannot serve on {config.host}:{config.port}: the address "
+                               "is in use or not available here") from None
+        raise
