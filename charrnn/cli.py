@@ -371,6 +371,60 @@ def info(
         runinfo.print_info(c)
 
 
+# --------------------------------------------------------------------------- serve
+SERVING = "Serving"
+
+
+@app.command()
+def serve(
+    checkpoint: Annotated[str | None, typer.Option(
+        "--checkpoint", "-c", rich_help_panel=CKPT, show_default=False,
+        help="Serve only this run folder or .safetensors file. Default: every run under "
+             "--root.")] = None,
+    root: Annotated[Path, typer.Option(rich_help_panel=CKPT,
+                    help="Folder whose runs are served (by their path in it).")
+                    ] = Path("checkpoints"),
+    host: Annotated[str, typer.Option(rich_help_panel=SERVING,
+                    help="Address to bind; another than loopback without --api-key "
+                         "warns.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, rich_help_panel=SERVING,
+                    help="TCP port.")] = 8000,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", envvar="CHARRNN_API_KEY", rich_help_panel=SERVING, show_default=False,
+        help="Require 'Authorization: Bearer KEY' on the API. Default: none (or "
+             "$CHARRNN_API_KEY).")] = None,
+    max_streams: Annotated[int, typer.Option(min=1, rich_help_panel=SERVING,
+                           help="Streams generated at once; past this, 429 with "
+                                "Retry-After.")] = 128,
+    max_chars: Annotated[int, typer.Option(min=1, rich_help_panel=SERVING,
+                         help="Largest max_tokens (characters) a request may ask for.")
+                         ] = 4096,
+    grace: Annotated[float, typer.Option(min=0.0, rich_help_panel=SERVING,
+                     help="Seconds streams in flight get to finish after SIGTERM.")] = 30.0,
+) -> None:
+    """Serve models over HTTP: OpenAI-compatible /v1/completions, and a playground at /.
+
+    All concurrent streams advance together, one batched step per character. Needs
+    the serve extra: pip install 'charrnn\\[serve]'.
+
+    Examples:
+
+        charrnn serve
+
+        charrnn serve -c checkpoints/shakespeare --port 8080 --api-key "$KEY"
+    """
+    threads = {"OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"}
+    if "numpy" not in sys.modules and not threads & set(os.environ):
+        # One BLAS thread: the event loop needs the other core (docs/serving.md).
+        os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    from charrnn.serve.runner import ServeConfig
+    from charrnn.serve.runner import serve as run_server
+
+    run_server(ServeConfig(target=checkpoint, root=root, host=host, port=port,
+                           api_key=api_key, max_streams=max_streams, max_chars=max_chars,
+                           grace=grace))
+
+
 # --------------------------------------------------------------------------- list
 @app.command("list")
 def list_(

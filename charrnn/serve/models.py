@@ -1,0 +1,119 @@
+"""The runs a server offers, by name; each loaded on first use and again when replaced.
+
+A model name is only ever looked up among the names found by listing the runs, never
+joined onto a path, so a name such as ``../../etc`` cannot reach outside the root.
+
+Training replaces a checkpoint by renaming a complete new file over it, so the file's
+identity (inode, size, mtime) changes. Each request compares it with the loaded one; on
+a change the new file is read (metadata and weights), and if the identity moved again
+while reading, it is read again: a model is always one whole checkpoint. A file that
+cannot be read keeps the previous model serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from charrnn import checkpoint as ckpt
+from charrnn.errors import CharRNNError
+from charrnn.sample import Sampler
+
+log = logging.getLogger("charrnn.serve")
+
+
+class UnknownModel(CharRNNError):
+    """A model name the server does not offer."""
+
+
+@dataclass
+class _Loaded:
+    identity: tuple
+    sampler: Sampler
+
+
+def _identity(path: Path) -> tuple:
+    st = path.stat()
+    return (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _run_name(path: Path) -> str:
+    """A single run's name: its folder, or a checkpoint file's stem outside best/latest."""
+    if path.is_dir():
+        return path.resolve().name
+    return path.resolve().parent.name if path.stem in ("best", "latest") else path.stem
+
+
+class Models:
+    """Named runs: all runs under ``root``, or the one run (or file) ``target``."""
+
+    def __init__(self, root: Path = ckpt.DEFAULT_ROOT, target: str | None = None) -> None:
+        self.root, self.target = root, target
+        self._loaded: dict[str, _Loaded] = {}
+        self._lock = threading.Lock()
+        self._runs: dict[str, Path] = {}
+        self.scan()
+        if not self._runs:
+            ckpt.resolve(None, root)  # raises the usual "no checkpoints found" message
+        self.default = self._default()
+
+    def scan(self) -> dict[str, Path]:
+        """Name -> run folder (or file): every folder under root holding a checkpoint."""
+        if self.target is not None:
+            path = Path(self.target)
+            ckpt.resolve(path)  # a bad target fails at start-up, not at the first request
+            self._runs = {_run_name(path): path}
+        elif self.root.is_dir():
+            found = {p.parent for p in self.root.rglob(f"*{ckpt.SUFFIX}")
+                     if not p.name.startswith(".")}
+            self._runs = {p.relative_to(self.root).as_posix() if p != self.root
+                          else p.resolve().name: p for p in sorted(found)}
+        return self._runs
+
+    def _default(self) -> str:
+        """The run ``charrnn sample`` would use: the one given, else the newest."""
+        if self.target is not None:
+            return next(iter(self._runs))
+        newest = ckpt.resolve(None, self.root).parent
+        return next(n for n, p in self._runs.items() if p == newest)
+
+    def names(self) -> list[str]:
+        return list(self.scan())
+
+    def path_of(self, name: str) -> Path:
+        if name not in self._runs and name not in self.scan():
+            raise UnknownModel(f"the model '{name}' does not exist; GET /v1/models "
+                               "lists the ones served here")
+        return self._runs[name]
+
+    def get(self, name: str | None) -> tuple[str, Sampler]:
+        """(name, loaded model), reloading it if its checkpoint was replaced. Blocking:
+        call from a worker thread."""
+        name = self.default if name is None else name
+        run = self.path_of(name)
+        with self._lock:
+            loaded = self._loaded.get(name)
+            try:
+                path = ckpt.resolve(run)
+                identity = _identity(path)
+                if loaded is not None and loaded.identity == identity:
+                    return name, loaded.sampler
+                for _ in range(5):
+                    sampler = Sampler(ckpt.inspect(path))
+                    after = _identity(path)
+                    if after == identity:
+                        break
+                    identity = after  # replaced while being read: read the new one
+                else:
+                    raise CharRNNError(f"{path} keeps changing; try again")
+            except (CharRNNError, OSError) as e:
+                if loaded is None:
+                    raise CharRNNError(str(e)) from None
+                log.warning("keeping the loaded %s: %s", name, e)
+                return name, loaded.sampler
+            if loaded is not None:
+                log.info("reloaded %s from %s", name, path)
+            self._loaded[name] = _Loaded(identity, sampler)
+            return name, sampler

@@ -1,0 +1,196 @@
+"""The OpenAI completions request, checked field by field, and the response shapes.
+
+Tokens are characters here: ``max_tokens`` counts characters and ``usage`` reports
+characters. Every problem with a request is an ``ApiError`` carrying the HTTP status and
+the OpenAI error object, so nothing a client sends can become a 500. Fields the OpenAI
+API has but a char-RNN cannot honour (``logprobs``, penalties, ``logit_bias``, ...) are
+accepted at their neutral values and refused otherwise; unknown fields are ignored, as
+llama.cpp's and vLLM's servers do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+MAX_PROMPT = 100_000  # characters: warming reads the prime one character per step
+MAX_STOPS = 4  # as the OpenAI API
+MAX_SEED = 2**63 - 1
+
+
+class ApiError(Exception):
+    """A request the server refuses: HTTP status plus the OpenAI error object."""
+
+    def __init__(self, status: int, message: str, param: str | None = None,
+                 code: str | None = None, kind: str = "invalid_request_error",
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.param, self.code, self.kind = status, param, code, kind
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": str(self), "type": self.kind, "param": self.param,
+                          "code": self.code}}
+
+
+@dataclass(frozen=True)
+class Request:
+    """A checked completion request."""
+
+    model: str | None
+    prompt: str
+    max_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    n: int
+    stop: tuple[str, ...]
+    seed: int | None
+    stream: bool
+    echo: bool
+    include_usage: bool
+    drop_unknown: bool
+
+
+def _bad(param: str, message: str) -> ApiError:
+    return ApiError(400, f"'{param}': {message}", param=param)
+
+
+def _int(body: dict, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    v = body.get(name)
+    if v is None:
+        return default
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _bad(name, f"must be an integer, got {v!r:.40}")
+    if not lo <= v <= hi:
+        raise _bad(name, f"must be between {lo} and {hi}, got {v}")
+    return v
+
+
+def _number(body: dict, name: str, default: float, lo: float, hi: float,
+            open_low: bool = False) -> float:
+    v = body.get(name)
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise _bad(name, f"must be a number, got {v!r:.40}")
+    if v < lo or v > hi or (open_low and v == lo):
+        side = "(" if open_low else "["
+        raise _bad(name, f"must be in {side}{lo:g}, {hi:g}], got {v:g}")
+    return float(v)
+
+
+def _bool(body: dict, name: str, default: bool = False) -> bool:
+    v = body.get(name)
+    if v is None:
+        return default
+    if not isinstance(v, bool):
+        raise _bad(name, f"must be true or false, got {v!r:.40}")
+    return v
+
+
+def _prompt(body: dict) -> str:
+    p = body.get("prompt", "")
+    if p is None:
+        p = ""
+    if isinstance(p, list) and len(p) == 1 and isinstance(p[0], str):
+        p = p[0]  # the OpenAI client may send a batch of one
+    if not isinstance(p, str):
+        raise _bad("prompt", "must be a string (token ids and batches of prompts are "
+                             "not supported; send one request per prompt)")
+    if len(p) > MAX_PROMPT:
+        raise ApiError(400, f"'prompt': {len(p)} characters is more than the "
+                            f"{MAX_PROMPT} this server reads", "prompt",
+                       "context_length_exceeded")
+    return p
+
+
+def _stop(body: dict) -> tuple[str, ...]:
+    v = body.get("stop")
+    if v is None:
+        return ()
+    stops = [v] if isinstance(v, str) else v
+    if not (isinstance(stops, list) and len(stops) <= MAX_STOPS
+            and all(isinstance(s, str) and 0 < len(s) <= 1000 for s in stops)):
+        raise _bad("stop", f"must be a non-empty string or a list of up to {MAX_STOPS}")
+    return tuple(stops)
+
+
+_NEUTRAL = {"logprobs": (None, 0), "presence_penalty": (None, 0), "frequency_penalty":
+            (None, 0), "best_of": (None, 1), "logit_bias": (None, {}), "suffix": (None, "")}
+
+
+def parse(body: Any, max_chars: int, max_n: int) -> Request:
+    """Check a decoded JSON body; raises ApiError (400) naming the offending field."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    for name, neutral in _NEUTRAL.items():
+        v = body.get(name)
+        if v not in neutral or isinstance(v, bool):
+            raise _bad(name, "is not supported by a character-level model "
+                             f"(leave it out or send {neutral[1]!r})")
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise _bad("model", "must be a string")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise _bad("stream_options", "must be an object")
+    include_usage = _bool(options or {}, "include_usage")
+    max_tokens = _int(body, "max_tokens", min(16, max_chars), 0, 2**31)
+    if max_tokens > max_chars:
+        raise ApiError(400, f"'max_tokens': {max_tokens} is more than this server's "
+                            f"limit of {max_chars} characters (--max-chars)", "max_tokens")
+    return Request(
+        model=model or None, prompt=_prompt(body), max_tokens=max_tokens,
+        temperature=_number(body, "temperature", 1.0, 0, 100),
+        top_p=_number(body, "top_p", 1.0, 0, 1, open_low=True),
+        top_k=_int(body, "top_k", 0, 0, 2**31), n=_int(body, "n", 1, 1, max_n),
+        stop=_stop(body), seed=_int(body, "seed", None, 0, MAX_SEED),
+        stream=_bool(body, "stream"), echo=_bool(body, "echo"),
+        include_usage=include_usage, drop_unknown=_bool(body, "drop_unknown"))
+
+
+class Completion:
+    """Builds the response objects of one request (one id and timestamp for all)."""
+
+    def __init__(self, model: str) -> None:
+        self.id = f"cmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.model = model
+        self._prefix: str | None = None
+
+    def _head(self) -> dict[str, Any]:
+        return {"id": self.id, "object": "text_completion", "created": self.created,
+                "model": self.model}
+
+    @staticmethod
+    def usage(prompt_chars: int, completion_chars: int) -> dict[str, int]:
+        return {"prompt_tokens": prompt_chars, "completion_tokens": completion_chars,
+                "total_tokens": prompt_chars + completion_chars}
+
+    def full(self, texts: list[str], reasons: list[str], usage: dict) -> dict[str, Any]:
+        choices = [{"text": t, "index": i, "logprobs": None, "finish_reason": r}
+                   for i, (t, r) in enumerate(zip(texts, reasons, strict=True))]
+        return {**self._head(), "choices": choices, "usage": usage}
+
+    def chunk(self, index: int, text: str, reason: str | None = None) -> dict[str, Any]:
+        return {**self._head(), "choices": [{"text": text, "index": index, "logprobs": None,
+                                             "finish_reason": reason}]}
+
+    def text_event(self, index: int, text: str) -> str:
+        """``chunk(index, text)`` as a server-sent event, built without a dict: this runs
+        for every event of every stream, on the thread that also serves requests."""
+        if self._prefix is None:
+            head = json.dumps(self._head(), ensure_ascii=False, separators=(",", ":"))
+            self._prefix = f"data: {head[:-1]},\"choices\":[{{\"text\":"
+        return (f"{self._prefix}{json.dumps(text, ensure_ascii=False)},\"index\":{index},"
+                "\"logprobs\":null,\"finish_reason\":null}]}\n\n")
+
+    def usage_chunk(self, usage: dict) -> dict[str, Any]:
+        return {**self._head(), "choices": [], "usage": usage}

@@ -1,0 +1,96 @@
+"""Start the server: find the models, load the default one, run uvicorn until signalled.
+
+SIGTERM (or Ctrl+C) stops accepting connections, lets the streams in flight finish
+within the grace period, then exits with status 0: uvicorn's own handler would re-raise
+the signal after a clean shutdown, which makes a graceful stop look like a crash.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from charrnn import checkpoint as ckpt
+from charrnn.errors import CharRNNError, ConfigError
+
+log = logging.getLogger("charrnn.serve")
+
+
+@dataclass
+class ServeConfig:
+    target: str | None = None  # one run folder or checkpoint; None: every run under root
+    root: Path = ckpt.DEFAULT_ROOT
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = None
+    max_streams: int = 128
+    max_chars: int = 4096
+    grace: float = 30.0  # seconds in-flight streams get to finish after SIGTERM
+    log_level: str = field(default="info")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be in 0..65535, got {self.port}")
+        for name in ("max_streams", "max_chars"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be >= 1")
+        if self.grace < 0:
+            raise ConfigError("grace must be >= 0 seconds")
+        if self.api_key is not None and (not self.api_key or not self.api_key.isprintable()
+                                         or not self.api_key.isascii()):
+            raise ConfigError("the API key must be printable ASCII text")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(config: ServeConfig) -> None:
+    """Serve until SIGTERM/SIGINT; returns normally after a graceful stop."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise CharRNNError("serving needs the serve extra: pip install "
+                           "'charrnn[serve]'") from None
+    from charrnn.serve.app import Limits, create_app
+    from charrnn.serve.models import Models
+
+    logging.basicConfig(stream=sys.stderr, level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    models = Models(config.root, config.target)
+    name, _ = models.get(None)  # fail now on a bad checkpoint, and answer at once later
+    log.info("serving %d model(s) (default %s): %s", len(models.names()), name,
+             ", ".join(models.names()[:20]))
+    if not is_loopback(config.host) and config.api_key is None:
+        print(f"charrnn: warning: serving on {config.host} without an API key: anyone who "
+              "can reach this address can use it (set --api-key or CHARRNN_API_KEY)",
+              file=sys.stderr, flush=True)
+    app = create_app(models, Limits(config.max_streams, config.max_chars, config.api_key))
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # A second Ctrl+C forces the exit; otherwise drain and exit 0 (not re-raised).
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            self.should_exit = True
+
+    server = _Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
+                                    access_log=False, timeout_graceful_shutdown=config.grace,
+                                    lifespan="on", log_level=config.log_level))
+    try:
+        server.run()
+    except SystemExit as e:  # uvicorn exits 3 when it cannot listen (logged just above)
+        if e.code:
+            raise CharRNNError(f"cannot serve on {config.host}:{config.port}: the address "
+                               "is in use or not available here") from None
+        raise
