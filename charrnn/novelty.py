@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from charrnn.errors import CharRNNError
+from charrnn.sieve import DEFAULT_MIN_COPY
 from charrnn.text import BUILTIN_CORPUS, Vocab, read_text, text_digest
 
 INDEX_VERSION = 1
-DEFAULT_MIN_COPY = 20  # copies at least this long count in ``CopyReport.share``
 _WINDOW = 8  # characters compared per row per round of the search
 _SPOT_CHECKS = 64  # random neighbouring suffix-array entries checked for order at open
 KEY_STEP = 64  # every KEY_STEP-th suffix's first characters are kept as a sorted key
@@ -200,11 +200,31 @@ class Index:
         return CopyReport(longest, where if longest else None, best, share, min_copy)
 
     def occurs(self, text: str) -> bool:
-        """Whether ``text`` occurs verbatim in the corpus."""
+        """Whether ``text`` occurs verbatim in the corpus.
+
+        The corpus's start and end count as line breaks, so that with ``-p $'\\n'`` and
+        ``--stop '\\n'`` the first and last lines of a list are found too.
+        """
         if not text:
             return True
         length, _ = self.matching(self._padded(text), np.zeros(1, np.int64))
-        return int(length[0]) == len(text)
+        if int(length[0]) == len(text):
+            return True
+        n, ids = len(self.ids), self.ids
+        ends = []  # (text, whether it must begin the corpus, whether it must end it)
+        if text.startswith("\n"):
+            ends.append((text[1:], True, False))
+        if text.endswith("\n"):
+            ends.append((text[:-1], False, True))
+        if len(text) > 1 and text[0] == text[-1] == "\n":
+            ends.append((text[1:-1], True, True))
+        for part, first, last in ends:
+            q = self.encode(part)
+            if q.size > n or (first and last and q.size != n):
+                continue
+            if np.array_equal(ids[:q.size] if first else ids[n - q.size:], q):
+                return True
+        return False
 
 
 # --------------------------------------------------------------------------- building
@@ -365,6 +385,8 @@ def for_checkpoint(meta: dict, path: str | Path, corpus: str | None = None,
     source = corpus or info.get("source")
     if not source:
         raise CharRNNError(f"{path} does not record its training text; --corpus PATH names it")
+    if corpus and corpus != BUILTIN_CORPUS and not Path(corpus).is_file():
+        raise CharRNNError(f"no such file: {corpus} (--corpus)")
     return open_source(str(source), info.get("digest") or None, str(path), log)
 
 
