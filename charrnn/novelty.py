@@ -82,6 +82,9 @@ class Index:
         self._cps = np.array([ord(c) for c in vocab.chars], np.uint32)
         self.key_bits, self.key_chars = key_shape(len(vocab))
         self.step = KEY_STEP
+        self._words = None  # the corpus as big-endian uint64 at every offset (uint8 only)
+        if self.ids.dtype == np.uint8 and len(self.ids) >= 8:
+            self._words = np.ndarray((len(self.ids) - 7,), ">u8", self.ids, strides=(1,))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -150,12 +153,23 @@ class Index:
         """Common prefix of q[starts:] and corpus[pos:] (both known equal for ``skip``
         characters) and whether the query sorts after the corpus suffix.
 
-        Windows of ``_WINDOW`` characters first, doubling for the rows still equal, so a
-        long copy costs a few rounds, not one per window.
+        A window of ``_WINDOW`` characters settles most rows; the rest, in long matches,
+        go on in growing windows, for a uint8 corpus 8 characters per uint64
+        (``_compare_words``), so a long copy costs a few rounds, not one per window.
         """
-        n, ids = len(self.ids), self.ids
         lcp, greater = skip.copy(), np.zeros(len(starts), bool)
-        todo, width = np.arange(len(starts)), _WINDOW
+        todo = self._compare_chars(q, starts, pos, lcp, greater, np.arange(len(starts)), True)
+        if todo.size and self._words is not None:
+            todo = self._compare_words(q, starts, pos, lcp, greater, todo)
+        self._compare_chars(q, starts, pos, lcp, greater, todo, False)
+        return lcp, greater
+
+    def _compare_chars(self, q: np.ndarray, starts: np.ndarray, pos: np.ndarray,
+                       lcp: np.ndarray, greater: np.ndarray, todo: np.ndarray,
+                       once: bool) -> np.ndarray:
+        """``_compare`` by characters for rows ``todo``; ``once``: one window only.
+        Updates ``lcp`` and ``greater``; returns the rows still undecided."""
+        n, ids, width = len(self.ids), self.ids, _WINDOW
         while todo.size:
             off = lcp[todo, None] + np.arange(width)
             qv = q.take(starts[todo, None] + off, mode="clip")  # past q's end: -1 too
@@ -170,7 +184,47 @@ class Index:
             done = todo[hit]
             greater[done] = qv[rows[hit], first[hit]] > cv[rows[hit], first[hit]]
             todo, width = todo[~hit], min(width * 4, 1024)
-        return lcp, greater
+            if once:
+                break
+        return todo
+
+    def _compare_words(self, q: np.ndarray, starts: np.ndarray, pos: np.ndarray,
+                       lcp: np.ndarray, greater: np.ndarray, todo: np.ndarray) -> np.ndarray:
+        """``_compare`` 8 characters at a time: the corpus and the query read as
+        big-endian uint64 at any character offset (a stride-1 view), so the first
+        differing character is the first non-zero byte of their XOR. Updates ``lcp``
+        and ``greater``; returns the rows left to the character loop (windows that would
+        run past the corpus's last 8 characters)."""
+        n, words = len(self.ids), self._words
+        qbytes = np.concatenate([np.maximum(q, 0).astype(np.uint8), np.zeros(8, np.uint8)])
+        qwords = np.ndarray((len(qbytes) - 7,), ">u8", qbytes, strides=(1,))
+        cut = np.flatnonzero(q < 0)  # each row's query ends at its first -1
+        qend = cut[np.searchsorted(cut, starts)]
+        width, rest = 2, []
+        while todo.size:
+            cpos = pos[todo] + lcp[todo]
+            near = cpos + 8 * width > n  # the window would leave the corpus: by character
+            rest.append(todo[near])
+            todo, cpos = todo[~near], cpos[~near]
+            steps = 8 * np.arange(width, dtype=np.int64)
+            cw = words[cpos[:, None] + steps].astype(np.uint64)  # (take would copy all)
+            qw = qwords[np.minimum(starts[todo, None] + lcp[todo, None] + steps,
+                                   len(qwords) - 1)].astype(np.uint64)
+            x = cw ^ qw
+            nz = x != 0
+            j = nz.argmax(axis=1)
+            rows = np.arange(len(todo))
+            xj = x[rows, j]
+            diff = np.where(nz[rows, j], 8 * j + _zero_bytes(xj), 8 * width)
+            limit = qend[todo] - starts[todo] - lcp[todo]  # query characters left
+            stop = np.minimum(diff, limit)
+            done = stop < 8 * width
+            lcp[todo] += np.where(done, stop, 8 * width)
+            # a difference first: the larger byte; else the query ended: it sorts first
+            first_diff = diff < limit
+            greater[todo] = np.where(first_diff, qw[rows, j] > cw[rows, j], False)
+            todo, width = todo[~done], min(width * 4, 128)
+        return np.concatenate(rest) if rest else np.zeros(0, np.int64)
 
     def _padded(self, text: str) -> np.ndarray:
         return np.concatenate([self.encode(text), np.full(_WINDOW, _END_QUERY)])
@@ -238,6 +292,16 @@ def suffix_array(ids: np.ndarray) -> np.ndarray:
     sa = np.asarray(divsufsort(ids))
     dtype = np.int32 if len(ids) < 2**31 else np.int64
     return sa if sa.dtype == dtype else sa.astype(dtype)
+
+
+def _zero_bytes(x: np.ndarray) -> np.ndarray:
+    """Leading zero bytes of non-zero uint64 values (by halving: 32, 16, 8 bits)."""
+    count = np.zeros(len(x), np.int64)
+    for bits in (32, 16, 8):
+        top = (x >> np.uint64(64 - bits)) == 0
+        count += top * (bits // 8)
+        x = np.where(top, x << np.uint64(bits), x)
+    return count
 
 
 def key_shape(vocab_size: int) -> tuple[int, int]:
