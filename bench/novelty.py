@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -51,16 +52,18 @@ def make_corpus(path: Path, mb: float) -> None:
             written += len(block)
 
 
-def _peak_mb() -> float:
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from
-    the parent that spawned it). Mapped file pages that were touched count too."""
+def _memory() -> dict:
+    """Peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the parent that
+    spawned this process), and now: anonymous (the process's own) and file-backed
+    (pages of memory-mapped files that were touched: shared page cache, reclaimable)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        status = dict(line.split(":", 1) for line in
+                      Path("/proc/self/status").read_text().splitlines() if ":" in line)
+        mb = {k: int(status[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon", "RssFile")}
+        return {"peak_rss_mb": mb["VmHWM"], "anon_rss_mb": mb["RssAnon"],
+                "file_rss_mb": mb["RssFile"]}
+    except (OSError, KeyError, ValueError):
+        return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def phase(name: str, corpus: Path) -> dict:
@@ -68,13 +71,14 @@ def phase(name: str, corpus: Path) -> dict:
 
     enc = cache.load(corpus, progress=False)
     if name == "encode":
-        return {"chars": len(enc.ids), "peak_rss_mb": _peak_mb()}
+        return {"chars": len(enc.ids), **_memory()}
     if name == "build":
         t, c = time.perf_counter(), time.process_time()
         novelty.open_cached(enc.ids, enc.ids_path, enc.vocab, str(corpus), enc.digest)
         seconds, cpu = time.perf_counter() - t, time.process_time() - c
         return {"seconds": seconds, "cpu_seconds": cpu,
-                "mb_per_s": corpus.stat().st_size / 1e6 / seconds, "peak_rss_mb": _peak_mb()}
+                "mb_per_s": corpus.stat().st_size / 1e6 / seconds,
+                "mb_per_cpu_s": corpus.stat().st_size / 1e6 / cpu, **_memory()}
     t = time.perf_counter()
     index = novelty.open_cached(enc.ids, enc.ids_path, enc.vocab, str(corpus), enc.digest)
     open_s = time.perf_counter() - t
@@ -83,6 +87,7 @@ def phase(name: str, corpus: Path) -> dict:
     start = len(index) // 3
     copied = index.vocab.decode(index.ids[start:start + 1000])
     out = {"open_ms": open_s * 1e3}
+    tracemalloc.start()
     for label, text in (("new_text", new), ("copied_text", copied)):
         times, cpu, report = [], [], None
         for _ in range(31):
@@ -96,8 +101,8 @@ def phase(name: str, corpus: Path) -> dict:
         t = time.perf_counter()
         index.occurs(text)
         out[f"{label}_occurs_ms"] = (time.perf_counter() - t) * 1e3
-    out["peak_rss_mb"] = _peak_mb()
-    return out
+    out["traced_peak_mb"] = tracemalloc.get_traced_memory()[1] / 1e6  # numpy arrays too
+    return {**out, **_memory()}
 
 
 def main() -> None:

@@ -189,3 +189,14 @@ def test_options_reach_the_fast_path_and_bad_values_are_refused(cli, trained_run
         assert r.exit_code == 2 and "error" in r.stderr
     with pytest.raises(CharRNNError):
         CopyFilter(min_copy=0)
+
+
+def test_python_api_reports_copies(trained_run):
+    from charrnn import api
+
+    model = api.load(trained_run)
+    line = PATTERN.splitlines()[0]
+    report = model.copies(line + "\n", prime="\n")
+    assert (report.longest, report.text_at, report.share) == (len(line) + 2, 0, 1)
+    assert model.copies(line + "\n", prime="\n", min_copy=30).share == 0
+    assert not model.is_novel(f"\n{line}\n") and model.is_novel("\nthe cat ate the dog.\n")
