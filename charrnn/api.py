@@ -22,16 +22,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from charrnn import checkpoint as ckpt
+from charrnn import runfolder
+from charrnn.config import SampleConfig
 from charrnn.errors import CharRNNError
 from charrnn.infer import NumpyRNN
 from charrnn.text import Vocab
 from charrnn.trace import Activations, Surprisal, activations, surprisal
 
-if TYPE_CHECKING:  # evaluate imports torch; the API loads it only when scoring
+if TYPE_CHECKING:  # torch is imported only when scoring
     from charrnn.evaluate import Score
+    from charrnn.model import CharRNN
     from charrnn.novelty import CopyReport, Index
+    from charrnn.sample import Sampler
 
 __all__ = ["Model", "load", "Surprisal", "Activations"]
+
+_D = SampleConfig  # the defaults of charrnn sample, shared
 
 
 class Model:
@@ -43,9 +49,9 @@ class Model:
         self.vocab: Vocab = checkpoint.vocab
         self.config = checkpoint.config
         self.meta: dict[str, Any] = checkpoint.meta
-        self._sampler = None
+        self._sampler: Sampler | None = None
         self._engine: NumpyRNN | None = None
-        self._torch_model = None
+        self._torch_model: CharRNN | None = None
         self._copy_index: dict[str | None, Index] = {}
 
     def __repr__(self) -> str:
@@ -61,30 +67,32 @@ class Model:
             self._sampler = Sampler.load(self.path)
         return self._sampler.stream(prime, config)
 
-    def stream(self, prime: str = "", length: int = 200, temperature: float = 1.0,
-               top_k: int = 0, seed: int | None = None, *, top_p: float = 1.0,
+    def stream(self, prime: str = "", length: int = _D.length, temperature: float = _D.temperature,
+               top_k: int = _D.top_k, seed: int | None = None, *, top_p: float = _D.top_p,
                stop: str | tuple[str, ...] = ()) -> Iterator[str]:
         """Yield generated characters one at a time (not the prime); a stop string ends
         the text right after it is produced."""
-        from charrnn.sample import END, SampleConfig
+        from charrnn.sample import END
 
         config = SampleConfig(length=length, temperature=temperature, top_k=top_k,
                               seed=seed, top_p=top_p, stop=stop)
         return (ch for _, ch in self._sample(prime, config) if ch != END)
 
-    def generate(self, prime: str = "", length: int = 200, temperature: float = 1.0,
-                 top_k: int = 0, seed: int | None = None, *, top_p: float = 1.0,
+    def generate(self, prime: str = "", length: int = _D.length,
+                 temperature: float = _D.temperature, top_k: int = _D.top_k,
+                 seed: int | None = None, *, top_p: float = _D.top_p,
                  stop: str | tuple[str, ...] = ()) -> str:
         """The prime followed by up to ``length`` generated characters."""
         return prime + "".join(self.stream(prime, length, temperature, top_k, seed,
                                            top_p=top_p, stop=stop))
 
-    def samples(self, num_samples: int, prime: str = "", length: int = 200,
-                temperature: float = 1.0, top_k: int = 0, seed: int | None = None, *,
-                top_p: float = 1.0, stop: str | tuple[str, ...] = ()) -> list[str]:
+    def samples(self, num_samples: int, prime: str = "", length: int = _D.length,
+                temperature: float = _D.temperature, top_k: int = _D.top_k,
+                seed: int | None = None, *, top_p: float = _D.top_p,
+                stop: str | tuple[str, ...] = ()) -> list[str]:
         """``num_samples`` independent texts (without the prime), generated as one batch;
         text i is what ``generate`` gives with seed ``seed + i``."""
-        from charrnn.sample import END, SampleConfig, fresh_seed
+        from charrnn.sample import END, fresh_seed
 
         config = SampleConfig(length=length, temperature=temperature, top_k=top_k,
                               seed=fresh_seed() if seed is None else seed, top_p=top_p,
@@ -109,16 +117,17 @@ class Model:
         from charrnn.evaluate import score_ids
 
         ids = self._ids(text)
-        if self._torch_model is None or str(self._torch_model.head.weight.device) != device:
-            self._torch_model = ckpt.load_model(self.checkpoint, device)
-        result = score_ids(self._torch_model, ids)
+        model = self._torch_model
+        if model is None or str(model.head.weight.device) != device:
+            model = self._torch_model = ckpt.load_model(self.checkpoint, device)
+        result = score_ids(model, ids)
         result.unknown = self.vocab.unknown(text)
         return result
 
     @property
     def engine(self) -> NumpyRNN:
         if self._engine is None:
-            self._engine = NumpyRNN(self.config, self.checkpoint.numpy_weights())
+            self._engine = NumpyRNN.from_checkpoint(self.checkpoint)
         return self._engine
 
     def surprisal(self, text: str, top_k: int = 5) -> Surprisal:
@@ -156,4 +165,4 @@ class Model:
 
 def load(checkpoint: str | Path | None = None) -> Model:
     """A checkpoint file, a run folder (its best checkpoint) or None (the newest run)."""
-    return Model(ckpt.inspect(ckpt.resolve(checkpoint)))
+    return Model(runfolder.open_checkpoint(checkpoint))

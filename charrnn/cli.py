@@ -10,16 +10,17 @@ import json
 import os
 import signal
 import sys
-import time
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from charrnn import __version__
-from charrnn.config import ModelConfig, TrainConfig
+from charrnn.config import DEVICE_HELP, SampleConfig, TrainConfig
 from charrnn.errors import CharRNNError
+from charrnn.options import CKPT, OUTPUT, TrainOptions
 from charrnn.sieve import DEFAULT_MIN_COPY, DEFAULT_TRIES
 
 app = typer.Typer(
@@ -31,13 +32,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-MODEL, OPTIM, BUDGET, CKPT, OUTPUT = "Model", "Optimization", "Budget", "Checkpoints", "Output"
-
-
-class Cell(str, Enum):
-    lstm = "lstm"
-    gru = "gru"
-    rnn = "rnn"
 
 
 def _err(message: str) -> None:
@@ -67,73 +61,38 @@ CheckpointOpt = Annotated[
 
 
 # --------------------------------------------------------------------------- train
-@app.command()
-def train(
-    corpus: Annotated[str | None, typer.Argument(
-        help="UTF-8 text file to train on. Default: Python's built-in help text.",
-        show_default=False)] = None,
-    cell: Annotated[Cell, typer.Option(help="Recurrent cell.", rich_help_panel=MODEL)
-                    ] = Cell.lstm,
-    layers: Annotated[int | None, typer.Option(min=1, rich_help_panel=MODEL,
-                      help="Recurrent layers. Default: from corpus size.")] = None,
-    hidden_size: Annotated[int | None, typer.Option(min=1, rich_help_panel=MODEL,
-                           help="Units per layer. Default: from corpus size.")] = None,
-    embed_size: Annotated[int, typer.Option(min=1, rich_help_panel=MODEL,
-                          help="Character embedding size.")] = ModelConfig.embed_size,
-    dropout: Annotated[float | None, typer.Option(rich_help_panel=MODEL,
-                       help="Dropout in [0, 1). Default: from corpus size.")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", min=1,
-                          rich_help_panel=OPTIM,
-                          help=f"Parallel streams (default {TrainConfig.batch_size}).")] = None,
-    seq_len: Annotated[int | None, typer.Option("--seq-len", "-t", min=1, rich_help_panel=OPTIM,
-                       help="Truncated-BPTT window in characters "
-                            f"(default {TrainConfig.seq_len}).")] = None,
-    lr: Annotated[float, typer.Option(rich_help_panel=OPTIM, help="Peak learning rate.")
-                  ] = TrainConfig.lr,
-    weight_decay: Annotated[float, typer.Option(rich_help_panel=OPTIM)
-                            ] = TrainConfig.weight_decay,
-    grad_clip: Annotated[float, typer.Option(rich_help_panel=OPTIM,
-                         help="Max gradient norm; 0 disables clipping.")] = TrainConfig.grad_clip,
-    warmup: Annotated[int, typer.Option(min=0, rich_help_panel=OPTIM,
-                      help="Warm-up steps.")] = TrainConfig.warmup_steps,
-    max_time: Annotated[str | None, typer.Option(rich_help_panel=BUDGET,
-                        help="Wall-time budget, e.g. 90s, 10m, 2h. The learning rate reaches "
-                             "its floor at the deadline. Default: 10m when no budget is given.",
-                        show_default=False)] = None,
-    max_steps: Annotated[int | None, typer.Option(min=1, rich_help_panel=BUDGET)] = None,
-    epochs: Annotated[float | None, typer.Option(rich_help_panel=BUDGET)] = None,
-    patience: Annotated[int | None, typer.Option(min=0, rich_help_panel=BUDGET,
-                        help="Stop after this many validations without improvement; "
-                             f"0 never stops early. Default: {TrainConfig.patience}, or "
-                             "the resumed run's own.", show_default=False)] = None,
-    eval_every: Annotated[int, typer.Option(min=0, rich_help_panel=BUDGET,
-                          help="Steps between validations; 0 chooses by time.")] = 0,
-    val_fraction: Annotated[float, typer.Option(rich_help_panel=BUDGET,
-                            help="Tail of the text held out for validation.")
-                            ] = TrainConfig.val_fraction,
-    val_max_chars: Annotated[int, typer.Option(min=0, rich_help_panel=BUDGET,
-                             help="Held-out characters scored per validation (a fixed "
-                                  "sample spread over the tail); 0 scores all.")
-                             ] = TrainConfig.val_max_chars,
-    log_every: Annotated[int | None, typer.Option(min=1, rich_help_panel=OUTPUT,
-                         help="Steps between train-loss lines in metrics.jsonl (default 20; "
-                              "--resume keeps the run's).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", rich_help_panel=CKPT,
-                   help="Run folder. Default: checkpoints/<corpus name>.",
-                   show_default=False)] = None,
-    resume: Annotated[bool, typer.Option(rich_help_panel=CKPT,
-                      help="Continue the run in the output folder from its latest "
-                           "checkpoint.")] = False,
-    force: Annotated[bool, typer.Option(rich_help_panel=CKPT,
-                     help="Start afresh even if the output folder holds a run.")] = False,
-    seed: Annotated[int, typer.Option()] = TrainConfig.seed,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    precision: Annotated[str, typer.Option(
-        help="auto, fp32 or bf16. auto: bfloat16 autocast where the hardware runs it "
-             "natively (recent GPUs, CPUs with AMX or AVX-512 BF16), else float32.")] = "auto",
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")
-                       ] = False,
-) -> None:
+def _from_options(cls: type, func: Callable[[Any], None]) -> Callable[..., None]:
+    """A Typer command whose parameters are the fields of the options dataclass ``cls``
+    (see charrnn.options), calling ``func`` with an instance of it."""
+    import inspect
+    from dataclasses import MISSING, fields
+    from typing import get_type_hints
+
+    hints, params = get_type_hints(cls), []
+    for f in fields(cls):
+        m, annotation, default = f.metadata["cli"], hints[f.name], f.default
+        assert default is not MISSING
+        if m["choices"]:  # an Enum, so Typer lists the choices
+            choices = Enum(f.name.title(), {c: c for c in m["choices"]}, type=str)  # type: ignore[misc]
+            annotation, default = choices, choices(default)
+        if m["argument"]:
+            info = typer.Argument(help=m["help"], show_default=m["show_default"])
+        else:
+            info = typer.Option(*m["flags"], help=m["help"], rich_help_panel=m["panel"],
+                                min=m["min"], max=m["max"], show_default=m["show_default"])
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                                        default=default, annotation=Annotated[annotation, info]))
+
+    def command(**values: Any) -> None:
+        func(cls(**{k: v.value if isinstance(v, Enum) else v for k, v in values.items()}))
+
+    command.__name__, command.__doc__ = func.__name__, func.__doc__
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
+def train(opts: TrainOptions) -> None:
     """Train a model on a text file, with progress on stderr and checkpoints in a run folder.
 
     Examples:
@@ -144,21 +103,24 @@ def train(
 
         charrnn train corpus.txt --resume --max-time 30m
     """
-    options = {**locals(), "cell": cell.value}
-    from charrnn import runs
+    from charrnn import training
 
     try:
-        result = runs.train_command(runs.TrainRequest(**options))
+        result = training.train_command(opts)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     if result.reason == "interrupted":
         if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
-            how = "terminated" if result.stop_signal == signal.SIGTERM else "interrupted"
+            how = ("interrupted" if result.stop_signal in (0, signal.SIGINT) else
+                   "terminated")
             _err(f"{how}; checkpoint saved in {result.run_dir}/ (continue with --resume)"
                  if result.saved else f"{how} before the first step; nothing saved")
         raise typer.Exit(128 + (result.stop_signal or signal.SIGINT))
     if result.reason == "diverged":
         raise typer.Exit(1)
+
+
+app.command("train")(_from_options(TrainOptions, train))
 
 
 # --------------------------------------------------------------------------- sample
@@ -170,19 +132,21 @@ def sample(
     checkpoint: CheckpointOpt = None,
     temp: Annotated[float, typer.Option("--temp", "--temperature", min=0.0,
                     rich_help_panel=SAMPLING, help="Sampling temperature; 0 is greedy.")
-                    ] = 1.0,
+                    ] = SampleConfig.temperature,
     top_k: Annotated[int, typer.Option("--top-k", min=0, rich_help_panel=SAMPLING,
-                     help="Sample only among the k likeliest characters; 0 means all.")] = 0,
+                     help="Sample only among the k likeliest characters; 0 means all.")
+                     ] = SampleConfig.top_k,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0,
                      rich_help_panel=SAMPLING,
                      help="Nucleus sampling: only the fewest likeliest characters whose "
-                          "probability adds up to this; 1 means all.")] = 1.0,
+                          "probability adds up to this; 1 means all.")] = SampleConfig.top_p,
     seed: Annotated[int | None, typer.Option("--seed", min=0, rich_help_panel=SAMPLING,
                     help="Same seed, same text. With --num-samples, sample i uses "
                          "seed+i. Default: a fresh one (shown by --jsonl).",
                     show_default=False)] = None,
     length: Annotated[int, typer.Option("--length", "-n", min=0, rich_help_panel=SAMPLING,
-                      help="Characters to generate (at most, with --stop).")] = 1000,
+                      help="Characters to generate (at most, with --stop).")
+                      ] = SampleConfig.length,
     prime: Annotated[str, typer.Option("--prime", "-p", rich_help_panel=SAMPLING,
                      help="Text that warms the model up; '-' reads it from stdin.")] = "",
     drop_unknown: Annotated[bool, typer.Option("--drop-unknown", rich_help_panel=SAMPLING,
@@ -195,7 +159,7 @@ def sample(
              "ends at a blank line.")] = None,
     num_samples: Annotated[int, typer.Option("--num-samples", min=1, rich_help_panel=OUTPUT,
                            help="Independent samples, generated together in one "
-                                "batch.")] = 1,
+                                "batch.")] = SampleConfig.num_samples,
     echo: Annotated[bool, typer.Option("--echo/--no-echo", rich_help_panel=OUTPUT,
                     help="Print the prime before each sample.")] = True,
     separator: Annotated[str, typer.Option("--separator", rich_help_panel=OUTPUT,
@@ -245,14 +209,17 @@ def sample(
     threads = {"OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"}
     if "numpy" not in sys.modules and not threads & set(os.environ):
         # Set before numpy loads; the user's own setting wins (docs/sampling.md).
-        os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(
-            _sampling_threads())
-    from charrnn import sample as smp
+        from charrnn.threads import sampling_threads
 
-    stops = tuple(_unescape(s) for s in stop or ())
+        os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(
+            sampling_threads())
+    from charrnn import sample as smp
+    from charrnn.streaming import stream, unescape
+
+    stops = tuple(unescape(s) for s in stop or ())
+    seed = smp.fresh_seed() if seed is None else seed
     config = smp.SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p,
-                              seed=smp.fresh_seed() if seed is None else seed, stop=stops,
-                              num_samples=num_samples)
+                              seed=seed, stop=stops, num_samples=num_samples)
     sampler = smp.Sampler.load(checkpoint)  # a missing checkpoint fails before stdin waits
     if prime == "-":
         from charrnn.text import decode_utf8
@@ -272,10 +239,9 @@ def sample(
         if keep.filters:
             _err(f"{keep.describe()}: kept {len(result.kept)} of {result.drawn} samples drawn")
         if jsonl:
-            _stream(sieve.jsonl(result, fields))
+            stream(sieve.jsonl(result, fields))
         else:
-            _stream(sieve.plain(result, prime if echo else "", _unescape(separator)),
-                    end_line=True)
+            stream(sieve.plain(result, prime if echo else "", unescape(separator)), end_line=True)
             for k in result.kept if show_copies else ():
                 _err(f"seed {k.seed}: {k.copies.summary()}")
         if (problem := sieve.shortfall(result, keep)) is not None:
@@ -283,135 +249,10 @@ def sample(
         return
     events = sampler.stream(prime, config)
     if jsonl:
-        _stream(smp.render_jsonl(events, num_samples, fields, config.seed))
+        stream(smp.render_jsonl(events, num_samples, fields, seed=seed))
     else:
-        _stream(smp.render(events, num_samples, prime if echo else "", _unescape(separator)),
+        stream(smp.render(events, num_samples, prime if echo else "", unescape(separator)),
                 end_line=True)
-
-
-_LOADAVG = Path("/proc/loadavg")  # Linux; its 4th field counts runnable threads now
-
-
-def _sampling_threads() -> int:
-    """BLAS threads for sampling: 2 while another core is idle, else 1.
-
-    A second thread makes a step of a 2x384 or larger model about 1.7x faster (the
-    weights are read by two cores) with bit-identical results, but when the cores are
-    busy every step waits for a descheduled thread: a 2x512 step fell from 1,900 to 55
-    per second. So it is used only if fewer threads are runnable right now (this one
-    included) than we have cores; a load average would lag, and count our own loop.
-    """
-    affinity = getattr(os, "sched_getaffinity", None)  # the cores we may run on
-    cores = len(affinity(0)) if affinity else os.cpu_count() or 1
-    try:
-        running = int(_LOADAVG.read_text().split()[3].partition("/")[0])
-    except (OSError, ValueError, IndexError):  # no /proc: stay on the safe side
-        return 1
-    return 2 if running < cores else 1
-
-
-_NUMBER = {int: r"[+-]?\d+", float: r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"}
-
-
-def _sample_fast_path(args: list[str]) -> dict | None:
-    """The sample command's options parsed without Typer, or None to let Typer do it.
-
-    Typer (0.29) builds a pydantic validator for each option before a command runs:
-    about 70 ms of imports, a third of ``charrnn sample``'s start-up. Here plain,
-    valid options are read from the same declarations (``sample``'s signature); help,
-    anything unknown, malformed or out of range returns None, so Typer parses it and
-    reports any error exactly as for the other commands.
-    """
-    if args[:1] != ["sample"]:
-        return None
-    import re
-    from typing import get_args
-
-    from typer.utils import get_params_from_function
-
-    params = get_params_from_function(sample)
-    values = {name: p.default.default for name, p in params.items()}
-    options = {}  # option string -> (parameter name, flag value or None)
-    for name, p in params.items():
-        for decl in p.default.param_decls:
-            on, _, off = decl.partition("/")
-            flag = p.annotation is bool
-            options[on] = (name, True if flag else None)
-            if off:
-                options[off] = (name, False)
-    rest = args[1:]
-    while rest:
-        arg, rest = rest[0], rest[1:]
-        opt, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if opt not in options and arg[:2] in options and not arg.startswith("--"):
-            opt, eq, value = arg[:2], "=", arg[2:]  # -n500
-        if opt not in options:
-            return None
-        name, flag = options[opt]
-        if flag is not None:
-            if eq:
-                return None
-            values[name] = flag
-            continue
-        if not eq:
-            if not rest:
-                return None
-            value, rest = rest[0], rest[1:]
-        kind = next((t for t in (params[name].annotation, *get_args(params[name].annotation))
-                     if t in (int, float, str, list[str])), None)
-        if kind in _NUMBER:
-            if not re.fullmatch(_NUMBER[kind], value):
-                return None
-            number, info = kind(value), params[name].default
-            if (info.min is not None and number < info.min) or (
-                    info.max is not None and number > info.max):
-                return None
-            values[name] = number
-        elif kind is str:
-            values[name] = value
-        elif kind == list[str]:
-            values[name] = [*(values[name] or ()), value]
-        else:
-            return None
-    return values
-
-
-_ESCAPES = {"n": "\n", "t": "\t", "0": "\0", "\\": "\\"}
-
-
-def _unescape(text: str) -> str:
-    """Turn \\n, \\t, \\0 and \\\\ into the characters; leave other backslashes alone."""
-    import re
-
-    return re.sub(r"\\([nt0\\])", lambda m: _ESCAPES[m[1]], text)
-
-
-def _stream(pieces, end_line: bool = False) -> None:
-    """Write text to stdout as UTF-8, flushing the first piece at once, then at line ends
-    and every 50 ms; a closed pipe is a normal end. ``end_line``: on a terminal, finish
-    with a newline so the shell prompt starts on a fresh line."""
-    out = sys.stdout.buffer
-    sys.stdout.flush()
-    last, buf, tail = float("-inf"), "", ""
-    try:
-        for piece in pieces:
-            buf += piece
-            now = time.monotonic()
-            if buf and (now - last > 0.05 or "\n" in piece):
-                out.write(buf.encode("utf-8"))
-                out.flush()
-                tail, buf, last = buf[-1:] or tail, "", now
-        if buf:
-            out.write(buf.encode("utf-8"))
-            tail = buf[-1:]
-        if end_line and tail != "\n" and sys.stdout.isatty():
-            out.write(b"\n")
-        out.flush()
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`): that is a normal end, not an error.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        raise typer.Exit(0) from None
 
 
 # --------------------------------------------------------------------------- eval
@@ -422,7 +263,7 @@ def eval_(
         show_default=False)] = None,
     checkpoint: CheckpointOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = TrainConfig.device,
     html: Annotated[Path | None, typer.Option(
         "--html", rich_help_panel=OUTPUT, show_default=False,
         help="Also write a self-contained HTML page: the text coloured by surprisal, with "
@@ -443,17 +284,17 @@ def eval_(
 
         charrnn eval notes.txt --html surprisal.html --max-chars 5000
     """
-    from charrnn import pages, runs
+    from charrnn import checkpoint as ckpt
+    from charrnn import evaluate
+    from charrnn.files import check_out
 
     if html is not None:
-        pages.check_out(html)
-    report = runs.eval_command(file, checkpoint, device)
+        check_out(html)
+    report = evaluate.eval_command(file, checkpoint, device)
     if html is not None:
-        from charrnn import checkpoint as ckpt
-
         c = ckpt.inspect(report["checkpoint"])
-        ids, _, label = runs.eval_ids(c, file)
-        _err(f"wrote {pages.surprisal_html(c, ids, label, html, report, start, max_chars)}")
+        ids, _, label = evaluate.eval_ids(c, file)
+        _err(f"wrote {evaluate.surprisal_html(c, ids, label, html, report, start, max_chars)}")
     if as_json:
         print(json.dumps(report))
         return
@@ -501,14 +342,16 @@ def neurons(
 
         charrnn neurons play.txt -c checkpoints/shakespeare --top 40
     """
-    from charrnn import checkpoint as ckpt
-    from charrnn import pages, runs
+    from charrnn import neurons as units
+    from charrnn import runfolder
+    from charrnn.evaluate import eval_ids
+    from charrnn.files import check_out
 
     if html is not None:
-        pages.check_out(html)
-    c = ckpt.inspect(ckpt.resolve(checkpoint))
-    ids, _, label = runs.eval_ids(c, file)
-    result = pages.neurons(c, ids, label, html, start, max_chars, top)
+        check_out(html)
+    c = runfolder.open_checkpoint(checkpoint)
+    ids, _, label = eval_ids(c, file)
+    result = units.neurons(c, ids, label, html, start, max_chars, top)
     print(f"{'unit':<8} {'r':>7}  feature   ({result.units:,} units over "
           f"{result.chars:,} characters)")
     for sc in result.ranked:
@@ -537,9 +380,9 @@ def report(
 
         charrnn report checkpoints/shakespeare -o shakespeare.html -n 500
     """
-    from charrnn import pages
+    from charrnn.report import run_report
 
-    _err(f"wrote {pages.run_report(run, out, length, seed=seed)}")
+    _err(f"wrote {run_report(run, out, length, seed=seed)}")
 
 
 # --------------------------------------------------------------------------- info
@@ -561,26 +404,13 @@ def info(
 
         charrnn info --json | jq .progress
     """
-    from charrnn import catalog
-    from charrnn import checkpoint as ckpt
+    from charrnn import runfolder, runinfo
 
-    c = ckpt.inspect(ckpt.resolve(checkpoint))
+    c = runfolder.open_checkpoint(checkpoint)
     if as_json:
         print(json.dumps(c.meta, ensure_ascii=False, indent=1))
-        return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = Console(highlight=False)
-    for title, rows in catalog.describe(c):
-        table = Table(title=title, title_justify="left", show_header=False, box=None,
-                      padding=(0, 2, 0, 0), title_style="bold underline")
-        table.add_column(style="bold")
-        table.add_column(overflow="fold")
-        for key, value in rows:  # Text: a value is never read as rich markup
-            table.add_row(Text(key), Text(value))
-        console.print(table)
+    else:
+        runinfo.print_info(c)
 
 
 # --------------------------------------------------------------------------- list
@@ -598,29 +428,16 @@ def list_(
 
         charrnn list --root /data/runs --json
     """
-    from charrnn import catalog
+    from charrnn import runinfo
 
-    runs = catalog.list_runs(root)
+    runs = runinfo.list_runs(root)
     if as_json:
         for r in runs:
             print(json.dumps(r.as_dict(), ensure_ascii=False))
-        return
-    if not runs:
+    elif runs:
+        runinfo.print_runs(runs)
+    else:
         _err(f"no runs under {root}/")
-        return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None, padding=(0, 2, 0, 0))
-    for name in ("run", "cell", "size", "params", "steps", "chars seen", "time",
-                 "best val (bits/char)"):
-        table.add_column(name, justify="left" if name in ("run", "cell", "size") else "right")
-    for r in runs:
-        best = "n/a" if r.best_val_loss is None else f"{r.best_val_loss / 0.6931471805599453:.3f}"
-        table.add_row(*map(Text, (str(r.path), r.cell, r.size, f"{r.params:,}", f"{r.steps:,}",
-                                  f"{r.chars_seen:,}", catalog.duration(r.elapsed), best)))
-    Console(highlight=False).print(table)
 
 
 # --------------------------------------------------------------------------- entry
@@ -629,10 +446,12 @@ def main(argv: list[str] | None = None) -> int:
     try:  # recent Typer vendors its own copy of click
         from typer._click import exceptions as click_exc
     except ImportError:  # pragma: no cover - older Typer on top of click
-        from click import exceptions as click_exc
+        from click import exceptions as click_exc  # type: ignore[no-redef]
 
     try:
-        fast = _sample_fast_path(sys.argv[1:] if argv is None else list(argv))
+        from charrnn.fastpath import sample_options
+
+        fast = sample_options(sample, sys.argv[1:] if argv is None else list(argv))
         if fast is not None:
             sample(**fast)
             return 0

@@ -186,6 +186,7 @@ class Index:
         and ``greater``; returns the rows left to the character loop (windows that would
         run past the corpus's last 8 characters)."""
         n, words = len(self.ids), self._words
+        assert words is not None  # only called for a uint8 corpus
         qbytes = np.concatenate([np.maximum(q, 0).astype(np.uint8), np.zeros(8, np.uint8)])
         qwords = np.ndarray((len(qbytes) - 7,), ">u8", qbytes, strides=(1,))
         cut = np.flatnonzero(q < 0)  # each row's query ends at its first -1

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from charrnn.errors import CharRNNError
+from charrnn.files import os_reason
 
 LOCK_NAME = ".lock"
 
@@ -27,14 +28,12 @@ except ImportError:  # pragma: no cover - Windows
     import msvcrt
 
     def _try_lock(fd: int) -> None:
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
 
 
 @contextmanager
 def hold(run_dir: Path) -> Iterator[None]:
     """Create ``run_dir`` if needed and hold its lock for the ``with`` body, or refuse."""
-    from charrnn.checkpoint import os_reason
-
     path = run_dir / LOCK_NAME
     created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
     try:

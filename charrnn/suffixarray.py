@@ -142,10 +142,10 @@ def stored(ids: np.ndarray, ids_path: Path, vocab_size: int, digest: str, source
         log(f"indexing {source} for copy checks ({n:,} characters)")
     try:
         # A copy-on-write map: writable, as pydivsufsort wants; the file never changes.
-        sa = suffix_array(np.memmap(ids_path, ids.dtype, mode="c", shape=ids.shape))
-        _write(paths[0], sa.astype(dtype, copy=False))
-        _write(paths[1], sample_keys(ids, sa, vocab_size))
-        del sa
+        built = suffix_array(np.memmap(ids_path, ids.dtype, mode="c", shape=ids.shape))
+        _write(paths[0], built.astype(dtype, copy=False))
+        _write(paths[1], sample_keys(ids, built, vocab_size))
+        del built
         from charrnn.checkpoint import atomic_write_bytes
 
         atomic_write_bytes(meta_path, json.dumps({**expect, "stat": _stats(paths)}).encode())

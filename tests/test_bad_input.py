@@ -270,12 +270,12 @@ def test_top_k_zero_means_no_limit(cli, trained_run):
 def test_an_unexpected_error_is_still_one_line(cli, monkeypatch):
     """A bug must not print a traceback either (it used to: the except clause itself
     raised AttributeError on Typer versions whose click has no exceptions.Abort)."""
-    from charrnn import runs
+    from charrnn import evaluate
 
     def broken(*a, **kw):
         raise ValueError("something unforeseen")
 
-    monkeypatch.setattr(runs, "eval_command", broken)
+    monkeypatch.setattr(evaluate, "eval_command", broken)
     r = cli("eval")
     assert r.exit_code == 1 and r.stdout == "" and "Traceback" not in r.stderr, r
     assert r.stderr == ("charrnn: internal error: ValueError: something unforeseen "

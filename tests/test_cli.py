@@ -169,14 +169,14 @@ def test_python_dash_m_and_sample_never_import_torch(trained_run):
     ("01", "garbage", 1)])
 def test_sampling_uses_a_second_blas_thread_only_while_a_core_is_idle(
         monkeypatch, tmp_path, cores, loadavg, threads):
-    from charrnn import cli
+    from charrnn import threads as blas
 
     (tmp_path / "loadavg").write_text(loadavg + "\n")
-    monkeypatch.setattr(cli, "_LOADAVG", tmp_path / "loadavg")
+    monkeypatch.setattr(blas, "_LOADAVG", tmp_path / "loadavg")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(cores), raising=False)
-    assert cli._sampling_threads() == threads
-    monkeypatch.setattr(cli, "_LOADAVG", tmp_path / "missing")
-    assert cli._sampling_threads() == 1
+    assert blas.sampling_threads() == threads
+    monkeypatch.setattr(blas, "_LOADAVG", tmp_path / "missing")
+    assert blas.sampling_threads() == 1
 
 
 def test_sample_sets_blas_threads_before_numpy_unless_the_user_did(trained_run):
@@ -299,10 +299,11 @@ def test_sample_fast_path_parses_exactly_as_typer(args):
     """Start-up skips Typer's parser for plain options; it must never disagree with it."""
     import typer
 
-    from charrnn.cli import _sample_fast_path, app
+    from charrnn.cli import app, sample
+    from charrnn.fastpath import sample_options
 
     cmd = typer.main.get_command(app).commands["sample"]
-    fast = _sample_fast_path(["sample", *args])
+    fast = sample_options(sample, ["sample", *args])
     try:
         full = cmd.make_context("sample", list(args)).params
     except (Exception, SystemExit):  # Typer refuses it (or prints help): so must we
@@ -313,16 +314,17 @@ def test_sample_fast_path_parses_exactly_as_typer(args):
 
 
 def test_sample_fast_path_takes_ordinary_command_lines():
-    from charrnn.cli import _sample_fast_path
+    from charrnn.cli import sample
+    from charrnn.fastpath import sample_options
 
     args = ["sample", "-c", "run", "-n500", "--temp=0.8", "--top-k", "40", "--top-p", ".9",
             "--seed", "1", "-p", "-", "--stop", r"\n\n", "--stop", "END", "--num-samples",
             "4", "--no-echo", "--separator", r"\0", "--jsonl", "--drop-unknown"]
-    assert _sample_fast_path(args) == {
+    assert sample_options(sample, args) == {
         "checkpoint": "run", "length": 500, "temp": 0.8, "top_k": 40, "top_p": 0.9, "seed": 1,
         "prime": "-", "stop": [r"\n\n", "END"], "num_samples": 4, "echo": False,
         "separator": r"\0", "jsonl": True, "drop_unknown": True, "show_copies": False,
         "min_copy": 20, "max_copy": None, "novel": False, "tries": 20, "corpus": None}
-    assert _sample_fast_path(["sample"]) is not None
-    assert _sample_fast_path(["sample", "--help"]) is None
-    assert _sample_fast_path(["train", "-n", "5"]) is None
+    assert sample_options(sample, ["sample"]) is not None
+    assert sample_options(sample, ["sample", "--help"]) is None
+    assert sample_options(sample, ["train", "-n", "5"]) is None

@@ -12,18 +12,18 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn import api
+from charrnn import api, runfolder
 from charrnn import checkpoint as ckpt
 from charrnn.evaluate import score_ids
 from charrnn.infer import NumpyRNN
+from charrnn.neurons import correlation_table, features, rank_units
 from charrnn.text import read_text
 from charrnn.trace import Surprisal, activations, surprisal
-from charrnn.units import correlation_table, features, rank_units
 
 
 @pytest.fixture(scope="module")
 def model_and_ids(trained_run, corpus_file):
-    c = ckpt.inspect(ckpt.resolve(trained_run))
+    c = runfolder.open_checkpoint(trained_run)
     ids = c.vocab.encode(read_text(corpus_file)[:1500]).astype(np.int64)
     return c, NumpyRNN(c.config, c.numpy_weights()), ckpt.load_model(c), ids
 
@@ -284,7 +284,7 @@ def test_activations_of_every_layer_match_torch(cell):
 
 
 def test_page_text_cannot_break_out_of_the_page():
-    from charrnn.report import surprisal_page
+    from charrnn.html_pages import surprisal_page
 
     vocab = tuple(sorted(set("</script><b>&'\" x")))
     text = "</script><b>x & '\"</b>"
@@ -301,7 +301,7 @@ def test_page_text_cannot_break_out_of_the_page():
 def test_validation_trend_sparkline(monkeypatch):
     import io
 
-    from charrnn.runs import sparkline
+    from charrnn.progress import sparkline
 
     monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(io.BytesIO(), encoding="utf-8"))
     assert sparkline([4.0, 3.0, 2.0, 1.0]) == "\u2588\u2586\u2583\u2581"
@@ -312,7 +312,7 @@ def test_validation_trend_sparkline(monkeypatch):
 
 
 def test_correlations_equal_numpy_corrcoef():
-    from charrnn.units import correlations
+    from charrnn.neurons import correlations
 
     rng = np.random.default_rng(3)
     values, feats = rng.normal(size=(200, 6)), rng.normal(size=(200, 3))

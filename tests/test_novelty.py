@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from charrnn import cache, novelty
-from charrnn.cli import _sample_fast_path
+from charrnn.cli import sample
 from charrnn.errors import CharRNNError
+from charrnn.fastpath import sample_options
 from charrnn.sieve import CopyFilter
 from charrnn.text import BUILTIN_CORPUS, Vocab, read_text
 from tests.conftest import PATTERN
@@ -179,7 +180,7 @@ def test_too_few_samples_pass_is_a_clear_error(cli, trained_run):
 
 
 def test_options_reach_the_fast_path_and_bad_values_are_refused(cli, trained_run):
-    fast = _sample_fast_path(["sample", "--novel", "--max-copy", "5", "--corpus", "x",
+    fast = sample_options(sample, ["sample", "--novel", "--max-copy", "5", "--corpus", "x",
                               "--min-copy", "7", "--show-copies", "--tries", "4"])
     assert fast is not None
     assert (fast["novel"], fast["max_copy"], fast["corpus"], fast["min_copy"],

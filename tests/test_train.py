@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import time
 
 import numpy as np
@@ -11,7 +12,8 @@ import torch
 from charrnn import checkpoint as ckpt
 from charrnn.config import ModelConfig, TrainConfig, auto_model
 from charrnn.data import Corpus
-from charrnn.train import Callbacks, Trainer, lr_at, pick_dtype
+from charrnn.device import pick_dtype
+from charrnn.trainer import Callbacks, Trainer, lr_at
 
 
 def test_schedule_warms_up_then_decays_to_the_floor_at_the_end():
@@ -57,7 +59,7 @@ def test_time_budget_drives_the_schedule_and_is_kept(tmp_path, budget):
 
 def test_costly_validation_is_spaced_out_to_a_tenth_of_the_budget(tmp_path, monkeypatch):
     """A big held-out sample must not eat a short budget: validations get rarer instead."""
-    import charrnn.train as train
+    import charrnn.trainer as train
 
     monkeypatch.setattr(train, "MIN_EVAL_GAP", 0.1)  # budget/10 = 0.6 s between validations
     slow = train.Trainer._evaluate
@@ -125,6 +127,27 @@ def test_bf16_autocast_trains_and_saves_float32(tmp_path):
     assert math.isfinite(result.best_val_loss) and result.best_val_loss < 2.5
     c = ckpt.inspect(tmp_path / "run" / "latest.safetensors")
     assert all(c.tensors[k][0] == "F32" for k in mc.weight_shapes())
+
+
+def test_bf16_where_the_cpu_cannot_run_it_is_one_line(tmp_path, corpus_file):
+    """oneDNN has no bf16 LSTM below AVX-512: ONEDNN_MAX_CPU_ISA=AVX2 makes any x86 CPU
+    such a CPU; --precision bf16 then explains itself (exit 2) instead of crashing."""
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("ONEDNN_MAX_CPU_ISA=AVX2 only lowers x86 CPUs")
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    r = subprocess.run([sys.executable, "-m", "charrnn", "train", str(corpus_file), "-o",
+                        str(tmp_path / "run"), "--max-steps", "2", "--precision", "bf16",
+                        "--hidden-size", "8", "--layers", "1"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2, r
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("charrnn: error: --precision bf16") and "fp32" in last, r
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_fp32_precision_means_no_autocast():
