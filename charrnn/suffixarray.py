@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from charrnn.errors import CharRNNError
+from charrnn.files import atomic_write_bytes
 
 INDEX_VERSION = 1
 KEY_STEP = 64  # every KEY_STEP-th suffix's first characters are kept as a sorted key
@@ -146,8 +147,6 @@ def stored(ids: np.ndarray, ids_path: Path, vocab_size: int, digest: str, source
         _write(paths[0], built.astype(dtype, copy=False))
         _write(paths[1], sample_keys(ids, built, vocab_size))
         del built
-        from charrnn.checkpoint import atomic_write_bytes
-
         atomic_write_bytes(meta_path, json.dumps({**expect, "stat": _stats(paths)}).encode())
     except OSError as e:
         raise CharRNNError(f"cannot write the copy index in {meta_path.parent}: "
