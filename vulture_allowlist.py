@@ -10,3 +10,4 @@ __signature__  # cli.py: read by Typer (inspect.signature) to build the train co
 __annotations__  # cli.py: read by Typer (get_type_hints) likewise
 sig  # infer.py: a view whose in-place *= and += update the LSTM gates
 frame  # signals.py: the signal-handler signature Python calls with
+is_novel  # api.py: Model.is_novel, public Python API (tests/test_novelty.py)

@@ -6,6 +6,8 @@
     >>> model.samples(4, "ROMEO:", length=100, top_p=0.9, stop="\\n\\n", seed=1)
     >>> model.score("To be, or not to be").bits_per_char  # needs torch
     >>> model.surprisal("To be, or not to be").bits         # per character, numpy only
+    >>> model.copies(text, prime="ROMEO:").longest          # verbatim from the training text?
+    >>> model.is_novel("\\nAlice\\n")                        # never in the training text
 
 Generation and traces run on the numpy twin of the model; only ``score`` imports torch
 (it uses the same fused kernels as ``charrnn eval``).
@@ -30,6 +32,7 @@ from charrnn.trace import Activations, Surprisal, activations, surprisal
 if TYPE_CHECKING:  # torch is imported only when scoring
     from charrnn.evaluate import Score
     from charrnn.model import CharRNN
+    from charrnn.novelty import CopyReport, Index
     from charrnn.sample import Sampler
 
 __all__ = ["Model", "load", "Surprisal", "Activations"]
@@ -49,6 +52,7 @@ class Model:
         self._sampler: Sampler | None = None
         self._engine: NumpyRNN | None = None
         self._torch_model: CharRNN | None = None
+        self._copy_index: dict[str | None, Index] = {}
 
     def __repr__(self) -> str:
         c = self.config
@@ -135,6 +139,28 @@ class Model:
     def activations(self, text: str) -> Activations:
         """Every hidden unit after each character of ``text`` (numpy only)."""
         return activations(self.engine, self._ids(text))
+
+    # ------------------------------------------------------------------ copies
+    def _index(self, corpus: str | Path | None) -> Index:
+        key = None if corpus is None else str(corpus)
+        if key not in self._copy_index:
+            from charrnn.sieve import index_for
+
+            self._copy_index[key] = index_for(self.checkpoint, key)
+        return self._copy_index[key]
+
+    def copies(self, text: str, prime: str = "", *, min_copy: int = 20,
+               corpus: str | Path | None = None) -> CopyReport:
+        """Verbatim copies of the training text in ``prime + text`` that reach into
+        ``text``: the longest (length, corpus offset) and the share of ``text`` inside
+        copies of at least ``min_copy`` characters. ``corpus``: a copy of the training
+        text when the recorded path is gone (the content must match)."""
+        return self._index(corpus).report(prime + text, len(prime), min_copy)
+
+    def is_novel(self, text: str, *, corpus: str | Path | None = None) -> bool:
+        """Whether ``text`` never occurs verbatim in the training text (whose start and
+        end count as line breaks)."""
+        return not self._index(corpus).occurs(text)
 
 
 def load(checkpoint: str | Path | None = None) -> Model:

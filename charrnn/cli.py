@@ -21,6 +21,7 @@ from charrnn import __version__
 from charrnn.config import DEVICE_HELP, SampleConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.options import CKPT, OUTPUT, TrainOptions
+from charrnn.sieve import DEFAULT_MIN_COPY, DEFAULT_TRIES
 
 app = typer.Typer(
     name="charrnn",
@@ -123,7 +124,7 @@ app.command("train")(_from_options(TrainOptions, train))
 
 
 # --------------------------------------------------------------------------- sample
-SAMPLING = "Sampling"
+SAMPLING, NOVELTY = "Sampling", "Copies of the training text"
 
 
 @app.command()
@@ -167,6 +168,29 @@ def sample(
     jsonl: Annotated[bool, typer.Option("--jsonl", rich_help_panel=OUTPUT,
                      help="One JSON object per sample and line: index, seed, text, "
                           "stopped, and the settings.")] = False,
+    show_copies: Annotated[bool, typer.Option(
+        "--show-copies", rich_help_panel=NOVELTY,
+        help="Per sample, the longest text copied verbatim from the training text (length, "
+             "corpus offset) and the share of characters inside copies of --min-copy or "
+             "more: --jsonl fields, else one line per sample on stderr.")] = False,
+    min_copy: Annotated[int, typer.Option("--min-copy", min=1, rich_help_panel=NOVELTY,
+                        help="Copies this long or longer count in the copied share."
+                        )] = DEFAULT_MIN_COPY,
+    max_copy: Annotated[int | None, typer.Option(
+        "--max-copy", min=0, rich_help_panel=NOVELTY, show_default=False,
+        help="Keep only samples whose longest copy is at most this many characters "
+             "(the prime included); draws again with fresh seeds.")] = None,
+    novel: Annotated[bool, typer.Option(
+        "--novel", rich_help_panel=NOVELTY,
+        help="Keep only samples whose whole text (prime and stop string included) never "
+             "occurs in the training text; draws again with fresh seeds.")] = False,
+    tries: Annotated[int, typer.Option("--tries", min=1, rich_help_panel=NOVELTY,
+                     help="With --novel / --max-copy: draw at most this many samples per "
+                          "sample asked for.")] = DEFAULT_TRIES,
+    corpus: Annotated[str | None, typer.Option(
+        "--corpus", rich_help_panel=NOVELTY, show_default=False,
+        help="A copy of the training text, for the copy checks (default: the path the "
+             "checkpoint recorded; its content must match).")] = None,
 ) -> None:
     """Generate text from a checkpoint, streamed to stdout as it is produced.
 
@@ -179,6 +203,8 @@ def sample(
         charrnn sample -p "ROMEO:" -n 500 --stop '\\n\\n' | ./my-script.sh
 
         charrnn sample --num-samples 8 --jsonl -n 200 | jq -r .text
+
+        charrnn sample -p $'\\n' --stop '\\n' --novel --num-samples 20 --no-echo
     """
     threads = {"OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"}
     if "numpy" not in sys.modules and not threads & set(os.environ):
@@ -202,11 +228,27 @@ def sample(
     prime, dropped = sampler.clean_prime(prime, drop_unknown)
     if dropped:
         _err(f"warning: dropped prime characters the model never saw: {dropped!r}")
+    fields = {"prime": prime, "temperature": temp, "top_k": top_k, "top_p": top_p,
+              "length": length, "stop": list(stops), "checkpoint": str(sampler.checkpoint.path)}
+    if show_copies or novel or max_copy is not None:
+        from charrnn import sieve
+
+        keep = sieve.CopyFilter(min_copy=min_copy, max_copy=max_copy, novel=novel, tries=tries)
+        result = sieve.draw(sampler, prime, config, sieve.index_for(sampler.checkpoint, corpus),
+                            keep)
+        if keep.filters:
+            _err(f"{keep.describe()}: kept {len(result.kept)} of {result.drawn} samples drawn")
+        if jsonl:
+            stream(sieve.jsonl(result, fields))
+        else:
+            stream(sieve.plain(result, prime if echo else "", unescape(separator)), end_line=True)
+            for k in result.kept if show_copies else ():
+                _err(f"seed {k.seed}: {k.copies.summary()}")
+        if (problem := sieve.shortfall(result, keep)) is not None:
+            raise CharRNNError(problem)
+        return
     events = sampler.stream(prime, config)
     if jsonl:
-        fields = {"prime": prime, "temperature": temp, "top_k": top_k, "top_p": top_p,
-                  "length": length, "stop": list(stops),
-                  "checkpoint": str(sampler.checkpoint.path)}
         stream(smp.render_jsonl(events, num_samples, fields, seed=seed))
     else:
         stream(smp.render(events, num_samples, prime if echo else "", unescape(separator)),

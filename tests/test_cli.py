@@ -323,7 +323,8 @@ def test_sample_fast_path_takes_ordinary_command_lines():
     assert sample_options(sample, args) == {
         "checkpoint": "run", "length": 500, "temp": 0.8, "top_k": 40, "top_p": 0.9, "seed": 1,
         "prime": "-", "stop": [r"\n\n", "END"], "num_samples": 4, "echo": False,
-        "separator": r"\0", "jsonl": True, "drop_unknown": True}
+        "separator": r"\0", "jsonl": True, "drop_unknown": True, "show_copies": False,
+        "min_copy": 20, "max_copy": None, "novel": False, "tries": 20, "corpus": None}
     assert sample_options(sample, ["sample"]) is not None
     assert sample_options(sample, ["sample", "--help"]) is None
     assert sample_options(sample, ["train", "-n", "5"]) is None
