@@ -152,7 +152,7 @@ def train(
         raise typer.Exit(130) from None
     if result.reason == "interrupted":
         if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
-            how = "terminated" if result.stop_signal == signal.SIGTERM else "interrupted"
+            how = "interrupted" if result.stop_signal in (0, signal.SIGINT) else "terminated"
             _err(f"{how}; checkpoint saved in {result.run_dir}/ (continue with --resume)"
                  if result.saved else f"{how} before the first step; nothing saved")
         raise typer.Exit(128 + (result.stop_signal or signal.SIGINT))

@@ -8,6 +8,8 @@ the numpy twin of the model.
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,17 +41,37 @@ def excerpt(ids: np.ndarray, start: int, max_chars: int) -> np.ndarray:
 
 
 def check_out(path: str | Path) -> Path:
-    """Refuse an output path that cannot take a page, before any work is done."""
+    """Refuse an output path that cannot take a page, before any work is done.
+
+    Tries to create (and removes) a file in the nearest existing folder on the way:
+    permission bits alone would not tell (root passes them; /proc refuses anyway), and
+    folders still missing are left uncreated until the page is written."""
     path = Path(path)
     if path.is_dir():
         raise CharRNNError(f"{path} is a directory; give a file name such as report.html")
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CharRNNError(f"cannot write {path}: {folder} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".charrnn-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise CharRNNError(f"cannot write {path}: cannot create files in {folder} "
+                           f"({ckpt.os_reason(e)})") from None
     return path
 
 
 def write_page(path: str | Path, page: str) -> Path:
-    """Write a page atomically (a reader never sees half of it)."""
+    """Write a page atomically (a reader never sees half of it, an old page stays whole
+    if the write fails)."""
     path = check_out(path)
-    ckpt.atomic_write_bytes(path, page.encode("utf-8"))
+    try:
+        ckpt.atomic_write_bytes(path, page.encode("utf-8"))
+    except OSError as e:
+        raise CharRNNError(f"cannot write {path}: {ckpt.os_reason(e)}") from None
     return path
 
 
@@ -104,6 +126,7 @@ def run_report(run: str | Path | None, out: str | Path | None = None, length: in
 
     run_dir = Path(run) if run is not None and Path(run).is_dir() else \
         ckpt.resolve(run).parent
+    target = check_out(out or run_dir / "report.html")  # before sampling, not after
     meta_ckpt = catalog.run_checkpoint(run_dir)
     best = ckpt.resolve(run_dir)
     sampler = Sampler.load(best)
@@ -125,4 +148,4 @@ def run_report(run: str | Path | None, out: str | Path | None = None, length: in
     page = report.run_page(str(run_dir), sections, metrics, meta_ckpt.vocab.chars,
                            samples, summary,
                            f"{length} characters each from {best}, seed {seed}")
-    return write_page(out or run_dir / "report.html", page)
+    return write_page(target, page)

@@ -36,6 +36,8 @@ def hold(run_dir: Path) -> Iterator[None]:
     from charrnn.checkpoint import os_reason
 
     path = run_dir / LOCK_NAME
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CharRNNError(f"cannot use run folder {run_dir}/: it is a file, not a folder")
     created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

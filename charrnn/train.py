@@ -8,6 +8,7 @@ lowest validation loss) checkpoints and a JSON-lines metrics log into its run fo
 from __future__ import annotations
 
 import math
+import os
 import platform
 import signal
 import time
@@ -67,7 +68,7 @@ class Result:
     best_val_loss: float | None
     eval_seconds: float  # spent validating and checkpointing, included in elapsed
     saved: bool = False  # whether latest holds this session's final position
-    stop_signal: int = 0  # SIGINT or SIGTERM when one stopped the run
+    stop_signal: int = 0  # SIGINT, SIGTERM or SIGHUP when one stopped the run
 
 
 def lr_at(cfg: TrainConfig, step: int, fraction: float) -> float:
@@ -75,6 +76,17 @@ def lr_at(cfg: TrainConfig, step: int, fraction: float) -> float:
     warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
     decay = 0.5 * (1.0 + math.cos(math.pi * min(max(fraction, 0.0), 1.0)))
     return cfg.lr * warm * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * decay)
+
+
+def _detach_terminal(fds: list[int]) -> None:
+    """Point stdout/stderr that were a (now closed) terminal at /dev/null: a line written
+    to a hung-up terminal fails (EIO), which would stop the save or its closing note."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in fds:
+            os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 @contextmanager
@@ -105,20 +117,26 @@ class _StopOnSignal:
     Ctrl-C during it interrupts at once (``immediate``); during a save it waits.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    # SIGHUP: the terminal was closed; the work since the last validation is saved too.
+    SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP")
+                    if hasattr(signal, n))
 
     def __init__(self) -> None:
         self.requested = False
         self.signum = 0  # the signal that asked to stop, if any
         self._immediate = False
+        self._ttys: list[int] = []  # stdout/stderr fds that are a terminal
 
     def _handler(self, signum, frame) -> None:
         self.requested, self.signum = True, signum
+        if signum == getattr(signal, "SIGHUP", None):
+            _detach_terminal(self._ttys)
         if self._immediate:
             raise KeyboardInterrupt
 
     @contextmanager
     def installed(self):
+        self._ttys = [fd for fd in (1, 2) if os.isatty(fd)]  # after a hang-up isatty fails
         try:
             old = [signal.signal(s, self._handler) for s in self.SIGNALS]
         except ValueError:  # not the main thread: signals never reach us here
