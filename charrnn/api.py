@@ -5,6 +5,7 @@
     >>> print(model.generate("ROMEO:", length=200, temperature=0.8, seed=1))
     >>> model.samples(4, "ROMEO:", length=100, top_p=0.9, stop="\\n\\n", seed=1)
     >>> model.score("To be, or not to be").bits_per_char  # needs torch
+    >>> s = model.score(play_text, adapt=True); s.static.loss, s.loss  # dynamic evaluation
     >>> model.surprisal("To be, or not to be").bits         # per character, numpy only
 
 Generation and traces run on the numpy twin of the model; only ``score`` imports torch
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from charrnn import checkpoint as ckpt
+from charrnn.config import AdaptConfig
 from charrnn.errors import CharRNNError
 from charrnn.infer import NumpyRNN
 from charrnn.text import Vocab
@@ -28,7 +30,7 @@ from charrnn.trace import Activations, Surprisal, activations, surprisal
 if TYPE_CHECKING:  # evaluate imports torch; the API loads it only when scoring
     from charrnn.evaluate import Score
 
-__all__ = ["Model", "load", "Surprisal", "Activations"]
+__all__ = ["Model", "load", "Surprisal", "Activations", "AdaptConfig"]
 
 
 class Model:
@@ -98,16 +100,28 @@ class Model:
             raise CharRNNError("nothing to score: fewer than 2 known characters")
         return ids
 
-    def score(self, text: str, device: str = "cpu") -> Score:
+    def score(self, text: str, device: str = "cpu", adapt: bool | AdaptConfig = False
+              ) -> Score:
         """Loss (nats), bits per character and perplexity of ``text`` (imports torch).
 
-        Characters the model never saw are skipped and counted in ``Score.unknown``."""
+        Characters the model never saw are skipped and counted in ``Score.unknown``.
+        ``adapt=True`` (or an ``AdaptConfig``) scores with dynamic evaluation, as
+        ``charrnn eval --adapt``: the result is an ``adapt.AdaptedScore`` whose figures
+        are the adapted ones and whose ``static`` holds the plain Score of the same pass.
+        The loaded model itself is never changed."""
         from charrnn.evaluate import score_ids
 
         ids = self._ids(text)
         if self._torch_model is None or str(self._torch_model.head.weight.device) != device:
             self._torch_model = ckpt.load_model(self.checkpoint, device)
-        result = score_ids(self._torch_model, ids)
+        if adapt is not False:
+            from charrnn.adapt import score_adaptive
+
+            result = score_adaptive(self._torch_model, [ids],
+                                    adapt if isinstance(adapt, AdaptConfig) else None)
+            result.static.unknown = self.vocab.unknown(text)
+        else:
+            result = score_ids(self._torch_model, ids)
         result.unknown = self.vocab.unknown(text)
         return result
 

@@ -1,0 +1,169 @@
+"""Dynamic evaluation (Krause et al. 2018): score a text while the model keeps learning
+from the part it has already scored.
+
+The text is read as one stream in segments of ``segment`` characters, the hidden state
+carried from one to the next. Each segment is scored first; only then does its loss
+drive one gradient step (the "RMS" variant of the paper, with the mean square of the
+gradients gathered on the fly rather than on training data, which eval may not have):
+
+    ms    <- beta * ms + (1 - beta) * g^2                  (per parameter, bias-corrected)
+    theta <- theta - lr * g / (sqrt(ms) + eps) + decay * (theta0 - theta)
+
+The decay pulls the weights back towards the trained ones (theta0), so what the model
+picks up about one passage fades when the text moves on. A segment is never scored by
+weights that have seen it. The static figure comes from the same pass with the trained
+weights (same characters, same carried context), so the two are directly comparable.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from charrnn.config import AdaptConfig
+from charrnn.data import EvalStreams
+from charrnn.evaluate import EVAL_CHUNK, Score
+from charrnn.model import CharRNN, detach_state
+
+
+@dataclass
+class AdaptedScore(Score):
+    """The adapted loss, with the static one of the same pass in ``static``."""
+
+    static: Score | None = None
+    config: AdaptConfig | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        """Static figures at the top (as plain eval prints them), adapted ones beside."""
+        static = self.static.as_dict() if self.static else {}
+        adapted = {k: v for k, v in super().as_dict().items() if not k.startswith("unknown")}
+        return {**static, "adapted": adapted,
+                "adapt": asdict(self.config) if self.config else {},
+                "adapt_seconds": round(self.seconds, 3)}
+
+
+def _tensors(es: EvalStreams, device: torch.device) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.from_numpy(a).to(device) for a in (es.x, es.y, es.mask))
+
+
+@torch.no_grad()
+def static_nll(model: CharRNN, es: EvalStreams) -> np.ndarray:
+    """Loss of every target of ``es`` with the trained weights, (S, C) float64, 0 where
+    not scored; the same figures as ``evaluate.score_ids`` over the same streams."""
+    was_training = model.training
+    model.eval()
+    x, y, mask = _tensors(es, model.head.weight.device)
+    out, state = [], None
+    for c in range(0, x.shape[1], EVAL_CHUNK):
+        logits, state = model(x[:, c : c + EVAL_CHUNK], state)
+        out.append(_nll(logits, y[:, c : c + EVAL_CHUNK], mask[:, c : c + EVAL_CHUNK]))
+    model.train(was_training)
+    return torch.cat(out, 1).cpu().numpy()
+
+
+def _nll(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(S, T, V) logits -> (S, T) float64 loss of the masked-in targets."""
+    nll = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none")
+    return nll.double() * mask
+
+
+class Adapter:
+    """A private copy of the model that learns from each segment after scoring it."""
+
+    def __init__(self, model: CharRNN, config: AdaptConfig) -> None:
+        self.config = config
+        self.model = copy.deepcopy(model)
+        # Training mode (cuDNN has no backward in eval mode) without dropout.
+        self.model.rnn.dropout, self.model.drop.p = 0.0, 0.0
+        self.model.train()
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.theta0 = [p.detach().clone() for p in self.params]
+        self.ms = [torch.zeros_like(p) for p in self.params]
+        self.updates = 0
+
+    def score_and_learn(self, es: EvalStreams) -> np.ndarray:
+        """Loss of every target of ``es`` as ``static_nll`` lays it out; all streams step
+        through their next ``segment`` columns together, are scored, then drive one
+        update. Burn-in columns (mask 0) are read, never scored nor learned from: another
+        stream scores those characters later."""
+        cfg = self.config
+        x, y, mask = _tensors(es, self.params[0].device)
+        out, state = [], None
+        for c in range(0, x.shape[1], cfg.segment):
+            cols = slice(c, c + cfg.segment)
+            logits, state = self.model(x[:, cols], state)
+            nll = _nll(logits, y[:, cols], mask[:, cols])
+            out.append(nll.detach())  # scored: from here on it may teach
+            state = detach_state(state)
+            counted = int(es.mask[:, cols].sum())
+            if cfg.lr > 0 and counted:
+                self._step(nll.sum().float() / counted)
+        return torch.cat(out, 1).cpu().numpy()
+
+    def _step(self, loss: torch.Tensor) -> None:
+        cfg = self.config
+        grads = torch.autograd.grad(loss, self.params)
+        self.updates += 1
+        torch._foreach_mul_(self.ms, cfg.beta)
+        torch._foreach_addcmul_(self.ms, grads, grads, value=1 - cfg.beta)
+        correction = 1 - cfg.beta ** self.updates  # the running mean starts at zero
+        with torch.no_grad():
+            denom = torch._foreach_div(self.ms, correction)
+            torch._foreach_sqrt_(denom)
+            torch._foreach_add_(denom, cfg.eps)
+            torch._foreach_addcdiv_(self.params, grads, denom, value=-cfg.lr)
+            if cfg.decay:
+                torch._foreach_lerp_(self.params, self.theta0, cfg.decay)
+
+
+def adaptive_nll(model: CharRNN, pieces: list[np.ndarray], config: AdaptConfig
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-character (static, adapted) losses over ``pieces`` (flat, in stream order):
+    separate texts, say the spread windows of a held-out split, scored in order, each
+    from a fresh state, the adapted weights carried on from one to the next."""
+    adapter = Adapter(model, config)
+    static, adapted = [], []
+    for ids in pieces:
+        es = EvalStreams.build(ids, config.streams, config.burn_in)
+        static.append(static_nll(model, es)[es.mask])
+        adapted.append(adapter.score_and_learn(es)[es.mask])
+    return np.concatenate(static), np.concatenate(adapted)
+
+
+def score_adaptive(model: CharRNN, pieces: list[np.ndarray],
+                   config: AdaptConfig | None = None) -> AdaptedScore:
+    """Static and dynamically evaluated loss of ``pieces`` in one pass."""
+    config = config or AdaptConfig()
+    t0 = time.perf_counter()
+    static, adapted = adaptive_nll(model, pieces, config)
+    seconds = time.perf_counter() - t0
+    return AdaptedScore(float(adapted.sum()), len(adapted),
+                        static=Score(float(static.sum()), len(static)),
+                        config=config, seconds=seconds)
+
+
+def eval_command(file: str | None, target: str | None, device: str,
+                 config: AdaptConfig) -> dict:
+    """``charrnn eval --adapt``: eval's report (static figures) with the adapted ones
+    beside, over the same text and windows as plain eval."""
+    from charrnn import checkpoint as ckpt
+    from charrnn import runs
+    from charrnn.config import TrainConfig
+    from charrnn.data import val_windows
+    from charrnn.device import pick_device
+
+    c = ckpt.inspect(ckpt.resolve(target))
+    ids, unknown, label = runs.eval_ids(c, file)
+    windows = [ids]
+    if file is None:
+        windows = val_windows(ids, TrainConfig.from_dict(c.meta["train"]).val_max_chars)
+    model = ckpt.load_model(c, str(pick_device(device)))
+    score = score_adaptive(model, [np.asarray(w) for w in windows], config)
+    score.static.unknown = unknown
+    return {"checkpoint": str(c.path), "text": label, **score.as_dict()}
