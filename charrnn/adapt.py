@@ -1,18 +1,23 @@
 """Dynamic evaluation (Krause et al. 2018): score a text while the model keeps learning
 from the part it has already scored.
 
-The text is read as one stream in segments of ``segment`` characters, the hidden state
-carried from one to the next. Each segment is scored first; only then does its loss
-drive one gradient step (the "RMS" variant of the paper, with the mean square of the
-gradients gathered on the fly rather than on training data, which eval may not have):
+The text is cut into parallel streams as plain eval cuts it (``data.EvalStreams``: a
+later stream first reads ``burn_in`` characters without scoring them), and all streams
+advance together by ``segment`` characters, the hidden state carried. Each segment is
+scored first; only then does its loss drive one gradient step, shared by all streams
+(the "RMS" variant of the paper, with the mean square of the gradients gathered on the
+fly rather than on training data, which eval may not have). One stream (the paper's
+setting) adapts best; more streams are faster, since the per-step cost is reading the
+weights, not the batch (figures in docs/benchmarks.md).
 
     ms    <- beta * ms + (1 - beta) * g^2                  (per parameter, bias-corrected)
     theta <- theta - lr * g / (sqrt(ms) + eps) + decay * (theta0 - theta)
 
 The decay pulls the weights back towards the trained ones (theta0), so what the model
 picks up about one passage fades when the text moves on. A segment is never scored by
-weights that have seen it. The static figure comes from the same pass with the trained
-weights (same characters, same carried context), so the two are directly comparable.
+weights that have seen it (burn-in characters are not learned from: another stream
+scores them later). The static figure is plain eval's over the same streams, so the two
+are directly comparable.
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ class AdaptConfig:
     segment: int = 50  # characters of each stream scored per update
     streams: int = 8  # parallel streams through the text (as eval's), one shared model
     burn_in: int = 128  # characters each later stream reads before scoring (as eval)
-    lr: float = 3e-4  # step size in units of the gradient's running RMS
+    lr: float = 1e-3  # step size in units of the gradient's running RMS
     decay: float = 0.01  # pull towards the trained weights per update
     beta: float = 0.99  # running mean of squared gradients: about 100 segments
     eps: float = 1e-8
