@@ -32,17 +32,17 @@ import torch.nn.functional as F
 
 from charrnn.config import AdaptConfig
 from charrnn.data import EvalStreams
-from charrnn.evaluate import EVAL_CHUNK, Score
+from charrnn.evaluate import Score, score_ids
 from charrnn.model import CharRNN, detach_state
 
 
 @dataclass
 class AdaptedScore(Score):
-    """The adapted loss, with the static one of the same pass in ``static``."""
+    """The adapted loss, with plain eval's over the same streams in ``static``."""
 
     static: Score | None = None
     config: AdaptConfig | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # both passes, static and adapted
 
     def as_dict(self) -> dict:
         """Static figures at the top (as plain eval prints them), adapted ones beside."""
@@ -55,21 +55,6 @@ class AdaptedScore(Score):
 
 def _tensors(es: EvalStreams, device: torch.device) -> tuple[torch.Tensor, ...]:
     return tuple(torch.from_numpy(a).to(device) for a in (es.x, es.y, es.mask))
-
-
-@torch.no_grad()
-def static_nll(model: CharRNN, es: EvalStreams) -> np.ndarray:
-    """Loss of every target of ``es`` with the trained weights, (S, C) float64, 0 where
-    not scored; the same figures as ``evaluate.score_ids`` over the same streams."""
-    was_training = model.training
-    model.eval()
-    x, y, mask = _tensors(es, model.head.weight.device)
-    out, state = [], None
-    for c in range(0, x.shape[1], EVAL_CHUNK):
-        logits, state = model(x[:, c : c + EVAL_CHUNK], state)
-        out.append(_nll(logits, y[:, c : c + EVAL_CHUNK], mask[:, c : c + EVAL_CHUNK]))
-    model.train(was_training)
-    return torch.cat(out, 1).cpu().numpy()
 
 
 def _nll(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -127,30 +112,29 @@ class Adapter:
                 torch._foreach_lerp_(self.params, self.theta0, cfg.decay)
 
 
-def adaptive_nll(model: CharRNN, pieces: list[np.ndarray], config: AdaptConfig
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-character (static, adapted) losses over ``pieces`` (flat, in stream order):
-    separate texts, say the spread windows of a held-out split, scored in order, each
-    from a fresh state, the adapted weights carried on from one to the next."""
+def adapted_nll(model: CharRNN, pieces: list[np.ndarray], config: AdaptConfig
+                ) -> np.ndarray:
+    """Per-character adapted loss over ``pieces`` (flat, in stream order): separate
+    texts, say the spread windows of a held-out split, scored in order, each from a
+    fresh state, the adapted weights carried on from one to the next."""
     adapter = Adapter(model, config)
-    static, adapted = [], []
+    out = []
     for ids in pieces:
         es = EvalStreams.build(ids, config.streams, config.burn_in)
-        static.append(static_nll(model, es)[es.mask])
-        adapted.append(adapter.score_and_learn(es)[es.mask])
-    return np.concatenate(static), np.concatenate(adapted)
+        out.append(adapter.score_and_learn(es)[es.mask])
+    return np.concatenate(out)
 
 
 def score_adaptive(model: CharRNN, pieces: list[np.ndarray],
                    config: AdaptConfig | None = None) -> AdaptedScore:
-    """Static and dynamically evaluated loss of ``pieces`` in one pass."""
+    """Dynamically evaluated loss of ``pieces``, with plain eval's over the same streams."""
     config = config or AdaptConfig()
     t0 = time.perf_counter()
-    static, adapted = adaptive_nll(model, pieces, config)
-    seconds = time.perf_counter() - t0
+    adapted = adapted_nll(model, pieces, config)
+    static = [score_ids(model, ids, config.streams, config.burn_in) for ids in pieces]
     return AdaptedScore(float(adapted.sum()), len(adapted),
-                        static=Score(float(static.sum()), len(static)),
-                        config=config, seconds=seconds)
+                        static=Score(sum(s.nats for s in static), sum(s.chars for s in static)),
+                        config=config, seconds=time.perf_counter() - t0)
 
 
 def eval_command(file: str | None, target: str | None, device: str,
