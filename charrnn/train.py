@@ -137,15 +137,18 @@ class _StopOnSignal:
     @contextmanager
     def installed(self):
         self._ttys = [fd for fd in (1, 2) if os.isatty(fd)]  # after a hang-up isatty fails
+        hup = getattr(signal, "SIGHUP", None)  # under nohup it is ignored: keep it so
+        signals = [s for s in self.SIGNALS
+                   if s != hup or signal.getsignal(s) is not signal.SIG_IGN]
         try:
-            old = [signal.signal(s, self._handler) for s in self.SIGNALS]
+            old = [signal.signal(s, self._handler) for s in signals]
         except ValueError:  # not the main thread: signals never reach us here
             yield
             return
         try:
             yield
         finally:
-            for s, handler in zip(self.SIGNALS, old, strict=True):
+            for s, handler in zip(signals, old, strict=True):
                 signal.signal(s, handler)
 
     @contextmanager

@@ -128,6 +128,22 @@ def test_sighup_saves_and_exits_129_with_a_one_line_note(cli, corpus_file, monke
     assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # handler restored
 
 
+def test_under_nohup_a_hang_up_is_still_ignored(cli, corpus_file, monkeypatch, tmp_path):
+    def hang_up_at_4(self, p):
+        if p.step == 4:
+            os.kill(os.getpid(), signal.SIGHUP)
+
+    monkeypatch.setattr(runs.ConsoleProgress, "on_step", hang_up_at_4)
+    old = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup leaves it
+    try:
+        r = cli("train", corpus_file, "-o", "run", *TINY, "--max-steps", "8")
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, old)
+    assert r.exit_code == 0, r
+    assert ckpt.inspect(tmp_path / "run" / "latest.safetensors").meta["progress"]["step"] == 8
+
+
 def test_closing_the_terminal_saves_the_run(tmp_path, corpus_file):
     """A real hang-up: the run's controlling terminal is a pty whose master we close, so
     the kernel sends SIGHUP and every later write to the terminal fails."""
