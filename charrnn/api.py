@@ -5,6 +5,7 @@
     >>> print(model.generate("ROMEO:", length=200, temperature=0.8, seed=1))
     >>> model.samples(4, "ROMEO:", length=100, top_p=0.9, stop="\\n\\n", seed=1)
     >>> model.score("To be, or not to be").bits_per_char  # needs torch
+    >>> s = model.score(play_text, adapt=True); s.static.loss, s.loss  # dynamic evaluation
     >>> model.surprisal("To be, or not to be").bits         # per character, numpy only
     >>> model.copies(text, prime="ROMEO:").longest          # verbatim from the training text?
     >>> model.is_novel("\\nAlice\\n")                        # never in the training text
@@ -23,7 +24,7 @@ import numpy as np
 
 from charrnn import checkpoint as ckpt
 from charrnn import runfolder
-from charrnn.config import SampleConfig
+from charrnn.config import AdaptConfig, SampleConfig
 from charrnn.errors import CharRNNError
 from charrnn.infer import NumpyRNN
 from charrnn.text import Vocab
@@ -35,7 +36,7 @@ if TYPE_CHECKING:  # torch is imported only when scoring
     from charrnn.novelty import CopyReport, Index
     from charrnn.sample import Sampler
 
-__all__ = ["Model", "load", "Surprisal", "Activations"]
+__all__ = ["Model", "load", "Surprisal", "Activations", "AdaptConfig"]
 
 _D = SampleConfig  # the defaults of charrnn sample, shared
 
@@ -110,17 +111,31 @@ class Model:
             raise CharRNNError("nothing to score: fewer than 2 known characters")
         return ids
 
-    def score(self, text: str, device: str = "cpu") -> Score:
+    def score(self, text: str, device: str = "cpu", adapt: bool | AdaptConfig = False
+              ) -> Score:
         """Loss (nats), bits per character and perplexity of ``text`` (imports torch).
 
-        Characters the model never saw are skipped and counted in ``Score.unknown``."""
+        Characters the model never saw are skipped and counted in ``Score.unknown``.
+        ``adapt=True`` (or an ``AdaptConfig``) scores with dynamic evaluation, as
+        ``charrnn eval --adapt``: the result is an ``adapt.AdaptedScore`` whose figures
+        are the adapted ones and whose ``static`` holds the plain Score of the same pass.
+        The loaded model itself is never changed."""
         from charrnn.evaluate import score_ids
 
         ids = self._ids(text)
         model = self._torch_model
         if model is None or str(model.head.weight.device) != device:
             model = self._torch_model = ckpt.load_model(self.checkpoint, device)
-        result = score_ids(model, ids)
+        if adapt is not False:
+            from charrnn.adapt import score_adaptive
+
+            adapted = score_adaptive(model, [ids],
+                                     adapt if isinstance(adapt, AdaptConfig) else None)
+            if adapted.static is not None:
+                adapted.static.unknown = self.vocab.unknown(text)
+            result: Score = adapted
+        else:
+            result = score_ids(model, ids)
         result.unknown = self.vocab.unknown(text)
         return result
 

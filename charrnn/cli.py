@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from charrnn import __version__
-from charrnn.config import DEVICE_HELP, SampleConfig, TrainConfig
+from charrnn.config import DEVICE_HELP, AdaptConfig, SampleConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.options import CKPT, OUTPUT, TrainOptions
 from charrnn.sieve import DEFAULT_MIN_COPY, DEFAULT_TRIES
@@ -32,6 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+ADAPT = "Dynamic evaluation"
 
 
 def _err(message: str) -> None:
@@ -273,6 +274,21 @@ def eval_(
     start: Annotated[int, typer.Option(min=0, rich_help_panel=OUTPUT,
                      help="Where the --html page's excerpt starts (in known characters).")
                      ] = 0,
+    adapt: Annotated[bool, typer.Option("--adapt", rich_help_panel=ADAPT,
+                     help="Also score with dynamic evaluation: the model keeps learning "
+                          "from the text it has already scored.")] = False,
+    adapt_segment: Annotated[int, typer.Option(min=1, rich_help_panel=ADAPT,
+                             help="Characters per stream scored before each update.")
+                             ] = AdaptConfig.segment,
+    adapt_streams: Annotated[int, typer.Option(min=1, rich_help_panel=ADAPT,
+                             help="Parallel streams through the text (faster; each "
+                                  "update learns from all).")] = AdaptConfig.streams,
+    adapt_lr: Annotated[float, typer.Option(min=0.0, rich_help_panel=ADAPT,
+                        help="Step size, in units of the gradient's running RMS.")
+                        ] = AdaptConfig.lr,
+    adapt_decay: Annotated[float, typer.Option(min=0.0, max=1.0, rich_help_panel=ADAPT,
+                           help="Pull back towards the trained weights per update.")
+                           ] = AdaptConfig.decay,
 ) -> None:
     """Report loss (nats), bits per character and perplexity of a checkpoint on a text.
 
@@ -283,6 +299,8 @@ def eval_(
         charrnn eval --json -c checkpoints/shakespeare
 
         charrnn eval notes.txt --html surprisal.html --max-chars 5000
+
+        charrnn eval play.txt --adapt
     """
     from charrnn import checkpoint as ckpt
     from charrnn import evaluate
@@ -290,7 +308,13 @@ def eval_(
 
     if html is not None:
         check_out(html)
-    report = evaluate.eval_command(file, checkpoint, device)
+    if adapt:
+        from charrnn import adapt as dynamic
+
+        report = dynamic.eval_command(file, checkpoint, device, dynamic.AdaptConfig(
+            segment=adapt_segment, streams=adapt_streams, lr=adapt_lr, decay=adapt_decay))
+    else:
+        report = evaluate.eval_command(file, checkpoint, device)
     if html is not None:
         c = ckpt.inspect(report["checkpoint"])
         ids, _, label = evaluate.eval_ids(c, file)
@@ -299,13 +323,25 @@ def eval_(
         print(json.dumps(report))
         return
     unknown = report["unknown_chars"]
+    dyn = report.get("adapted")
+
+    def row(name: str, key: str, fmt: str, unit: str = "") -> str:
+        static = fmt.format(report[key]) + unit
+        return f"{name:<13}{static:<19}adapted {fmt.format(dyn[key])}" if dyn else \
+            f"{name:<13}{static}"
+
     lines = [
         f"checkpoint   {report['checkpoint']}",
         f"text         {report['text']} ({report['chars']:,} characters scored)",
-        f"loss         {report['loss']:.4f} nats/char",
-        f"bits/char    {report['bits_per_char']:.4f}",
-        f"perplexity   {report['perplexity']:.3f}",
+        row("loss", "loss", "{:.4f}", " nats/char"),
+        row("bits/char", "bits_per_char", "{:.4f}"),
+        row("perplexity", "perplexity", "{:.3f}"),
     ]
+    if dyn:
+        a = report["adapt"]
+        lines.append(f"adapted      dynamic evaluation: segment {a['segment']}, {a['streams']} "
+                     f"streams, lr {a['lr']:g}, decay {a['decay']:g} "
+                     f"({report['adapt_seconds']:.1f} s)")
     if unknown:
         lines.append(f"unknown      {unknown:,} characters not in the vocabulary were skipped "
                      f"({json.dumps(report['unknown_distinct'], ensure_ascii=False)})")

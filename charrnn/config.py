@@ -233,3 +233,26 @@ def auto_batch(train_chars: int, batch_size: int, seq_len: int) -> tuple[int, in
     """Shrink the default batch and window so a short text still yields a few chunks."""
     seq_len = max(1, min(seq_len, (train_chars - 1) // 4))
     return max(1, min(batch_size, (train_chars - 1) // (4 * seq_len))), seq_len
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """``eval --adapt`` (charrnn/adapt.py); defaults measured in docs/benchmarks.md."""
+
+    segment: int = 50  # characters of each stream scored per update
+    streams: int = 8  # parallel streams through the text (as eval's), one shared model
+    burn_in: int = 128  # characters each later stream reads before scoring (as eval)
+    lr: float = 1e-3  # step size in units of the gradient's running RMS
+    decay: float = 0.01  # pull towards the trained weights per update
+    beta: float = 0.99  # running mean of squared gradients: about 100 segments
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        if self.segment < 1:
+            raise ConfigError(f"--adapt-segment must be at least 1, got {self.segment}")
+        if self.streams < 1:
+            raise ConfigError(f"--adapt-streams must be at least 1, got {self.streams}")
+        if not self.lr >= 0:
+            raise ConfigError(f"--adapt-lr must be >= 0, got {self.lr}")
+        if not 0 <= self.decay <= 1:
+            raise ConfigError(f"--adapt-decay must be in [0, 1], got {self.decay}")

@@ -66,15 +66,35 @@ def _umask() -> int:
 
 
 def check_out(path: str | Path) -> Path:
-    """Refuse an output path that cannot take a page, before any work is done."""
+    """Refuse an output path that cannot take a page, before any work is done.
+
+    Tries to create (and removes) a file in the nearest existing folder on the way:
+    permission bits alone would not tell (root passes them; /proc refuses anyway), and
+    folders still missing are left uncreated until the page is written."""
     path = Path(path)
     if path.is_dir():
         raise CharRNNError(f"{path} is a directory; give a file name such as report.html")
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CharRNNError(f"cannot write {path}: {folder} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".charrnn-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise CharRNNError(f"cannot write {path}: cannot create files in {folder} "
+                           f"({os_reason(e)})") from None
     return path
 
 
 def write_page(path: str | Path, page: str) -> Path:
-    """Write a page atomically (a reader never sees half of it)."""
+    """Write a page atomically (a reader never sees half of it, an old page stays whole
+    if the write fails)."""
     path = check_out(path)
-    atomic_write_bytes(path, page.encode("utf-8"))
+    try:
+        atomic_write_bytes(path, page.encode("utf-8"))
+    except OSError as e:
+        raise CharRNNError(f"cannot write {path}: {os_reason(e)}") from None
     return path

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from charrnn import html_pages, runfolder, runinfo
 from charrnn.evaluate import bits
-from charrnn.files import write_page
+from charrnn.files import check_out, write_page
 from charrnn.sample import SampleConfig, Sampler
 
 REPORT_TEMPERATURES = (0.5, 0.8, 1.0)
@@ -17,6 +17,7 @@ def run_report(run: str | Path | None, out: str | Path | None = None, length: in
     """Write a run's report.html: curves from metrics.jsonl, config, vocabulary, samples."""
     run_dir = Path(run) if run is not None and Path(run).is_dir() else \
         runfolder.resolve(run).parent
+    target = check_out(out or run_dir / "report.html")  # before sampling, not after
     meta_ckpt = runfolder.newest_meta(run_dir)
     best = runfolder.resolve(run_dir)
     sampler = Sampler.load(best)
@@ -38,4 +39,4 @@ def run_report(run: str | Path | None, out: str | Path | None = None, length: in
     page = html_pages.run_page(str(run_dir), sections, metrics, meta_ckpt.vocab.chars,
                            samples, summary,
                            f"{length} characters each from {best}, seed {seed}")
-    return write_page(out or run_dir / "report.html", page)
+    return write_page(target, page)

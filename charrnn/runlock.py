@@ -35,6 +35,8 @@ except ImportError:  # pragma: no cover - Windows
 def hold(run_dir: Path) -> Iterator[None]:
     """Create ``run_dir`` if needed and hold its lock for the ``with`` body, or refuse."""
     path = run_dir / LOCK_NAME
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CharRNNError(f"cannot use run folder {run_dir}/: it is a file, not a folder")
     created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Stopping training cleanly on a signal: finish the step, save, exit.
+"""Stopping training cleanly on a signal (Ctrl-C, kill, a closed terminal): finish the
+step, save, exit.
 
 A signal may arrive at any instant; these helpers turn it into a flag the loop reads
 between steps, or hold it until a checkpoint write has finished.
@@ -6,9 +7,21 @@ between steps, or hold it until a checkpoint write has finished.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+
+def _detach_terminal(fds: list[int]) -> None:
+    """Point stdout/stderr that were a (now closed) terminal at /dev/null: a line written
+    to a hung-up terminal fails (EIO), which would stop the save or its closing note."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in fds:
+            os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 @contextmanager
@@ -39,29 +52,38 @@ class StopOnSignal:
     Ctrl-C during it interrupts at once (``immediate``); during a save it waits.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    # SIGHUP: the terminal was closed; the work since the last validation is saved too.
+    SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP")
+                    if hasattr(signal, n))
 
     def __init__(self) -> None:
         self.requested = False
         self.signum = 0  # the signal that asked to stop, if any
         self._immediate = False
+        self._ttys: list[int] = []  # stdout/stderr fds that are a terminal
 
     def _handler(self, signum: int, frame: object) -> None:
         self.requested, self.signum = True, signum
+        if signum == getattr(signal, "SIGHUP", None):
+            _detach_terminal(self._ttys)
         if self._immediate:
             raise KeyboardInterrupt
 
     @contextmanager
     def installed(self) -> Iterator[None]:
+        self._ttys = [fd for fd in (1, 2) if os.isatty(fd)]  # after a hang-up isatty fails
+        hup = getattr(signal, "SIGHUP", None)  # under nohup it is ignored: keep it so
+        signals = [s for s in self.SIGNALS
+                   if s != hup or signal.getsignal(s) is not signal.SIG_IGN]
         try:
-            old = [signal.signal(s, self._handler) for s in self.SIGNALS]
+            old = [signal.signal(s, self._handler) for s in signals]
         except ValueError:  # not the main thread: signals never reach us here
             yield
             return
         try:
             yield
         finally:
-            for s, handler in zip(self.SIGNALS, old, strict=True):
+            for s, handler in zip(signals, old, strict=True):
                 signal.signal(s, handler)
 
     @contextmanager

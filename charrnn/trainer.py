@@ -68,7 +68,7 @@ class Result:
     best_val_loss: float | None
     eval_seconds: float  # spent validating and checkpointing, included in elapsed
     saved: bool = False  # whether latest holds this session's final position
-    stop_signal: int = 0  # SIGINT or SIGTERM when one stopped the run
+    stop_signal: int = 0  # SIGINT, SIGTERM or SIGHUP when one stopped the run
 
 
 def lr_at(cfg: TrainConfig, step: int, fraction: float) -> float:
