@@ -1,7 +1,8 @@
 """Bad input through the CLI: one line on stderr, a non-zero exit, never a traceback.
 
 Files that are not usable text, checkpoints that are damaged, edited or foreign, and
-option values out of range. (tests/test_cli.py and tests/test_text.py hold more cases.)
+train option values out of range. (tests/test_cli.py and tests/test_text.py hold more
+cases; sampling options have their table in tests/test_sample_options.py.)
 """
 
 from __future__ import annotations
@@ -250,21 +251,6 @@ def test_train_options_out_of_range(cli, tmp_path, args):
     r = cli("train", "t.txt", "-o", "run", *args)
     _one_line_error(r, 2)
     assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.parametrize("args", [
-    ["--temp", "nan"], ["--temp", "-0.5"], ["--temp", "inf"], ["--top-k", "-1"],
-    ["--length", "-1"], ["--seed", "-1"], ["--top-p", "0"], ["--top-p", "1.01"],
-    ["--top-p", "-0.5"], ["--top-p", "nan"],
-])
-def test_sample_options_out_of_range(cli, trained_run, args):
-    r = cli("sample", "-c", trained_run, "-n", "5", *args)
-    _one_line_error(r, 2)
-
-
-def test_top_k_zero_means_no_limit(cli, trained_run):
-    r = cli("sample", "-c", trained_run, "-n", "20", "--top-k", "0", "--seed", "1")
-    assert r.exit_code == 0 and len(r.stdout) == 20, r
 
 
 def test_an_unexpected_error_is_still_one_line(cli, monkeypatch):
