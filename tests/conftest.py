@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,9 @@ def trained_run(tmp_path_factory, corpus_file) -> Path:
                  "--batch-size", "8", "--seq-len", "32", "--lr", "0.01", "--dropout", "0"])
     assert code == 0
     return run
+
+
+def page_data(path: Path) -> dict:
+    """The DATA object an HTML page (eval --html, neurons --html) carries for its script."""
+    page = path.read_text(encoding="utf-8")
+    return json.loads(re.search(r"const DATA=(\{.*?\});", page).group(1))

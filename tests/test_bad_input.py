@@ -278,3 +278,18 @@ def test_weights_with_nan_are_refused(cli, trained_run, corpus_file, tmp_path):
         r = cli(*args)
         _one_line_error(r, 1)
         assert "weights contain NaN or infinite values" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["eval", "{corpus}", "--html", "out", "--start", "99999"], "past the end"),
+    (["eval", "{corpus}", "--html", "."], "is a directory"),
+    (["neurons", "{corpus}", "--max-chars", "1"], "Invalid value for '--max-chars'"),
+    (["report", "nowhere"], "no such checkpoint"),
+    (["list"], "checkpoints/ does not exist"),
+    (["info", "nope.safetensors"], "no such checkpoint"),
+])
+def test_bad_input_is_one_line(cli, trained_run, corpus_file, args, message):
+    args = [a.format(corpus=corpus_file) for a in args]
+    r = cli(*args, *(["-c", trained_run] if args[0] in ("eval", "neurons") else []))
+    assert r.exit_code != 0 and message in r.stderr, r
+    assert r.stderr.count("\n") == 1 and r.stdout == ""

@@ -302,3 +302,21 @@ def test_sample_fast_path_takes_ordinary_command_lines():
     assert sample_options(sample, ["sample"]) is not None
     assert sample_options(sample, ["sample", "--help"]) is None
     assert sample_options(sample, ["train", "-n", "5"]) is None
+
+
+def test_completion_and_examples_in_every_help(cli):
+    import os
+    from pathlib import Path
+
+    import charrnn
+
+    env = {**os.environ, "_CHARRNN_COMPLETE": "complete_bash", "COMP_WORDS": "charrnn ne",
+           "COMP_CWORD": "1", "PYTHONPATH": str(Path(charrnn.__file__).parents[1])}
+    r = subprocess.run([sys.executable, "-m", "charrnn"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.split() == ["neurons"], r
+    r = cli("--show-completion", "bash")
+    assert "complete -o default -F _charrnn_completion charrnn" in r.stdout
+    for command in ("train", "sample", "eval", "neurons", "report", "info", "list"):
+        r = cli(command, "--help")
+        assert r.exit_code == 0 and "Examples" in r.stdout, (command, r)
