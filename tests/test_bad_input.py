@@ -39,14 +39,14 @@ def _one_line_error(r, code: int | None = None) -> None:
     ("UTF-16 text".encode("utf-16"), "UTF-16 LE text; convert it to UTF-8"),
     ("no BOM here".encode("utf-16-be"), "looks like UTF-16 text; convert it to UTF-8"),
 ])
-def test_unusable_text_files(cli, tmp_path, content, message):
+def test_unusable_text_files_are_refused_in_one_line(cli, tmp_path, content, message):
     (tmp_path / "f.txt").write_bytes(content)
     r = cli("train", "f.txt", *TINY, "--max-steps", "1")
     _one_line_error(r, 1)
     assert message in r.stderr
 
 
-def test_unreadable_file(cli, tmp_path, monkeypatch):
+def test_an_unreadable_file_is_refused_in_one_line(cli, tmp_path, monkeypatch):
     p = tmp_path / "f.txt"
     p.write_text(PATTERN * 10)
     if os.name == "posix" and os.geteuid() != 0:
@@ -85,7 +85,8 @@ def test_50_mb_without_a_newline_trains(cli, tmp_path):
     (["train", PATTERN and "t.txt", "-o", "empty", "--resume"], "nothing to resume"),
     (["train", "t.txt", "-o", "missing", "--resume"], "nothing to resume"),
 ])
-def test_missing_or_empty_checkpoint_folder(cli, tmp_path, args, message):
+def test_missing_or_empty_checkpoint_folder_is_refused_and_not_created(cli, tmp_path, args,
+                                                                       message):
     (tmp_path / "empty").mkdir()
     (tmp_path / "t.txt").write_text(PATTERN * 10)
     r = cli(*args)
@@ -246,7 +247,7 @@ def test_a_pickle_renamed_into_a_run_folder_never_runs(cli, tmp_path, corpus_fil
     ["--max-time", "-5m"], ["--seed", "-1"], ["--seed", str(2**64)], ["--device", "tpu"],
     ["--hidden-size", "x"],
 ])
-def test_train_options_out_of_range(cli, tmp_path, args):
+def test_out_of_range_train_options_exit_2_and_create_no_run(cli, tmp_path, args):
     (tmp_path / "t.txt").write_text(PATTERN * 10)
     r = cli("train", "t.txt", "-o", "run", *args)
     _one_line_error(r, 2)
@@ -288,7 +289,8 @@ def test_weights_with_nan_are_refused(cli, trained_run, corpus_file, tmp_path):
     (["list"], "checkpoints/ does not exist"),
     (["info", "nope.safetensors"], "no such checkpoint"),
 ])
-def test_bad_input_is_one_line(cli, trained_run, corpus_file, args, message):
+def test_inspection_commands_refuse_bad_input_in_one_line(cli, trained_run, corpus_file, args,
+                                                          message):
     args = [a.format(corpus=corpus_file) for a in args]
     r = cli(*args, *(["-c", trained_run] if args[0] in ("eval", "neurons") else []))
     assert r.exit_code != 0 and message in r.stderr, r

@@ -96,7 +96,8 @@ def test_resume_keeps_the_runs_patience_unless_given(cli, corpus_file, tmp_path)
     (None, ["eval"], "no checkpoints found", 1),
     (None, ["frobnicate"], "No such command", 2),
 ])
-def test_bad_input_is_one_line_and_an_exit_code(cli, tmp_path, make, args, message, code):
+def test_each_command_refuses_bad_input_in_one_line_with_its_exit_code(
+        cli, tmp_path, make, args, message, code):
     if make == "dir":
         (tmp_path / "d").mkdir()
     elif make is not None:
@@ -216,7 +217,7 @@ def test_jsonl_has_text_seed_and_settings(cli, trained_run):
     assert isinstance(json.loads(r.stdout)["seed"], int)
 
 
-def test_stop_escapes_and_echo(cli, trained_run):
+def test_stop_takes_escapes_and_no_echo_leaves_out_the_prime(cli, trained_run):
     r = cli("sample", "-c", trained_run, "-p", "the cat ", "--temp", "0", "--stop", r"\n")
     assert r.exit_code == 0, r
     assert r.stdout == "the cat sat on the mat.\n"
@@ -304,7 +305,7 @@ def test_sample_fast_path_takes_ordinary_command_lines():
     assert sample_options(sample, ["train", "-n", "5"]) is None
 
 
-def test_completion_and_examples_in_every_help(cli):
+def test_bash_completion_works_and_every_help_shows_examples(cli):
     import os
     from pathlib import Path
 

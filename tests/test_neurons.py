@@ -10,7 +10,7 @@ from charrnn.neurons import correlation_table, features, rank_units
 from tests.conftest import page_data
 
 
-def test_structural_features():
+def test_features_mark_quotes_brackets_case_and_positions():
     f = features('a "b c" (d [e])\nxy\n')
     as_str = {k: "".join(str(int(x)) for x in v) for k, v in f.items()}
     assert as_str["inside quotes"] == "0011110000000000000"

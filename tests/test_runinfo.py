@@ -8,7 +8,7 @@ import math
 from charrnn import checkpoint as ckpt
 
 
-def test_info_and_list(cli, trained_run, tmp_path):
+def test_info_describes_a_checkpoint_and_list_skips_a_broken_run(cli, trained_run, tmp_path):
     r = cli("info", trained_run)
     assert r.exit_code == 0, r
     for word in ("lstm", "1 x 48", "parameters", "pattern.txt", "best val loss", "torch"):

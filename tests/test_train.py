@@ -104,7 +104,7 @@ def test_train_shows_the_chosen_size_and_takes_overrides(cli, corpus_file):
     assert "model size chosen" not in r.stderr
 
 
-def test_metrics_log_and_checkpoints(tmp_path):
+def test_validations_are_logged_and_best_keeps_the_lowest_weights_only(tmp_path):
     corpus = _corpus(tmp_path)
     mc = ModelConfig(vocab_size=len(corpus.vocab), hidden_size=16, num_layers=1, embed_size=8)
     cfg = TrainConfig(batch_size=4, seq_len=16, max_steps=40, eval_every=20)
@@ -155,7 +155,7 @@ def test_fp32_precision_means_no_autocast():
     assert pick_dtype("fp32", torch.device("cpu")) is None
 
 
-def test_validation_trend_sparkline(monkeypatch):
+def test_sparkline_draws_the_validation_trend_where_the_terminal_can(monkeypatch):
     import io
 
     from charrnn.progress import sparkline
