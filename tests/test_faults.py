@@ -303,7 +303,8 @@ def test_failed_save_keeps_the_previous_checkpoint(cli, corpus_file, monkeypatch
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
                     reason="root ignores folder permissions (the monkeypatched test covers it)")
-def test_read_only_run_folder_for_real(cli, corpus_file, monkeypatch, tmp_path):
+def test_run_folder_made_read_only_for_real_keeps_the_last_save(cli, corpus_file, monkeypatch,
+                                                                 tmp_path):
     run = tmp_path / "run"
 
     def on_step(self, p):

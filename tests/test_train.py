@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -103,7 +104,7 @@ def test_train_shows_the_chosen_size_and_takes_overrides(cli, corpus_file):
     assert "model size chosen" not in r.stderr
 
 
-def test_metrics_log_and_checkpoints(tmp_path):
+def test_validations_are_logged_and_best_keeps_the_lowest_weights_only(tmp_path):
     corpus = _corpus(tmp_path)
     mc = ModelConfig(vocab_size=len(corpus.vocab), hidden_size=16, num_layers=1, embed_size=8)
     cfg = TrainConfig(batch_size=4, seq_len=16, max_steps=40, eval_every=20)
@@ -152,3 +153,16 @@ def test_bf16_where_the_cpu_cannot_run_it_is_one_line(tmp_path, corpus_file):
 
 def test_fp32_precision_means_no_autocast():
     assert pick_dtype("fp32", torch.device("cpu")) is None
+
+
+def test_sparkline_draws_the_validation_trend_where_the_terminal_can(monkeypatch):
+    import io
+
+    from charrnn.progress import sparkline
+
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(io.BytesIO(), encoding="utf-8"))
+    assert sparkline([4.0, 3.0, 2.0, 1.0]) == "\u2588\u2586\u2583\u2581"
+    assert sparkline([2.0]) == "" and sparkline([2.0, 2.0]) == "\u2581\u2581"
+    assert len(sparkline([float(i) for i in range(30)], width=12)) == 12
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(io.BytesIO(), encoding="ascii"))
+    assert sparkline([4.0, 3.0]) == ""  # a terminal that cannot show the blocks gets none
