@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from charrnn import checkpoint as ckpt
-from charrnn import runs
+from charrnn import evaluate, runfolder
 from charrnn.adapt import AdaptConfig, score_adaptive
 from charrnn.config import TrainConfig
 from charrnn.data import Corpus
@@ -32,9 +32,9 @@ def main() -> None:
     ap.add_argument("--grid", nargs="*", default=[])
     args = ap.parse_args()
 
-    c = ckpt.inspect(ckpt.resolve(args.checkpoint))
+    c = runfolder.open_checkpoint(args.checkpoint)
     if args.text == "heldout":
-        ids, _, _ = runs.eval_ids(c, None)
+        ids, _, _ = evaluate.eval_ids(c, None)
     else:
         tc = TrainConfig.from_dict(c.meta["train"])
         ids = Corpus.load(c.meta["corpus"]["source"], tc.val_fraction, c.vocab).train

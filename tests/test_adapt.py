@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from charrnn import api
+from charrnn import api, runfolder
 from charrnn import checkpoint as ckpt
 from charrnn.adapt import Adapter, adapted_nll
 from charrnn.config import AdaptConfig
@@ -20,12 +20,12 @@ from tests.conftest import PATTERN
 
 @pytest.fixture(scope="module")
 def model(trained_run):
-    return ckpt.load_model(ckpt.inspect(ckpt.resolve(trained_run)))
+    return ckpt.load_model(runfolder.open_checkpoint(trained_run))
 
 
 @pytest.fixture(scope="module")
 def vocab(trained_run):
-    return ckpt.inspect(ckpt.resolve(trained_run)).vocab
+    return runfolder.open_checkpoint(trained_run).vocab
 
 
 def _unseen(n: int, seed: int = 0) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from charrnn import checkpoint as ckpt
-from charrnn import pages, runs
+from charrnn import files, progress
 from tests.test_faults import ENV, TINY
 
 BAD_PAGES = ["/proc/charrnn-test.html", "plain.txt/page.html", "plain.txt/a/b/page.html"]
@@ -39,7 +39,7 @@ def _one_line_error(r, path: str) -> None:
 @pytest.mark.parametrize("path", BAD_PAGES)
 def test_eval_html_to_an_unwritable_place_is_a_one_line_error(cli, trained_run, corpus_file,
                                                               plain, monkeypatch, path):
-    monkeypatch.setattr("charrnn.runs.eval_command", _no_work)  # refused before scoring
+    monkeypatch.setattr("charrnn.evaluate.eval_command", _no_work)  # refused before scoring
     _one_line_error(cli("eval", corpus_file, "-c", trained_run, "--html", path), path)
 
 
@@ -47,7 +47,7 @@ def test_eval_html_to_an_unwritable_place_is_a_one_line_error(cli, trained_run, 
 def test_neurons_html_to_an_unwritable_place_is_a_one_line_error(cli, trained_run,
                                                                  corpus_file, plain,
                                                                  monkeypatch, path):
-    monkeypatch.setattr("charrnn.pages.activations", _no_work)
+    monkeypatch.setattr("charrnn.neurons.activations", _no_work)
     _one_line_error(cli("neurons", corpus_file, "-c", trained_run, "--html", path), path)
 
 
@@ -79,7 +79,7 @@ def test_a_failed_page_write_keeps_the_old_page(cli, trained_run, corpus_file, t
 
 
 def test_a_page_into_new_folders_still_works_and_the_check_leaves_nothing(tmp_path):
-    out = pages.check_out(tmp_path / "new" / "deeper" / "p.html")
+    out = files.check_out(tmp_path / "new" / "deeper" / "p.html")
     assert out.name == "p.html" and list(tmp_path.iterdir()) == []  # no probe, no folders
 
 
@@ -119,7 +119,7 @@ def test_sighup_saves_and_exits_129_with_a_one_line_note(cli, corpus_file, monke
         if p.step == 4:
             os.kill(os.getpid(), signal.SIGHUP)
 
-    monkeypatch.setattr(runs.ConsoleProgress, "on_step", hang_up_at_4)
+    monkeypatch.setattr(progress.ConsoleProgress, "on_step", hang_up_at_4)
     r = cli("train", corpus_file, "-o", "run", *TINY, "--max-steps", "50", "--eval-every", "100")
     assert r.exit_code == 128 + signal.SIGHUP, r
     assert r.stderr.splitlines()[-1] == (
@@ -133,7 +133,7 @@ def test_under_nohup_a_hang_up_is_still_ignored(cli, corpus_file, monkeypatch, t
         if p.step == 4:
             os.kill(os.getpid(), signal.SIGHUP)
 
-    monkeypatch.setattr(runs.ConsoleProgress, "on_step", hang_up_at_4)
+    monkeypatch.setattr(progress.ConsoleProgress, "on_step", hang_up_at_4)
     old = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup leaves it
     try:
         r = cli("train", corpus_file, "-o", "run", *TINY, "--max-steps", "8")
