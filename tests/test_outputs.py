@@ -71,7 +71,7 @@ def test_a_failed_page_write_keeps_the_old_page(cli, trained_run, corpus_file, t
     def full_disk(path, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ckpt, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr(files, "atomic_write_bytes", full_disk)
     r = cli("eval", corpus_file, "-c", trained_run, "--html", page)
     assert r.exit_code == 1 and r.stderr.strip().splitlines()[-1] == (
         f"charrnn: error: cannot write {page}: No space left on device"), r
