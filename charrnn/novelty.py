@@ -3,8 +3,9 @@
 An ``Index`` is a corpus's ids with their suffix array (``charrnn.suffixarray``: built
 once per corpus, memory-mapped beside the id cache, rebuilt when not trustworthy). The
 index of a checkpoint's training text is found through the corpus path and digest the
-checkpoint records (``for_checkpoint``). The longest copy a query reports is checked
-against the corpus itself before it is believed.
+checkpoint records (``for_checkpoint``). Every match length is measured against the
+corpus text itself, so a reported copy is always real; a damaged suffix array could only
+hide copies, which is what the checks at opening guard against.
 
 Queries are matching statistics: for every position i of a text, the longest prefix of
 text[i:] that occurs in the corpus. All positions are searched at once in numpy: the
@@ -234,10 +235,6 @@ class Index:
             return CopyReport(0, None, 0, 0.0, min_copy)
         best = int(np.argmax(np.where(counts, length, -1)))
         longest, where = int(length[best]), int(at[best])
-        if longest and not np.array_equal(self.ids[where:where + longest],
-                                          q[best:best + longest]):
-            raise CharRNNError(f"the copy index of {self.source} gives wrong answers; delete "
-                               f"{self.source}'s cached files (see charrnn.cache) and retry")
         ends = np.maximum.accumulate(np.where(length >= min_copy, reach, 0))
         inside = ends > starts
         generated = inside[generated_from:]
