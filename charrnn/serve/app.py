@@ -131,7 +131,8 @@ class Server:
             req = protocol.parse(await _read_json(request), self.limits.max_chars,
                                  self.limits.max_streams)
             try:
-                name, model = await run_in_threadpool(self.models.get, req.model)
+                name, model = self.models.cached(req.model) or await run_in_threadpool(
+                    self.models.get, req.model)
             except UnknownModel as e:
                 raise ApiError(404, str(e), "model", "model_not_found") from None
             except CharRNNError as e:
