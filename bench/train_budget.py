@@ -33,13 +33,13 @@ def raw_kernel_chars_per_s(checkpoint: Path, seconds: float) -> list[float]:
 
     from charrnn import checkpoint as ckpt
     from charrnn.config import TrainConfig
+    from charrnn.device import pick_device, pick_dtype
     from charrnn.model import CharRNN
-    from charrnn.train import pick_device, pick_dtype
 
     c = ckpt.inspect(checkpoint)
     tc = TrainConfig.from_dict(c.meta["train"])
     device = pick_device(tc.device)
-    dtype = pick_dtype(tc.precision, device)
+    dtype = pick_dtype(tc.precision, device, c.config.cell)
     model = CharRNN(c.config).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     v = c.config.vocab_size
@@ -75,7 +75,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from charrnn.cli import main as cli_main
-    from charrnn.runs import eval_command
+    from charrnn.evaluate import eval_command
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"

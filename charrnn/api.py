@@ -5,7 +5,10 @@
     >>> print(model.generate("ROMEO:", length=200, temperature=0.8, seed=1))
     >>> model.samples(4, "ROMEO:", length=100, top_p=0.9, stop="\\n\\n", seed=1)
     >>> model.score("To be, or not to be").bits_per_char  # needs torch
+    >>> s = model.score(play_text, adapt=True); s.static.loss, s.loss  # dynamic evaluation
     >>> model.surprisal("To be, or not to be").bits         # per character, numpy only
+    >>> model.copies(text, prime="ROMEO:").longest          # verbatim from the training text?
+    >>> model.is_novel("\\nAlice\\n")                        # never in the training text
 
 Generation and traces run on the numpy twin of the model; only ``score`` imports torch
 (it uses the same fused kernels as ``charrnn eval``).
@@ -20,15 +23,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from charrnn import checkpoint as ckpt
+from charrnn import runfolder
+from charrnn.config import AdaptConfig, SampleConfig
 from charrnn.errors import CharRNNError
 from charrnn.infer import NumpyRNN
 from charrnn.text import Vocab
 from charrnn.trace import Activations, Surprisal, activations, surprisal
 
-if TYPE_CHECKING:  # evaluate imports torch; the API loads it only when scoring
+if TYPE_CHECKING:  # torch is imported only when scoring
     from charrnn.evaluate import Score
+    from charrnn.model import CharRNN
+    from charrnn.novelty import CopyReport, Index
+    from charrnn.sample import Sampler
 
-__all__ = ["Model", "load", "Surprisal", "Activations"]
+__all__ = ["Model", "load", "Surprisal", "Activations", "AdaptConfig"]
+
+_D = SampleConfig  # the defaults of charrnn sample, shared
 
 
 class Model:
@@ -40,9 +50,10 @@ class Model:
         self.vocab: Vocab = checkpoint.vocab
         self.config = checkpoint.config
         self.meta: dict[str, Any] = checkpoint.meta
-        self._sampler = None
+        self._sampler: Sampler | None = None
         self._engine: NumpyRNN | None = None
-        self._torch_model = None
+        self._torch_model: CharRNN | None = None
+        self._copy_index: dict[str | None, Index] = {}
 
     def __repr__(self) -> str:
         c = self.config
@@ -57,30 +68,32 @@ class Model:
             self._sampler = Sampler.load(self.path)
         return self._sampler.stream(prime, config)
 
-    def stream(self, prime: str = "", length: int = 200, temperature: float = 1.0,
-               top_k: int = 0, seed: int | None = None, *, top_p: float = 1.0,
+    def stream(self, prime: str = "", length: int = _D.length, temperature: float = _D.temperature,
+               top_k: int = _D.top_k, seed: int | None = None, *, top_p: float = _D.top_p,
                stop: str | tuple[str, ...] = ()) -> Iterator[str]:
         """Yield generated characters one at a time (not the prime); a stop string ends
         the text right after it is produced."""
-        from charrnn.sample import END, SampleConfig
+        from charrnn.sample import END
 
         config = SampleConfig(length=length, temperature=temperature, top_k=top_k,
                               seed=seed, top_p=top_p, stop=stop)
         return (ch for _, ch in self._sample(prime, config) if ch != END)
 
-    def generate(self, prime: str = "", length: int = 200, temperature: float = 1.0,
-                 top_k: int = 0, seed: int | None = None, *, top_p: float = 1.0,
+    def generate(self, prime: str = "", length: int = _D.length,
+                 temperature: float = _D.temperature, top_k: int = _D.top_k,
+                 seed: int | None = None, *, top_p: float = _D.top_p,
                  stop: str | tuple[str, ...] = ()) -> str:
         """The prime followed by up to ``length`` generated characters."""
         return prime + "".join(self.stream(prime, length, temperature, top_k, seed,
                                            top_p=top_p, stop=stop))
 
-    def samples(self, num_samples: int, prime: str = "", length: int = 200,
-                temperature: float = 1.0, top_k: int = 0, seed: int | None = None, *,
-                top_p: float = 1.0, stop: str | tuple[str, ...] = ()) -> list[str]:
+    def samples(self, num_samples: int, prime: str = "", length: int = _D.length,
+                temperature: float = _D.temperature, top_k: int = _D.top_k,
+                seed: int | None = None, *, top_p: float = _D.top_p,
+                stop: str | tuple[str, ...] = ()) -> list[str]:
         """``num_samples`` independent texts (without the prime), generated as one batch;
         text i is what ``generate`` gives with seed ``seed + i``."""
-        from charrnn.sample import END, SampleConfig, fresh_seed
+        from charrnn.sample import END, fresh_seed
 
         config = SampleConfig(length=length, temperature=temperature, top_k=top_k,
                               seed=fresh_seed() if seed is None else seed, top_p=top_p,
@@ -98,23 +111,38 @@ class Model:
             raise CharRNNError("nothing to score: fewer than 2 known characters")
         return ids
 
-    def score(self, text: str, device: str = "cpu") -> Score:
+    def score(self, text: str, device: str = "cpu", adapt: bool | AdaptConfig = False
+              ) -> Score:
         """Loss (nats), bits per character and perplexity of ``text`` (imports torch).
 
-        Characters the model never saw are skipped and counted in ``Score.unknown``."""
+        Characters the model never saw are skipped and counted in ``Score.unknown``.
+        ``adapt=True`` (or an ``AdaptConfig``) scores with dynamic evaluation, as
+        ``charrnn eval --adapt``: the result is an ``adapt.AdaptedScore`` whose figures
+        are the adapted ones and whose ``static`` holds the plain Score of the same pass.
+        The loaded model itself is never changed."""
         from charrnn.evaluate import score_ids
 
         ids = self._ids(text)
-        if self._torch_model is None or str(self._torch_model.head.weight.device) != device:
-            self._torch_model = ckpt.load_model(self.checkpoint, device)
-        result = score_ids(self._torch_model, ids)
+        model = self._torch_model
+        if model is None or str(model.head.weight.device) != device:
+            model = self._torch_model = ckpt.load_model(self.checkpoint, device)
+        if adapt is not False:
+            from charrnn.adapt import score_adaptive
+
+            adapted = score_adaptive(model, [ids],
+                                     adapt if isinstance(adapt, AdaptConfig) else None)
+            if adapted.static is not None:
+                adapted.static.unknown = self.vocab.unknown(text)
+            result: Score = adapted
+        else:
+            result = score_ids(model, ids)
         result.unknown = self.vocab.unknown(text)
         return result
 
     @property
     def engine(self) -> NumpyRNN:
         if self._engine is None:
-            self._engine = NumpyRNN(self.config, self.checkpoint.numpy_weights())
+            self._engine = NumpyRNN.from_checkpoint(self.checkpoint)
         return self._engine
 
     def surprisal(self, text: str, top_k: int = 5) -> Surprisal:
@@ -127,7 +155,29 @@ class Model:
         """Every hidden unit after each character of ``text`` (numpy only)."""
         return activations(self.engine, self._ids(text))
 
+    # ------------------------------------------------------------------ copies
+    def _index(self, corpus: str | Path | None) -> Index:
+        key = None if corpus is None else str(corpus)
+        if key not in self._copy_index:
+            from charrnn.sieve import index_for
+
+            self._copy_index[key] = index_for(self.checkpoint, key)
+        return self._copy_index[key]
+
+    def copies(self, text: str, prime: str = "", *, min_copy: int = 20,
+               corpus: str | Path | None = None) -> CopyReport:
+        """Verbatim copies of the training text in ``prime + text`` that reach into
+        ``text``: the longest (length, corpus offset) and the share of ``text`` inside
+        copies of at least ``min_copy`` characters. ``corpus``: a copy of the training
+        text when the recorded path is gone (the content must match)."""
+        return self._index(corpus).report(prime + text, len(prime), min_copy)
+
+    def is_novel(self, text: str, *, corpus: str | Path | None = None) -> bool:
+        """Whether ``text`` never occurs verbatim in the training text (whose start and
+        end count as line breaks)."""
+        return not self._index(corpus).occurs(text)
+
 
 def load(checkpoint: str | Path | None = None) -> Model:
     """A checkpoint file, a run folder (its best checkpoint) or None (the newest run)."""
-    return Model(ckpt.inspect(ckpt.resolve(checkpoint)))
+    return Model(runfolder.open_checkpoint(checkpoint))

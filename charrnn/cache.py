@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn.checkpoint import atomic_write_bytes
 from charrnn.errors import CharRNNError
+from charrnn.files import atomic_write_bytes
 from charrnn.text import Vocab, check_file, check_head, nul_error, utf8_error
 
 CACHE_VERSION = 1
@@ -138,7 +138,8 @@ def _encode(src: Path, ids_path: Path, block_size: int, progress: bool) -> dict:
         try:
             with tmp.open("wb") as out:
                 for block in _blocks(src, block_size, bar, check_utf8=False):
-                    out.write(lookup.ids(block))
+                    ids = lookup.ids(block)
+                    out.write(ids if isinstance(ids, bytes) else ids.data)
             os.replace(tmp, ids_path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -12,10 +12,7 @@ with a clear message.
 from __future__ import annotations
 
 import json
-import math
-import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,16 +21,13 @@ import numpy as np
 
 from charrnn.config import ModelConfig
 from charrnn.errors import CharRNNError, CheckpointError
+from charrnn.files import atomic_write_bytes, os_reason
 from charrnn.text import Vocab
 
 FORMAT = "charrnn-checkpoint"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
-TMP_SUFFIX = ".tmp"  # of a checkpoint being written: .<name>.safetensors.<random>.tmp
-DEFAULT_ROOT = Path("checkpoints")
 _MAX_HEADER = 100 * 1024 * 1024
-_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64,
-           "I64": np.int64, "I32": np.int32, "U8": np.uint8, "BOOL": np.bool_}
 
 
 @dataclass
@@ -69,7 +63,7 @@ class Checkpoint:
                     lo, hi = (int(x) for x in header[name]["data_offsets"])
                     a = np.empty(shape, dtype="<f4")
                     f.seek(data_start + lo)
-                    if hi - lo != a.nbytes or f.readinto(a) != a.nbytes:
+                    if hi - lo != a.nbytes or f.readinto(a.data) != a.nbytes:
                         raise CheckpointError(f"{self.path}: weight {name} is truncated")
                     arrays[name] = a.astype(np.float32, copy=False)
         except OSError as e:
@@ -81,10 +75,10 @@ class Checkpoint:
 def _require_finite(path: Path, checks) -> None:
     """charrnn never saves NaN/inf weights; such a file was damaged or edited since."""
     if not all(bool(ok) for ok in checks):
-        raise _bad(path, "its weights contain NaN or infinite values")
+        raise bad(path, "its weights contain NaN or infinite values")
 
 
-def _bad(path: Path, why: str) -> CheckpointError:
+def bad(path: Path, why: str) -> CheckpointError:
     return CheckpointError(f"{path} is not a usable charrnn checkpoint: {why}")
 
 
@@ -95,32 +89,32 @@ def read_header(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         with path.open("rb") as f:
             head = f.read(8)
             if len(head) < 8:
-                raise _bad(path, "file is empty or truncated")
+                raise bad(path, "file is empty or truncated")
             (n,) = struct.unpack("<Q", head)
             if n > min(_MAX_HEADER, size - 8):
-                raise _bad(path, "not a safetensors file (or truncated)")
+                raise bad(path, "not a safetensors file (or truncated)")
             header = json.loads(f.read(n))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _bad(path, "not a safetensors file (header is not JSON)") from None
+        raise bad(path, "not a safetensors file (header is not JSON)") from None
     except IsADirectoryError:
-        raise _bad(path, "it is a directory") from None
+        raise bad(path, "it is a directory") from None
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
     if not isinstance(header, dict):
-        raise _bad(path, "header is not a JSON object")
+        raise bad(path, "header is not a JSON object")
     meta = header.pop("__metadata__", None) or {}
     end = 0
     for name, info in header.items():
         if not (isinstance(info, dict) and isinstance(info.get("dtype"), str)
-                and _naturals(info.get("shape")) and _naturals(info.get("data_offsets"), 2)):
-            raise _bad(path, f"malformed entry for tensor {name!r}")
+                and naturals(info.get("shape")) and naturals(info.get("data_offsets"), 2)):
+            raise bad(path, f"malformed entry for tensor {name!r}")
         end = max(end, info["data_offsets"][1])
     if 8 + n + end != size:
-        raise _bad(path, "file is truncated or has trailing bytes")
+        raise bad(path, "file is truncated or has trailing bytes")
     return header, meta
 
 
-def _naturals(value: Any, length: int | None = None) -> bool:
+def naturals(value: Any, length: int | None = None) -> bool:
     """A JSON list of non-negative integers (of the given length): shapes and offsets."""
     return (isinstance(value, list) and (length is None or len(value) == length)
             and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value))
@@ -130,19 +124,19 @@ def inspect(path: str | Path) -> Checkpoint:
     """Open a checkpoint's metadata and check it against its tensors; no weights loaded."""
     path = Path(path)
     if path.suffix != SUFFIX:
-        raise _bad(path, f"expected a {SUFFIX} file (charrnn never loads pickles)")
+        raise bad(path, f"expected a {SUFFIX} file (charrnn never loads pickles)")
     header, raw_meta = read_header(path)
     try:
         meta = json.loads(raw_meta["charrnn"])
     except (KeyError, TypeError, json.JSONDecodeError):
-        raise _bad(path, "no charrnn metadata (was it written by another program?)") from None
+        raise bad(path, "no charrnn metadata (was it written by another program?)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise _bad(path, "no charrnn metadata (was it written by another program?)")
+        raise bad(path, "no charrnn metadata (was it written by another program?)")
     version = meta.get("format_version")
     if not isinstance(version, int) or version < 1:
-        raise _bad(path, f"bad format version {version!r}")
+        raise bad(path, f"bad format version {version!r}")
     if version > FORMAT_VERSION:
-        raise _bad(path, f"written by a newer charrnn (format {version}, this one reads "
+        raise bad(path, f"written by a newer charrnn (format {version}, this one reads "
                          f"up to {FORMAT_VERSION}); upgrade charrnn")
     try:
         config = ModelConfig.from_dict(meta["model"])
@@ -153,22 +147,22 @@ def inspect(path: str | Path) -> Checkpoint:
             raise CharRNNError("vocabulary must be a list of single characters")
         Vocab(tuple(vocab))
     except KeyError as e:
-        raise _bad(path, f"metadata lacks {e}") from None
+        raise bad(path, f"metadata lacks {e}") from None
     except (CharRNNError, TypeError) as e:
-        raise _bad(path, f"bad metadata ({e})") from None
+        raise bad(path, f"bad metadata ({e})") from None
     why = _section_problem(meta)
     if why:
-        raise _bad(path, f"bad metadata ({why})")
+        raise bad(path, f"bad metadata ({why})")
     if config.vocab_size != len(vocab):
-        raise _bad(path, f"vocabulary has {len(vocab)} characters but the model "
+        raise bad(path, f"vocabulary has {len(vocab)} characters but the model "
                          f"{config.vocab_size}")
     tensors = {k: (v["dtype"], tuple(v["shape"])) for k, v in header.items()}
     for name, shape in config.weight_shapes().items():
         if name not in tensors:
-            raise _bad(path, f"weight {name} is missing")
+            raise bad(path, f"weight {name} is missing")
         dtype, got = tensors[name]
         if got != shape or dtype != "F32":
-            raise _bad(path, f"weight {name} is {dtype} {list(got)}, the config needs "
+            raise bad(path, f"weight {name} is {dtype} {list(got)}, the config needs "
                              f"F32 {list(shape)}")
     return Checkpoint(path, meta, tensors)
 
@@ -206,42 +200,6 @@ def _section_problem(meta: dict[str, Any]) -> str | None:
     return None
 
 
-def check_resumable(c: Checkpoint) -> None:
-    """Refuse a checkpoint whose training state (written only to ``latest``) is damaged.
-
-    ``inspect`` checks what sampling needs; resuming also reads the training config,
-    the corpus path, the position in the run and the optimizer's groups, so an edited
-    or wrong-typed value there must be one clear message too, not a crash mid-resume.
-    """
-    from charrnn.config import TrainConfig
-
-    meta = c.meta
-    if "optimizer" not in meta:
-        raise CheckpointError(f"{c.path} holds weights only; resume from a latest checkpoint")
-    try:
-        TrainConfig.from_dict(meta["train"])
-        source, progress = meta["corpus"]["source"], meta["progress"]
-        groups = meta["optimizer"]["param_groups"]
-        counts = [progress[k] for k in ("step", "epoch", "epoch_chunk", "chars_seen",
-                                        "bad_evals")]
-        times = [progress["elapsed"], progress.get("eval_seconds", 0.0)] + (
-            [] if progress["best_val_loss"] is None else [progress["best_val_loss"]])
-    except KeyError as e:
-        raise _bad(c.path, f"training state lacks {e}") from None
-    except (CharRNNError, TypeError) as e:
-        raise _bad(c.path, f"bad training state ({e})") from None
-    if not isinstance(source, str) or "\0" in source:
-        raise _bad(c.path, "bad training state (corpus source is not a path)")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
-        raise _bad(c.path, "bad training state (progress counters must be integers >= 0)")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-               and v >= 0 for v in times):
-        raise _bad(c.path, "bad training state (progress times and losses must be finite)")
-    if not (isinstance(groups, list) and groups and all(
-            isinstance(g, dict) and _naturals(g.get("params")) for g in groups)):
-        raise _bad(c.path, "bad training state (optimizer parameter groups)")
-
-
 def build_meta(config: ModelConfig, vocab: Vocab, **extra: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
@@ -267,56 +225,6 @@ def write(path: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
                               ) from None
 
 
-def os_reason(e: OSError) -> str:
-    """'No space left on device' from an OSError, however it was constructed."""
-    if e.strerror:
-        return e.strerror
-    return os.strerror(e.errno) if isinstance(e.errno, int) else str(e) or type(e).__name__
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, write, fsync, rename over ``path``, fsync the folder.
-
-    A reader (or a process killed at any instant) sees the old file or the new one, never
-    a mix; a write that fails removes its temp file and leaves ``path`` untouched.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide checkpoints from others
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename durable too; best effort: some systems cannot fsync a folder
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-
-
-def remove_partial_writes(folder: Path) -> list[Path]:
-    """Delete temp files that a killed writer left behind (call only while holding the
-    run's lock, so no live writer owns them)."""
-    stale = [p for p in folder.glob(f".*{SUFFIX}.*{TMP_SUFFIX}") if p.is_file()]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def load_tensors(ckpt: Checkpoint, device: str = "cpu") -> dict[str, Any]:
     """All tensors of a checkpoint as torch tensors (safetensors: no pickle, no code)."""
     from safetensors.torch import load_file
@@ -325,40 +233,6 @@ def load_tensors(ckpt: Checkpoint, device: str = "cpu") -> dict[str, Any]:
         return load_file(str(ckpt.path), device=device)
     except Exception as e:
         raise CheckpointError(f"{ckpt.path}: cannot read weights ({e})") from None
-
-
-def resolve(target: str | Path | None, root: Path = DEFAULT_ROOT) -> Path:
-    """A checkpoint file from a file, a run folder, or (None) the newest run under root.
-
-    In a run folder the best checkpoint (lowest validation loss) is preferred over latest.
-    """
-    if target is None:
-        if not root.is_dir():
-            raise CheckpointError(f"no checkpoints found: {root}/ does not exist; "
-                                  "train a model first (charrnn train FILE)")
-        runs = [p for p in root.rglob(f"*{SUFFIX}") if not p.name.startswith(".")]
-        if not runs:
-            raise CheckpointError(f"no checkpoints found under {root}/; "
-                                  "train a model first (charrnn train FILE)")
-        newest = max(runs, key=lambda p: p.stat().st_mtime)
-        return _pick_in_run(newest.parent)
-    p = Path(target)
-    if p.is_dir():
-        return _pick_in_run(p)
-    if not p.exists():
-        raise CheckpointError(f"no such checkpoint: {p}")
-    return p
-
-
-def _pick_in_run(run: Path) -> Path:
-    for name in ("best", "latest"):
-        p = run / f"{name}{SUFFIX}"
-        if p.is_file():
-            return p
-    others = sorted(run.glob(f"*{SUFFIX}"))
-    if not others:
-        raise CheckpointError(f"no checkpoint in {run}/")
-    return others[0]
 
 
 def load_model(checkpoint: Checkpoint, device: str = "cpu"):

@@ -10,16 +10,18 @@ import json
 import os
 import signal
 import sys
-import time
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from charrnn import __version__
-from charrnn.config import ModelConfig, TrainConfig
+from charrnn.config import DEVICE_HELP, AdaptConfig, SampleConfig, TrainConfig
 from charrnn.errors import CharRNNError
+from charrnn.options import CKPT, OUTPUT, TrainOptions
+from charrnn.sieve import DEFAULT_MIN_COPY, DEFAULT_TRIES
 
 app = typer.Typer(
     name="charrnn",
@@ -30,16 +32,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-MODEL, OPTIM, BUDGET, CKPT, OUTPUT = "Model", "Optimization", "Budget", "Checkpoints", "Output"
+ADAPT = "Dynamic evaluation"
 
 
-class Cell(str, Enum):
-    lstm = "lstm"
-    gru = "gru"
-    rnn = "rnn"
-
-
-def _err(message: str) -> None:
+def err(message: str) -> None:
     print(f"charrnn: {message}", file=sys.stderr, flush=True)
 
 
@@ -66,73 +62,38 @@ CheckpointOpt = Annotated[
 
 
 # --------------------------------------------------------------------------- train
-@app.command()
-def train(
-    corpus: Annotated[str | None, typer.Argument(
-        help="UTF-8 text file to train on. Default: Python's built-in help text.",
-        show_default=False)] = None,
-    cell: Annotated[Cell, typer.Option(help="Recurrent cell.", rich_help_panel=MODEL)
-                    ] = Cell.lstm,
-    layers: Annotated[int | None, typer.Option(min=1, rich_help_panel=MODEL,
-                      help="Recurrent layers. Default: from corpus size.")] = None,
-    hidden_size: Annotated[int | None, typer.Option(min=1, rich_help_panel=MODEL,
-                           help="Units per layer. Default: from corpus size.")] = None,
-    embed_size: Annotated[int, typer.Option(min=1, rich_help_panel=MODEL,
-                          help="Character embedding size.")] = ModelConfig.embed_size,
-    dropout: Annotated[float | None, typer.Option(rich_help_panel=MODEL,
-                       help="Dropout in [0, 1). Default: from corpus size.")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", min=1,
-                          rich_help_panel=OPTIM,
-                          help=f"Parallel streams (default {TrainConfig.batch_size}).")] = None,
-    seq_len: Annotated[int | None, typer.Option("--seq-len", "-t", min=1, rich_help_panel=OPTIM,
-                       help="Truncated-BPTT window in characters "
-                            f"(default {TrainConfig.seq_len}).")] = None,
-    lr: Annotated[float, typer.Option(rich_help_panel=OPTIM, help="Peak learning rate.")
-                  ] = TrainConfig.lr,
-    weight_decay: Annotated[float, typer.Option(rich_help_panel=OPTIM)
-                            ] = TrainConfig.weight_decay,
-    grad_clip: Annotated[float, typer.Option(rich_help_panel=OPTIM,
-                         help="Max gradient norm; 0 disables clipping.")] = TrainConfig.grad_clip,
-    warmup: Annotated[int, typer.Option(min=0, rich_help_panel=OPTIM,
-                      help="Warm-up steps.")] = TrainConfig.warmup_steps,
-    max_time: Annotated[str | None, typer.Option(rich_help_panel=BUDGET,
-                        help="Wall-time budget, e.g. 90s, 10m, 2h. The learning rate reaches "
-                             "its floor at the deadline. Default: 10m when no budget is given.",
-                        show_default=False)] = None,
-    max_steps: Annotated[int | None, typer.Option(min=1, rich_help_panel=BUDGET)] = None,
-    epochs: Annotated[float | None, typer.Option(rich_help_panel=BUDGET)] = None,
-    patience: Annotated[int | None, typer.Option(min=0, rich_help_panel=BUDGET,
-                        help="Stop after this many validations without improvement; "
-                             f"0 never stops early. Default: {TrainConfig.patience}, or "
-                             "the resumed run's own.", show_default=False)] = None,
-    eval_every: Annotated[int, typer.Option(min=0, rich_help_panel=BUDGET,
-                          help="Steps between validations; 0 chooses by time.")] = 0,
-    val_fraction: Annotated[float, typer.Option(rich_help_panel=BUDGET,
-                            help="Tail of the text held out for validation.")
-                            ] = TrainConfig.val_fraction,
-    val_max_chars: Annotated[int, typer.Option(min=0, rich_help_panel=BUDGET,
-                             help="Held-out characters scored per validation (a fixed "
-                                  "sample spread over the tail); 0 scores all.")
-                             ] = TrainConfig.val_max_chars,
-    log_every: Annotated[int | None, typer.Option(min=1, rich_help_panel=OUTPUT,
-                         help="Steps between train-loss lines in metrics.jsonl (default 20; "
-                              "--resume keeps the run's).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", rich_help_panel=CKPT,
-                   help="Run folder. Default: checkpoints/<corpus name>.",
-                   show_default=False)] = None,
-    resume: Annotated[bool, typer.Option(rich_help_panel=CKPT,
-                      help="Continue the run in the output folder from its latest "
-                           "checkpoint.")] = False,
-    force: Annotated[bool, typer.Option(rich_help_panel=CKPT,
-                     help="Start afresh even if the output folder holds a run.")] = False,
-    seed: Annotated[int, typer.Option()] = TrainConfig.seed,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    precision: Annotated[str, typer.Option(
-        help="auto, fp32 or bf16. auto: bfloat16 autocast where the hardware runs it "
-             "natively (recent GPUs, CPUs with AMX or AVX-512 BF16), else float32.")] = "auto",
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")
-                       ] = False,
-) -> None:
+def _from_options(cls: type, func: Callable[[Any], None]) -> Callable[..., None]:
+    """A Typer command whose parameters are the fields of the options dataclass ``cls``
+    (see charrnn.options), calling ``func`` with an instance of it."""
+    import inspect
+    from dataclasses import MISSING, fields
+    from typing import get_type_hints
+
+    hints, params = get_type_hints(cls), []
+    for f in fields(cls):
+        m, annotation, default = f.metadata["cli"], hints[f.name], f.default
+        assert default is not MISSING
+        if m["choices"]:  # an Enum, so Typer lists the choices
+            choices = Enum(f.name.title(), {c: c for c in m["choices"]}, type=str)  # type: ignore[misc]
+            annotation, default = choices, choices(default)
+        if m["argument"]:
+            info = typer.Argument(help=m["help"], show_default=m["show_default"])
+        else:
+            info = typer.Option(*m["flags"], help=m["help"], rich_help_panel=m["panel"],
+                                min=m["min"], max=m["max"], show_default=m["show_default"])
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                                        default=default, annotation=Annotated[annotation, info]))
+
+    def command(**values: Any) -> None:
+        func(cls(**{k: v.value if isinstance(v, Enum) else v for k, v in values.items()}))
+
+    command.__name__, command.__doc__ = func.__name__, func.__doc__
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
+def train(opts: TrainOptions) -> None:
     """Train a model on a text file, with progress on stderr and checkpoints in a run folder.
 
     Examples:
@@ -143,25 +104,28 @@ def train(
 
         charrnn train corpus.txt --resume --max-time 30m
     """
-    options = {**locals(), "cell": cell.value}
-    from charrnn import runs
+    from charrnn import training
 
     try:
-        result = runs.train_command(runs.TrainRequest(**options))
+        result = training.train_command(opts)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     if result.reason == "interrupted":
         if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
-            how = "terminated" if result.stop_signal == signal.SIGTERM else "interrupted"
-            _err(f"{how}; checkpoint saved in {result.run_dir}/ (continue with --resume)"
+            how = ("interrupted" if result.stop_signal in (0, signal.SIGINT) else
+                   "terminated")
+            err(f"{how}; checkpoint saved in {result.run_dir}/ (continue with --resume)"
                  if result.saved else f"{how} before the first step; nothing saved")
         raise typer.Exit(128 + (result.stop_signal or signal.SIGINT))
     if result.reason == "diverged":
         raise typer.Exit(1)
 
 
+app.command("train")(_from_options(TrainOptions, train))
+
+
 # --------------------------------------------------------------------------- sample
-SAMPLING = "Sampling"
+SAMPLING, NOVELTY = "Sampling", "Copies of the training text"
 
 
 @app.command()
@@ -169,19 +133,21 @@ def sample(
     checkpoint: CheckpointOpt = None,
     temp: Annotated[float, typer.Option("--temp", "--temperature", min=0.0,
                     rich_help_panel=SAMPLING, help="Sampling temperature; 0 is greedy.")
-                    ] = 1.0,
+                    ] = SampleConfig.temperature,
     top_k: Annotated[int, typer.Option("--top-k", min=0, rich_help_panel=SAMPLING,
-                     help="Sample only among the k likeliest characters; 0 means all.")] = 0,
+                     help="Sample only among the k likeliest characters; 0 means all.")
+                     ] = SampleConfig.top_k,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0,
                      rich_help_panel=SAMPLING,
                      help="Nucleus sampling: only the fewest likeliest characters whose "
-                          "probability adds up to this; 1 means all.")] = 1.0,
+                          "probability adds up to this; 1 means all.")] = SampleConfig.top_p,
     seed: Annotated[int | None, typer.Option("--seed", min=0, rich_help_panel=SAMPLING,
                     help="Same seed, same text. With --num-samples, sample i uses "
                          "seed+i. Default: a fresh one (shown by --jsonl).",
                     show_default=False)] = None,
     length: Annotated[int, typer.Option("--length", "-n", min=0, rich_help_panel=SAMPLING,
-                      help="Characters to generate (at most, with --stop).")] = 1000,
+                      help="Characters to generate (at most, with --stop).")
+                      ] = SampleConfig.length,
     prime: Annotated[str, typer.Option("--prime", "-p", rich_help_panel=SAMPLING,
                      help="Text that warms the model up; '-' reads it from stdin.")] = "",
     drop_unknown: Annotated[bool, typer.Option("--drop-unknown", rich_help_panel=SAMPLING,
@@ -194,7 +160,7 @@ def sample(
              "ends at a blank line.")] = None,
     num_samples: Annotated[int, typer.Option("--num-samples", min=1, rich_help_panel=OUTPUT,
                            help="Independent samples, generated together in one "
-                                "batch.")] = 1,
+                                "batch.")] = SampleConfig.num_samples,
     echo: Annotated[bool, typer.Option("--echo/--no-echo", rich_help_panel=OUTPUT,
                     help="Print the prime before each sample.")] = True,
     separator: Annotated[str, typer.Option("--separator", rich_help_panel=OUTPUT,
@@ -203,6 +169,29 @@ def sample(
     jsonl: Annotated[bool, typer.Option("--jsonl", rich_help_panel=OUTPUT,
                      help="One JSON object per sample and line: index, seed, text, "
                           "stopped, and the settings.")] = False,
+    show_copies: Annotated[bool, typer.Option(
+        "--show-copies", rich_help_panel=NOVELTY,
+        help="Per sample, the longest text copied verbatim from the training text (length, "
+             "corpus offset) and the share of characters inside copies of --min-copy or "
+             "more: --jsonl fields, else one line per sample on stderr.")] = False,
+    min_copy: Annotated[int, typer.Option("--min-copy", min=1, rich_help_panel=NOVELTY,
+                        help="Copies this long or longer count in the copied share."
+                        )] = DEFAULT_MIN_COPY,
+    max_copy: Annotated[int | None, typer.Option(
+        "--max-copy", min=0, rich_help_panel=NOVELTY, show_default=False,
+        help="Keep only samples whose longest copy is at most this many characters "
+             "(the prime included); draws again with fresh seeds.")] = None,
+    novel: Annotated[bool, typer.Option(
+        "--novel", rich_help_panel=NOVELTY,
+        help="Keep only samples whose whole text (prime and stop string included) never "
+             "occurs in the training text; draws again with fresh seeds.")] = False,
+    tries: Annotated[int, typer.Option("--tries", min=1, rich_help_panel=NOVELTY,
+                     help="With --novel / --max-copy: draw at most this many samples per "
+                          "sample asked for.")] = DEFAULT_TRIES,
+    corpus: Annotated[str | None, typer.Option(
+        "--corpus", rich_help_panel=NOVELTY, show_default=False,
+        help="A copy of the training text, for the copy checks (default: the path the "
+             "checkpoint recorded; its content must match).")] = None,
 ) -> None:
     """Generate text from a checkpoint, streamed to stdout as it is produced.
 
@@ -215,18 +204,23 @@ def sample(
         charrnn sample -p "ROMEO:" -n 500 --stop '\\n\\n' | ./my-script.sh
 
         charrnn sample --num-samples 8 --jsonl -n 200 | jq -r .text
+
+        charrnn sample -p $'\\n' --stop '\\n' --novel --num-samples 20 --no-echo
     """
     threads = {"OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"}
     if "numpy" not in sys.modules and not threads & set(os.environ):
         # Set before numpy loads; the user's own setting wins (docs/sampling.md).
-        os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(
-            _sampling_threads())
-    from charrnn import sample as smp
+        from charrnn.threads import sampling_threads
 
-    stops = tuple(_unescape(s) for s in stop or ())
+        os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(
+            sampling_threads())
+    from charrnn import sample as smp
+    from charrnn.streaming import stream, unescape
+
+    stops = tuple(unescape(s) for s in stop or ())
+    seed = smp.fresh_seed() if seed is None else seed
     config = smp.SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p,
-                              seed=smp.fresh_seed() if seed is None else seed, stop=stops,
-                              num_samples=num_samples)
+                              seed=seed, stop=stops, num_samples=num_samples)
     sampler = smp.Sampler.load(checkpoint)  # a missing checkpoint fails before stdin waits
     if prime == "-":
         from charrnn.text import decode_utf8
@@ -234,141 +228,32 @@ def sample(
         prime = decode_utf8(sys.stdin.buffer.read(), "stdin")
     prime, dropped = sampler.clean_prime(prime, drop_unknown)
     if dropped:
-        _err(f"warning: dropped prime characters the model never saw: {dropped!r}")
+        err(f"warning: dropped prime characters the model never saw: {dropped!r}")
+    fields = {"prime": prime, "temperature": temp, "top_k": top_k, "top_p": top_p,
+              "length": length, "stop": list(stops), "checkpoint": str(sampler.checkpoint.path)}
+    if show_copies or novel or max_copy is not None:
+        from charrnn import sieve
+
+        keep = sieve.CopyFilter(min_copy=min_copy, max_copy=max_copy, novel=novel, tries=tries)
+        result = sieve.draw(sampler, prime, config, sieve.index_for(sampler.checkpoint, corpus),
+                            keep)
+        if keep.filters:
+            err(f"{keep.describe()}: kept {len(result.kept)} of {result.drawn} samples drawn")
+        if jsonl:
+            stream(sieve.jsonl(result, fields))
+        else:
+            stream(sieve.plain(result, prime if echo else "", unescape(separator)), end_line=True)
+            for k in result.kept if show_copies else ():
+                err(f"seed {k.seed}: {k.copies.summary()}")
+        if (problem := sieve.shortfall(result, keep)) is not None:
+            raise CharRNNError(problem)
+        return
     events = sampler.stream(prime, config)
     if jsonl:
-        fields = {"prime": prime, "temperature": temp, "top_k": top_k, "top_p": top_p,
-                  "length": length, "stop": list(stops),
-                  "checkpoint": str(sampler.checkpoint.path)}
-        _stream(smp.render_jsonl(events, num_samples, fields, config.seed))
+        stream(smp.render_jsonl(events, num_samples, fields, seed=seed))
     else:
-        _stream(smp.render(events, num_samples, prime if echo else "", _unescape(separator)),
+        stream(smp.render(events, num_samples, prime if echo else "", unescape(separator)),
                 end_line=True)
-
-
-_LOADAVG = Path("/proc/loadavg")  # Linux; its 4th field counts runnable threads now
-
-
-def _sampling_threads() -> int:
-    """BLAS threads for sampling: 2 while another core is idle, else 1.
-
-    A second thread makes a step of a 2x384 or larger model about 1.7x faster (the
-    weights are read by two cores) with bit-identical results, but when the cores are
-    busy every step waits for a descheduled thread: a 2x512 step fell from 1,900 to 55
-    per second. So it is used only if fewer threads are runnable right now (this one
-    included) than we have cores; a load average would lag, and count our own loop.
-    """
-    affinity = getattr(os, "sched_getaffinity", None)  # the cores we may run on
-    cores = len(affinity(0)) if affinity else os.cpu_count() or 1
-    try:
-        running = int(_LOADAVG.read_text().split()[3].partition("/")[0])
-    except (OSError, ValueError, IndexError):  # no /proc: stay on the safe side
-        return 1
-    return 2 if running < cores else 1
-
-
-_NUMBER = {int: r"[+-]?\d+", float: r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"}
-
-
-def _sample_fast_path(args: list[str]) -> dict | None:
-    """The sample command's options parsed without Typer, or None to let Typer do it.
-
-    Typer (0.29) builds a pydantic validator for each option before a command runs:
-    about 70 ms of imports, a third of ``charrnn sample``'s start-up. Here plain,
-    valid options are read from the same declarations (``sample``'s signature); help,
-    anything unknown, malformed or out of range returns None, so Typer parses it and
-    reports any error exactly as for the other commands.
-    """
-    if args[:1] != ["sample"]:
-        return None
-    import re
-    from typing import get_args
-
-    from typer.utils import get_params_from_function
-
-    params = get_params_from_function(sample)
-    values = {name: p.default.default for name, p in params.items()}
-    options = {}  # option string -> (parameter name, flag value or None)
-    for name, p in params.items():
-        for decl in p.default.param_decls:
-            on, _, off = decl.partition("/")
-            flag = p.annotation is bool
-            options[on] = (name, True if flag else None)
-            if off:
-                options[off] = (name, False)
-    rest = args[1:]
-    while rest:
-        arg, rest = rest[0], rest[1:]
-        opt, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if opt not in options and arg[:2] in options and not arg.startswith("--"):
-            opt, eq, value = arg[:2], "=", arg[2:]  # -n500
-        if opt not in options:
-            return None
-        name, flag = options[opt]
-        if flag is not None:
-            if eq:
-                return None
-            values[name] = flag
-            continue
-        if not eq:
-            if not rest:
-                return None
-            value, rest = rest[0], rest[1:]
-        kind = next((t for t in (params[name].annotation, *get_args(params[name].annotation))
-                     if t in (int, float, str, list[str])), None)
-        if kind in _NUMBER:
-            if not re.fullmatch(_NUMBER[kind], value):
-                return None
-            number, info = kind(value), params[name].default
-            if (info.min is not None and number < info.min) or (
-                    info.max is not None and number > info.max):
-                return None
-            values[name] = number
-        elif kind is str:
-            values[name] = value
-        elif kind == list[str]:
-            values[name] = [*(values[name] or ()), value]
-        else:
-            return None
-    return values
-
-
-_ESCAPES = {"n": "\n", "t": "\t", "0": "\0", "\\": "\\"}
-
-
-def _unescape(text: str) -> str:
-    """Turn \\n, \\t, \\0 and \\\\ into the characters; leave other backslashes alone."""
-    import re
-
-    return re.sub(r"\\([nt0\\])", lambda m: _ESCAPES[m[1]], text)
-
-
-def _stream(pieces, end_line: bool = False) -> None:
-    """Write text to stdout as UTF-8, flushing the first piece at once, then at line ends
-    and every 50 ms; a closed pipe is a normal end. ``end_line``: on a terminal, finish
-    with a newline so the shell prompt starts on a fresh line."""
-    out = sys.stdout.buffer
-    sys.stdout.flush()
-    last, buf, tail = float("-inf"), "", ""
-    try:
-        for piece in pieces:
-            buf += piece
-            now = time.monotonic()
-            if buf and (now - last > 0.05 or "\n" in piece):
-                out.write(buf.encode("utf-8"))
-                out.flush()
-                tail, buf, last = buf[-1:] or tail, "", now
-        if buf:
-            out.write(buf.encode("utf-8"))
-            tail = buf[-1:]
-        if end_line and tail != "\n" and sys.stdout.isatty():
-            out.write(b"\n")
-        out.flush()
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`): that is a normal end, not an error.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        raise typer.Exit(0) from None
 
 
 # --------------------------------------------------------------------------- eval
@@ -379,7 +264,7 @@ def eval_(
         show_default=False)] = None,
     checkpoint: CheckpointOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = TrainConfig.device,
     html: Annotated[Path | None, typer.Option(
         "--html", rich_help_panel=OUTPUT, show_default=False,
         help="Also write a self-contained HTML page: the text coloured by surprisal, with "
@@ -389,6 +274,21 @@ def eval_(
     start: Annotated[int, typer.Option(min=0, rich_help_panel=OUTPUT,
                      help="Where the --html page's excerpt starts (in known characters).")
                      ] = 0,
+    adapt: Annotated[bool, typer.Option("--adapt", rich_help_panel=ADAPT,
+                     help="Also score with dynamic evaluation: the model keeps learning "
+                          "from the text it has already scored.")] = False,
+    adapt_segment: Annotated[int, typer.Option(min=1, rich_help_panel=ADAPT,
+                             help="Characters per stream scored before each update.")
+                             ] = AdaptConfig.segment,
+    adapt_streams: Annotated[int, typer.Option(min=1, rich_help_panel=ADAPT,
+                             help="Parallel streams through the text (faster; each "
+                                  "update learns from all).")] = AdaptConfig.streams,
+    adapt_lr: Annotated[float, typer.Option(min=0.0, rich_help_panel=ADAPT,
+                        help="Step size, in units of the gradient's running RMS.")
+                        ] = AdaptConfig.lr,
+    adapt_decay: Annotated[float, typer.Option(min=0.0, max=1.0, rich_help_panel=ADAPT,
+                           help="Pull back towards the trained weights per update.")
+                           ] = AdaptConfig.decay,
 ) -> None:
     """Report loss (nats), bits per character and perplexity of a checkpoint on a text.
 
@@ -399,239 +299,57 @@ def eval_(
         charrnn eval --json -c checkpoints/shakespeare
 
         charrnn eval notes.txt --html surprisal.html --max-chars 5000
+
+        charrnn eval play.txt --adapt
     """
-    from charrnn import pages, runs
+    from charrnn import checkpoint as ckpt
+    from charrnn import evaluate
+    from charrnn.files import check_out
 
     if html is not None:
-        pages.check_out(html)
-    report = runs.eval_command(file, checkpoint, device)
-    if html is not None:
-        from charrnn import checkpoint as ckpt
+        check_out(html)
+    if adapt:
+        from charrnn import adapt as dynamic
 
+        report = dynamic.eval_command(file, checkpoint, device, dynamic.AdaptConfig(
+            segment=adapt_segment, streams=adapt_streams, lr=adapt_lr, decay=adapt_decay))
+    else:
+        report = evaluate.eval_command(file, checkpoint, device)
+    if html is not None:
         c = ckpt.inspect(report["checkpoint"])
-        ids, _, label = runs.eval_ids(c, file)
-        _err(f"wrote {pages.surprisal_html(c, ids, label, html, report, start, max_chars)}")
+        ids, _, label = evaluate.eval_ids(c, file)
+        err(f"wrote {evaluate.surprisal_html(c, ids, label, html, report, start, max_chars)}")
     if as_json:
         print(json.dumps(report))
         return
     unknown = report["unknown_chars"]
+    dyn = report.get("adapted")
+
+    def row(name: str, key: str, fmt: str, unit: str = "") -> str:
+        static = fmt.format(report[key]) + unit
+        return f"{name:<13}{static:<19}adapted {fmt.format(dyn[key])}" if dyn else \
+            f"{name:<13}{static}"
+
     lines = [
         f"checkpoint   {report['checkpoint']}",
         f"text         {report['text']} ({report['chars']:,} characters scored)",
-        f"loss         {report['loss']:.4f} nats/char",
-        f"bits/char    {report['bits_per_char']:.4f}",
-        f"perplexity   {report['perplexity']:.3f}",
+        row("loss", "loss", "{:.4f}", " nats/char"),
+        row("bits/char", "bits_per_char", "{:.4f}"),
+        row("perplexity", "perplexity", "{:.3f}"),
     ]
+    if dyn:
+        a = report["adapt"]
+        lines.append(f"adapted      dynamic evaluation: segment {a['segment']}, {a['streams']} "
+                     f"streams, lr {a['lr']:g}, decay {a['decay']:g} "
+                     f"({report['adapt_seconds']:.1f} s)")
     if unknown:
         lines.append(f"unknown      {unknown:,} characters not in the vocabulary were skipped "
                      f"({json.dumps(report['unknown_distinct'], ensure_ascii=False)})")
     print("\n".join(lines))
 
 
-# --------------------------------------------------------------------------- neurons
-@app.command()
-def neurons(
-    file: Annotated[str | None, typer.Argument(
-        help="Text to run the model over. Default: the held-out split of the training corpus.",
-        show_default=False)] = None,
-    checkpoint: CheckpointOpt = None,
-    html: Annotated[Path | None, typer.Option(
-        "--html", rich_help_panel=OUTPUT, show_default=False,
-        help="Write a self-contained HTML page: the text coloured by each ranked unit.")
-        ] = None,
-    top: Annotated[int, typer.Option("--top", min=1, rich_help_panel=OUTPUT,
-                   help="Units to rank (at least the 3 best for every feature).")] = 24,
-    max_chars: Annotated[int, typer.Option(min=2, rich_help_panel=OUTPUT,
-                         help="Characters of the text to analyse and show.")] = 4000,
-    start: Annotated[int, typer.Option(min=0, rich_help_panel=OUTPUT,
-                     help="Where the excerpt starts (in known characters).")] = 0,
-) -> None:
-    """Find hidden units that track structure (quotes, brackets, position in line, words).
-
-    Prints the units (h per layer, LSTM cell state c) most correlated with text features.
-
-    --html writes a page that colours the text by any of them.
-
-    Examples:
-
-        charrnn neurons --html cells.html
-
-        charrnn neurons play.txt -c checkpoints/shakespeare --top 40
-    """
-    from charrnn import checkpoint as ckpt
-    from charrnn import pages, runs
-
-    if html is not None:
-        pages.check_out(html)
-    c = ckpt.inspect(ckpt.resolve(checkpoint))
-    ids, _, label = runs.eval_ids(c, file)
-    result = pages.neurons(c, ids, label, html, start, max_chars, top)
-    print(f"{'unit':<8} {'r':>7}  feature   ({result.units:,} units over "
-          f"{result.chars:,} characters)")
-    for sc in result.ranked:
-        print(f"{sc.name:<8} {sc.r:>+7.3f}  {sc.feature}")
-    if html is not None:
-        _err(f"wrote {html}")
-
-
-# --------------------------------------------------------------------------- report
-@app.command()
-def report(
-    run: Annotated[str | None, typer.Argument(
-        help="Run folder (or a checkpoint in it). Default: the newest run under checkpoints/.",
-        show_default=False)] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", show_default=False,
-                   help="Page to write. Default: report.html in the run folder.")] = None,
-    length: Annotated[int, typer.Option("--length", "-n", min=1,
-                      help="Characters per sample.")] = 300,
-    seed: Annotated[int, typer.Option(help="Seed for the samples.")] = 0,
-) -> None:
-    """Write a run's report page: loss curves, configuration, vocabulary and samples.
-
-    Examples:
-
-        charrnn report
-
-        charrnn report checkpoints/shakespeare -o shakespeare.html -n 500
-    """
-    from charrnn import pages
-
-    _err(f"wrote {pages.run_report(run, out, length, seed=seed)}")
-
-
-# --------------------------------------------------------------------------- info
-@app.command()
-def info(
-    checkpoint: Annotated[str | None, typer.Argument(
-        help="A .safetensors checkpoint or a run folder. Default: the newest run.",
-        show_default=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")
-                       ] = False,
-) -> None:
-    """Show what a checkpoint holds: model, vocabulary, training progress and versions.
-
-    Examples:
-
-        charrnn info
-
-        charrnn info checkpoints/shakespeare/best.safetensors
-
-        charrnn info --json | jq .progress
-    """
-    from charrnn import catalog
-    from charrnn import checkpoint as ckpt
-
-    c = ckpt.inspect(ckpt.resolve(checkpoint))
-    if as_json:
-        print(json.dumps(c.meta, ensure_ascii=False, indent=1))
-        return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = Console(highlight=False)
-    for title, rows in catalog.describe(c):
-        table = Table(title=title, title_justify="left", show_header=False, box=None,
-                      padding=(0, 2, 0, 0), title_style="bold underline")
-        table.add_column(style="bold")
-        table.add_column(overflow="fold")
-        for key, value in rows:  # Text: a value is never read as rich markup
-            table.add_row(Text(key), Text(value))
-        console.print(table)
-
-
-# --------------------------------------------------------------------------- serve
-SERVING = "Serving"
-
-
-@app.command()
-def serve(
-    checkpoint: Annotated[str | None, typer.Option(
-        "--checkpoint", "-c", rich_help_panel=CKPT, show_default=False,
-        help="Serve only this run folder or .safetensors file. Default: every run under "
-             "--root.")] = None,
-    root: Annotated[Path, typer.Option(rich_help_panel=CKPT,
-                    help="Folder whose runs are served (by their path in it).")
-                    ] = Path("checkpoints"),
-    host: Annotated[str, typer.Option(rich_help_panel=SERVING,
-                    help="Address to bind; another than loopback without --api-key "
-                         "warns.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, rich_help_panel=SERVING,
-                    help="TCP port.")] = 8000,
-    api_key: Annotated[str | None, typer.Option(
-        "--api-key", envvar="CHARRNN_API_KEY", rich_help_panel=SERVING, show_default=False,
-        help="Require 'Authorization: Bearer KEY' on the API. Default: none (or "
-             "$CHARRNN_API_KEY).")] = None,
-    max_streams: Annotated[int, typer.Option(min=1, rich_help_panel=SERVING,
-                           help="Streams generated at once; past this, 429 with "
-                                "Retry-After.")] = 128,
-    max_chars: Annotated[int, typer.Option(min=1, rich_help_panel=SERVING,
-                         help="Largest max_tokens (characters) a request may ask for.")
-                         ] = 4096,
-    grace: Annotated[float, typer.Option(min=0.0, rich_help_panel=SERVING,
-                     help="Seconds streams in flight get to finish after SIGTERM.")] = 30.0,
-) -> None:
-    """Serve models over HTTP: OpenAI-compatible /v1/completions, and a playground at /.
-
-    All concurrent streams advance together, one batched step per character. Needs
-    the serve extra: pip install 'charrnn\\[serve]'.
-
-    Examples:
-
-        charrnn serve
-
-        charrnn serve -c checkpoints/shakespeare --port 8080 --api-key "$KEY"
-    """
-    threads = {"OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"}
-    if "numpy" not in sys.modules and not threads & set(os.environ):
-        # One BLAS thread: the event loop needs the other core (docs/serving.md).
-        os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
-    from charrnn.serve.runner import ServeConfig
-    from charrnn.serve.runner import serve as run_server
-
-    run_server(ServeConfig(target=checkpoint, root=root, host=host, port=port,
-                           api_key=api_key, max_streams=max_streams, max_chars=max_chars,
-                           grace=grace))
-
-
-# --------------------------------------------------------------------------- list
-@app.command("list")
-def list_(
-    root: Annotated[Path, typer.Option(help="Folder to search for runs.")
-                    ] = Path("checkpoints"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
-) -> None:
-    """List the runs under checkpoints/ with their size, progress and best validation loss.
-
-    Examples:
-
-        charrnn list
-
-        charrnn list --root /data/runs --json
-    """
-    from charrnn import catalog
-
-    runs = catalog.list_runs(root)
-    if as_json:
-        for r in runs:
-            print(json.dumps(r.as_dict(), ensure_ascii=False))
-        return
-    if not runs:
-        _err(f"no runs under {root}/")
-        return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None, padding=(0, 2, 0, 0))
-    for name in ("run", "cell", "size", "params", "steps", "chars seen", "time",
-                 "best val (bits/char)"):
-        table.add_column(name, justify="left" if name in ("run", "cell", "size") else "right")
-    for r in runs:
-        best = "n/a" if r.best_val_loss is None else f"{r.best_val_loss / 0.6931471805599453:.3f}"
-        table.add_row(*map(Text, (str(r.path), r.cell, r.size, f"{r.params:,}", f"{r.steps:,}",
-                                  f"{r.chars_seen:,}", catalog.duration(r.elapsed), best)))
-    Console(highlight=False).print(table)
+# neurons, report, info, serve, list: registered on ``app`` by charrnn.commands
+from charrnn import commands  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------------- entry
@@ -640,10 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     try:  # recent Typer vendors its own copy of click
         from typer._click import exceptions as click_exc
     except ImportError:  # pragma: no cover - older Typer on top of click
-        from click import exceptions as click_exc
+        from click import exceptions as click_exc  # type: ignore[no-redef]
 
     try:
-        fast = _sample_fast_path(sys.argv[1:] if argv is None else list(argv))
+        from charrnn.fastpath import sample_options
+
+        fast = sample_options(sample, sys.argv[1:] if argv is None else list(argv))
         if fast is not None:
             sample(**fast)
             return 0
@@ -652,14 +372,14 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as e:
         return e.exit_code
     except CharRNNError as e:
-        _err(f"error: {e}")
+        err(f"error: {e}")
         return e.exit_code
     except click_exc.UsageError as e:
         cmd = e.ctx.command_path if e.ctx else "charrnn"
-        _err(f"error: {e.format_message()} (see '{cmd} --help')")
+        err(f"error: {e.format_message()} (see '{cmd} --help')")
         return 2
     except click_exc.ClickException as e:
-        _err(f"error: {e.format_message()}")
+        err(f"error: {e.format_message()}")
         return e.exit_code
     except (typer.Abort, KeyboardInterrupt):  # typer's own click has no exceptions.Abort
         return 130
@@ -668,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug: still one line, with a way to see more
         if os.environ.get("CHARRNN_DEBUG"):
             raise
-        _err(f"internal error: {type(e).__name__}: {e} (set CHARRNN_DEBUG=1 for a traceback)")
+        err(f"internal error: {type(e).__name__}: {e} (set CHARRNN_DEBUG=1 for a traceback)")
         return 1
 
 

@@ -14,6 +14,8 @@ from charrnn.errors import ConfigError
 
 CELLS = ("lstm", "gru", "rnn")
 PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N for one GPU of several
+DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # stacked gate blocks per weight matrix (torch order)
 
 
@@ -125,8 +127,8 @@ class TrainConfig:
             _require(self.epochs > 0, "epochs must be positive")
         _require(isinstance(self.seed, int) and 0 <= self.seed < 2**63,
                  f"seed must be an integer in [0, 2**63), got {self.seed!r}")
-        _require(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
-                 f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+        _require(valid_device(self.device),
+                 f"device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}")
         _require(self.precision in PRECISIONS,
                  f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
@@ -140,6 +142,40 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def valid_device(name: str) -> bool:
+    return name in DEVICES or (name.startswith("cuda:") and name[5:].isdigit())
+
+
+@dataclass
+class SampleConfig:
+    """How to sample: the defaults of charrnn sample, the API and the server."""
+
+    length: int = 1000  # characters to generate after the prime, at most
+    temperature: float = 1.0  # 0: greedy (always the most likely character)
+    top_k: int = 0  # keep only the k most likely characters; 0: all
+    seed: int | None = None  # sample i uses seed + i; None: a fresh random seed
+    top_p: float = 1.0  # nucleus: the fewest likeliest characters holding this much mass
+    stop: str | tuple[str, ...] = ()  # a sample ends right after producing any of these
+    num_samples: int = 1  # independent samples, generated as one batch
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.length, int) or self.length < 0:
+            raise ConfigError(f"length must be >= 0, got {self.length!r}")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ConfigError(f"temperature must be a finite number >= 0, got {self.temperature}")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ConfigError(f"top-k must be >= 1 (or 0 for all), got {self.top_k!r}")
+        if not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
+            raise ConfigError(f"top-p must be in (0, 1], got {self.top_p!r}")
+        if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not isinstance(self.num_samples, int) or self.num_samples < 1:
+            raise ConfigError(f"number of samples must be >= 1, got {self.num_samples!r}")
+        self.stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise ConfigError("a stop string must not be empty")
 
 
 def _known_fields(cls: type, d: dict[str, Any]) -> dict[str, Any]:
@@ -181,13 +217,11 @@ SHORT_BUDGET = 180.0  # seconds: below this a 2x256 model learns more than a big
 def auto_model(train_chars: int, max_time: float | None = None) -> dict[str, Any]:
     """Capacity and regularisation for a corpus of this size and a time budget.
 
-    Measured (docs/benchmarks.md): on Tiny Shakespeare with 1 minute, 2x256 reaches 1.79
-    nats/char where 2x512 is still at 1.93, so short budgets get the small, fast model.
-    With 10 minutes 2x384 is within 0.01 of 2x512 while training 1.5x and sampling 1.7x
-    faster, so it is the default from 200k characters. A bigger corpus needs less
-    dropout, not a bigger model: on 28M characters of Python, 2x384 beat 2x512 by 0.08
-    nats after 5 minutes and 0.05 after 20, and 3x512 by 0.68 after 5. Each choice is
-    overridable with --layers, --hidden-size and --dropout.
+    Short budgets and small texts get a small, fast model; from 200k characters 2x384,
+    which nearly matches 2x512 while training and sampling faster; a bigger corpus gets
+    less dropout rather than a bigger model. The measurements behind each choice are in
+    docs/benchmarks.md ("The defaults and why"). Each part is overridable with --layers,
+    --hidden-size and --dropout.
     """
     if train_chars < 200_000 or (max_time is not None and max_time < SHORT_BUDGET):
         return {"num_layers": 2, "hidden_size": 256, "dropout": 0.25}
@@ -199,3 +233,26 @@ def auto_batch(train_chars: int, batch_size: int, seq_len: int) -> tuple[int, in
     """Shrink the default batch and window so a short text still yields a few chunks."""
     seq_len = max(1, min(seq_len, (train_chars - 1) // 4))
     return max(1, min(batch_size, (train_chars - 1) // (4 * seq_len))), seq_len
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """``eval --adapt`` (charrnn/adapt.py); defaults measured in docs/benchmarks.md."""
+
+    segment: int = 50  # characters of each stream scored per update
+    streams: int = 8  # parallel streams through the text (as eval's), one shared model
+    burn_in: int = 128  # characters each later stream reads before scoring (as eval)
+    lr: float = 1e-3  # step size in units of the gradient's running RMS
+    decay: float = 0.01  # pull towards the trained weights per update
+    beta: float = 0.99  # running mean of squared gradients: about 100 segments
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        if self.segment < 1:
+            raise ConfigError(f"--adapt-segment must be at least 1, got {self.segment}")
+        if self.streams < 1:
+            raise ConfigError(f"--adapt-streams must be at least 1, got {self.streams}")
+        if not self.lr >= 0:
+            raise ConfigError(f"--adapt-lr must be >= 0, got {self.lr}")
+        if not 0 <= self.decay <= 1:
+            raise ConfigError(f"--adapt-decay must be in [0, 1], got {self.decay}")

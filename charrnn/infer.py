@@ -1,17 +1,17 @@
 """The recurrent cells written out in numpy, for sampling one character at a time.
 
 Stepping torch's fused kernels at batch 1 pays a large per-call overhead and importing
-torch alone takes over a second, so generation runs here instead: a few matrix-vector
-products per layer per character, the same equations and weights as ``nn.LSTM``/``GRU``/
-``RNN`` (gate order i, f, g, o for the LSTM and r, z, n for the GRU, as torch stores them).
+torch is slow, so generation runs here instead: a few matrix-vector products per layer
+per character, the same equations and weights as ``nn.LSTM``/``GRU``/``RNN`` (gate
+order i, f, g, o for the LSTM and r, z, n for the GRU, as torch stores them).
 
-At batch 1 a step is bound by reading the weights from cache (about 12 MB for a 2x512
-LSTM), so the work is arranged to read each weight once and to add little on top:
+At batch 1 a step is bound by reading every weight from cache, so the work is arranged
+to read each weight once and to add little on top:
 
 - the first layer's input product is a table lookup (embedding folded into it);
 - weights stay in torch's (out, in) layout and multiply from the left, ``(W @ h.T).T``:
-  no copy, and for a batch of 2 to 64 OpenBLAS runs this form about twice as fast as
-  ``h @ W.T`` (which repacks the weights on every call);
+  no copy, and for a batch of 2 to 64 OpenBLAS runs this form faster than ``h @ W.T``
+  (which repacks the weights on every call; docs/sampling.md has the figures);
 - the LSTM's rows are stored as i, f, o, g with the sigmoid rows halved, so one ``tanh``
   over all gates serves both nonlinearities: sigmoid(x) = (tanh(x/2) + 1) / 2. Halving
   is exact in floating point, so the logits are unchanged (the GRU's r and z likewise).
@@ -19,9 +19,14 @@ LSTM), so the work is arranged to read each weight once and to add little on top
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from charrnn.config import ModelConfig
+
+if TYPE_CHECKING:
+    from charrnn.checkpoint import Checkpoint
 
 State = list[np.ndarray]
 """h for each layer, then (LSTM) c for each layer; each (B, H) float32."""
@@ -73,6 +78,11 @@ class NumpyRNN:
         self.head_w, self.head_b = w["head.weight"], w["head.bias"]
         self._flip = False
 
+    @classmethod
+    def from_checkpoint(cls, c: Checkpoint) -> NumpyRNN:
+        """The engine for a checkpoint's weights (read without torch)."""
+        return cls(c.config, c.numpy_weights())
+
     def init_state(self, batch_size: int) -> State:
         """Zeros: h per layer, plus c per layer for an LSTM, each (B, H)."""
         n = 2 if self.config.cell == "lstm" else 1
@@ -86,21 +96,22 @@ class NumpyRNN:
         # The recurrent products need only the previous state, so their order is free.
         # Every other step runs them first, last layer first: the step then starts on the
         # weights the previous one used last, while they are still in the core's cache
-        # (measured +10% for a 2x256 LSTM at batch 1 with 2 MB of L2; same results).
+        # (faster for small models, same results; docs/sampling.md).
         self._flip = not self._flip
-        recurrent = [None] * n_layers
+        recurrent: list[np.ndarray | None] = [None] * n_layers
         if self._flip:
             for i in reversed(range(n_layers)):
                 recurrent[i] = _times(self.layers[i][1], state[i])
-        x = None
+        x = np.empty(0, np.float32)  # the layer below's output, from layer 1 on
         for i, (w_ih, w_hh, b_x, b_h) in enumerate(self.layers):
             h = state[i]
             if w_ih is None:
                 gi = self.in_table[ids]  # input part, (B, G*H)
             else:
                 gi = _times(w_ih, x)
-                gi += b_x
-            gh = _times(w_hh, h) if recurrent[i] is None else recurrent[i]  # recurrent part
+                gi += b_x  # type: ignore[operator]  # set for every layer but the first
+            done = recurrent[i]
+            gh = _times(w_hh, h) if done is None else done  # recurrent part
             if cell == "lstm":
                 gi += gh
                 np.tanh(gi, out=gi)
@@ -114,7 +125,7 @@ class NumpyRNN:
                 h *= o_g  # the output gate exposes the cell
                 new_state[n_layers + i] = c
             elif cell == "gru":
-                gh += b_h
+                gh += b_h  # type: ignore[operator]  # the GRU keeps b_hn with h
                 rz = gi[:, :2 * hs]
                 rz += gh[:, :2 * hs]
                 np.tanh(rz, out=rz)
@@ -138,7 +149,7 @@ class NumpyRNN:
 
     def warm(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         """Feed a (B, T) prefix one step at a time; logits after the last step."""
-        logits = None
+        logits = np.empty((ids.shape[0], self.config.vocab_size), np.float32)
         for t in range(ids.shape[1]):
             logits, state = self.step(ids[:, t], state)
         return logits, state

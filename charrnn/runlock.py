@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from charrnn.errors import CharRNNError
+from charrnn.files import os_reason
 
 LOCK_NAME = ".lock"
 
@@ -27,15 +28,15 @@ except ImportError:  # pragma: no cover - Windows
     import msvcrt
 
     def _try_lock(fd: int) -> None:
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
 
 
 @contextmanager
 def hold(run_dir: Path) -> Iterator[None]:
     """Create ``run_dir`` if needed and hold its lock for the ``with`` body, or refuse."""
-    from charrnn.checkpoint import os_reason
-
     path = run_dir / LOCK_NAME
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CharRNNError(f"cannot use run folder {run_dir}/: it is a file, not a folder")
     created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

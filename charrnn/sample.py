@@ -13,50 +13,22 @@ integer seed is stable across Python versions and it costs nothing to import.
 
 from __future__ import annotations
 
-import math
 import os
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from charrnn import checkpoint as ckpt
-from charrnn.errors import CharRNNError, ConfigError
+from charrnn import runfolder
+from charrnn.config import SampleConfig
+from charrnn.errors import CharRNNError
 from charrnn.infer import NumpyRNN
 from charrnn.text import Vocab, normalize
 
 END = ""
 """The character ``Sampler.stream`` yields for a sample that has ended."""
-
-
-@dataclass
-class SampleConfig:
-    length: int = 1000  # characters to generate after the prime, at most
-    temperature: float = 1.0  # 0: greedy (always the most likely character)
-    top_k: int = 0  # keep only the k most likely characters; 0: all
-    seed: int | None = None  # sample i uses seed + i; None: a fresh random seed
-    top_p: float = 1.0  # nucleus: the fewest likeliest characters holding this much mass
-    stop: tuple[str, ...] = ()  # a sample ends right after producing any of these
-    num_samples: int = 1  # independent samples, generated as one batch
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.length, int) or self.length < 0:
-            raise ConfigError(f"length must be >= 0, got {self.length!r}")
-        if not math.isfinite(self.temperature) or self.temperature < 0:
-            raise ConfigError(f"temperature must be a finite number >= 0, got {self.temperature}")
-        if not isinstance(self.top_k, int) or self.top_k < 0:
-            raise ConfigError(f"top-k must be >= 1 (or 0 for all), got {self.top_k!r}")
-        if not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
-            raise ConfigError(f"top-p must be in (0, 1], got {self.top_p!r}")
-        if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
-            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if not isinstance(self.num_samples, int) or self.num_samples < 1:
-            raise ConfigError(f"number of samples must be >= 1, got {self.num_samples!r}")
-        self.stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
-        if any(not isinstance(s, str) or not s for s in self.stop):
-            raise ConfigError("a stop string must not be empty")
 
 
 def fresh_seed() -> int:
@@ -114,11 +86,11 @@ class Sampler:
     def __init__(self, checkpoint: ckpt.Checkpoint) -> None:
         self.checkpoint = checkpoint
         self.vocab: Vocab = checkpoint.vocab
-        self.engine = NumpyRNN(checkpoint.config, checkpoint.numpy_weights())
+        self.engine = NumpyRNN.from_checkpoint(checkpoint)
 
     @classmethod
     def load(cls, target: str | Path | None = None) -> Sampler:
-        return cls(ckpt.inspect(ckpt.resolve(target)))
+        return cls(runfolder.open_checkpoint(target))
 
     def clean_prime(self, prime: str, drop_unknown: bool = False) -> tuple[str, str]:
         """(prime as the model will read it, the distinct characters dropped from it).

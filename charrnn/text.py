@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
@@ -122,6 +122,7 @@ class Vocab:
     """The characters of the training text, sorted by code point; id = position."""
 
     chars: tuple[str, ...]
+    _cps: np.ndarray = field(init=False, repr=False, compare=False)  # sorted code points
 
     def __post_init__(self) -> None:
         cps = [ord(c) for c in self.chars]

@@ -1,10 +1,11 @@
-"""Per-character traces of a model over a (bounded) text: surprisal, top-k and hidden units.
+"""Per-character traces of a model over a (bounded) text: surprisal, top-k and hidden
+units.
 
 Runs the numpy twin of the model (``charrnn.infer``), so it needs no torch. Stepping one
-character at a time at batch 1 is bound by reading the weights from memory (~0.6 ms per
-step for 2x512), so the text is cut into parallel streams with a burn-in, exactly as
-``evaluate.score_ids`` does (``data.EvalStreams``): a step over 20 streams costs about
-what a step over one does. Every result is scattered back to its position in the text.
+character at a time at batch 1 is bound by reading the weights from memory, so the text
+is cut into parallel streams with a burn-in, exactly as ``evaluate.score_ids`` does
+(``data.EvalStreams``): a step over many streams costs little more than one. Every
+result is scattered back to its position in the text.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from charrnn.data import EvalStreams
-from charrnn.errors import ConfigError
+from charrnn.errors import CharRNNError, ConfigError
+from charrnn.evaluate import bits as to_bits
 from charrnn.infer import NumpyRNN
-
-LOG2E = 1.0 / np.log(2.0)
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Surprisal:
         width = max(1, min(width, len(b)))
         sums = np.convolve(b, np.ones(width), mode="valid") / width  # mean of b[i:i+width]
         taken = np.zeros(len(b), bool)
-        out = []
+        out: list[tuple[int, int, float]] = []
         for i in np.argsort(-sums, kind="stable"):
             if len(out) == count:
                 break
@@ -59,6 +59,16 @@ class Activations:
 
     values: np.ndarray  # (N, U) float32
     names: list[str]  # "h1.17": layer 1 (from 1), unit 17 of h; "c2.3": LSTM cell state
+
+
+def excerpt(ids: np.ndarray, start: int, max_chars: int) -> np.ndarray:
+    """ids[start : start + max_chars], refusing a start past the end."""
+    if start < 0 or start >= len(ids) - 1:
+        raise CharRNNError(f"--start {start} is past the end of the text "
+                           f"({len(ids):,} known characters)")
+    if max_chars < 2:
+        raise CharRNNError(f"--max-chars must be at least 2, got {max_chars}")
+    return ids[start : start + max_chars]
 
 
 def _run(engine: NumpyRNN, ids: np.ndarray, streams: int, burn_in: int, top_k: int,
@@ -89,7 +99,7 @@ def _run(engine: NumpyRNN, ids: np.ndarray, streams: int, burn_in: int, top_k: i
         z = logits[m].astype(np.float64)
         z -= z.max(axis=1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        bits[p_in + 1] = -logp[np.arange(len(p_in)), es.y[m, j]] * LOG2E
+        bits[p_in + 1] = to_bits(-logp[np.arange(len(p_in)), es.y[m, j]])
         best = np.argpartition(-logp, k - 1, axis=1)[:, :k] if k < v else np.tile(
             np.arange(v), (len(p_in), 1))
         order = np.argsort(-np.take_along_axis(logp, best, 1), axis=1, kind="stable")

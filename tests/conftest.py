@@ -2,13 +2,54 @@
 
 from __future__ import annotations
 
+import json
+import random
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from charrnn.cli import main
 
 PATTERN = "the cat sat on the mat.\nthe dog ate the log.\n"
+SEED = 0
+TORCH_THREADS = 1  # as OMP_NUM_THREADS=1 in the tests' training subprocesses
+
+
+@contextmanager
+def fixed_seeds_and_threads() -> Iterator[None]:
+    """The same global random state and torch thread count whatever ran before and however
+    many cores the machine has (float sums in torch depend on how many threads share them).
+
+    torch is set only if already imported (every test module that uses torch directly
+    imports it): importing it here would load it into runs that never need it. No
+    environment variable is set: subprocesses (sample's BLAS thread choice) see the
+    environment the test gives them, as a user's shell would.
+    """
+    random.seed(SEED)
+    np.random.seed(SEED)
+    torch = sys.modules.get("torch")
+    threads = None
+    if torch is not None:
+        torch.manual_seed(SEED)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(TORCH_THREADS)
+    try:
+        yield
+    finally:
+        if threads is not None:
+            torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _fixed_seeds_and_threads():
+    """Every test starts from the same seeds and thread count, whatever the test order."""
+    with fixed_seeds_and_threads():
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -51,9 +92,19 @@ def corpus_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, corpus_file) -> Path:
     """A small LSTM trained for a few seconds on a repeating text: its run folder."""
+    import torch  # noqa: F401  (training loads it anyway: loaded now, its threads are fixed)
+
     run = tmp_path_factory.mktemp("run") / "pattern"
-    code = main(["train", str(corpus_file), "-o", str(run), "--hidden-size", "48",
-                 "--layers", "1", "--embed-size", "16", "--max-steps", "150",
-                 "--batch-size", "8", "--seq-len", "32", "--lr", "0.01", "--dropout", "0"])
+    with fixed_seeds_and_threads():  # a session fixture is made before the per-test one
+        code = main(["train", str(corpus_file), "-o", str(run), "--hidden-size", "48",
+                     "--layers", "1", "--embed-size", "16", "--max-steps", "150",
+                     "--batch-size", "8", "--seq-len", "32", "--lr", "0.01", "--dropout",
+                     "0"])
     assert code == 0
     return run
+
+
+def page_data(path: Path) -> dict:
+    """The DATA object an HTML page (eval --html, neurons --html) carries for its script."""
+    page = path.read_text(encoding="utf-8")
+    return json.loads(re.search(r"const DATA=(\{.*?\});", page).group(1))

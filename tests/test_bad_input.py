@@ -1,7 +1,8 @@
 """Bad input through the CLI: one line on stderr, a non-zero exit, never a traceback.
 
 Files that are not usable text, checkpoints that are damaged, edited or foreign, and
-option values out of range. (tests/test_cli.py and tests/test_text.py hold more cases.)
+train option values out of range. (tests/test_cli.py and tests/test_text.py hold more
+cases; sampling options have their table in tests/test_sample_options.py.)
 """
 
 from __future__ import annotations
@@ -38,14 +39,14 @@ def _one_line_error(r, code: int | None = None) -> None:
     ("UTF-16 text".encode("utf-16"), "UTF-16 LE text; convert it to UTF-8"),
     ("no BOM here".encode("utf-16-be"), "looks like UTF-16 text; convert it to UTF-8"),
 ])
-def test_unusable_text_files(cli, tmp_path, content, message):
+def test_unusable_text_files_are_refused_in_one_line(cli, tmp_path, content, message):
     (tmp_path / "f.txt").write_bytes(content)
     r = cli("train", "f.txt", *TINY, "--max-steps", "1")
     _one_line_error(r, 1)
     assert message in r.stderr
 
 
-def test_unreadable_file(cli, tmp_path, monkeypatch):
+def test_an_unreadable_file_is_refused_in_one_line(cli, tmp_path, monkeypatch):
     p = tmp_path / "f.txt"
     p.write_text(PATTERN * 10)
     if os.name == "posix" and os.geteuid() != 0:
@@ -84,7 +85,8 @@ def test_50_mb_without_a_newline_trains(cli, tmp_path):
     (["train", PATTERN and "t.txt", "-o", "empty", "--resume"], "nothing to resume"),
     (["train", "t.txt", "-o", "missing", "--resume"], "nothing to resume"),
 ])
-def test_missing_or_empty_checkpoint_folder(cli, tmp_path, args, message):
+def test_missing_or_empty_checkpoint_folder_is_refused_and_not_created(cli, tmp_path, args,
+                                                                       message):
     (tmp_path / "empty").mkdir()
     (tmp_path / "t.txt").write_text(PATTERN * 10)
     r = cli(*args)
@@ -245,37 +247,22 @@ def test_a_pickle_renamed_into_a_run_folder_never_runs(cli, tmp_path, corpus_fil
     ["--max-time", "-5m"], ["--seed", "-1"], ["--seed", str(2**64)], ["--device", "tpu"],
     ["--hidden-size", "x"],
 ])
-def test_train_options_out_of_range(cli, tmp_path, args):
+def test_out_of_range_train_options_exit_2_and_create_no_run(cli, tmp_path, args):
     (tmp_path / "t.txt").write_text(PATTERN * 10)
     r = cli("train", "t.txt", "-o", "run", *args)
     _one_line_error(r, 2)
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("args", [
-    ["--temp", "nan"], ["--temp", "-0.5"], ["--temp", "inf"], ["--top-k", "-1"],
-    ["--length", "-1"], ["--seed", "-1"], ["--top-p", "0"], ["--top-p", "1.01"],
-    ["--top-p", "-0.5"], ["--top-p", "nan"],
-])
-def test_sample_options_out_of_range(cli, trained_run, args):
-    r = cli("sample", "-c", trained_run, "-n", "5", *args)
-    _one_line_error(r, 2)
-
-
-def test_top_k_zero_means_no_limit(cli, trained_run):
-    r = cli("sample", "-c", trained_run, "-n", "20", "--top-k", "0", "--seed", "1")
-    assert r.exit_code == 0 and len(r.stdout) == 20, r
-
-
 def test_an_unexpected_error_is_still_one_line(cli, monkeypatch):
     """A bug must not print a traceback either (it used to: the except clause itself
     raised AttributeError on Typer versions whose click has no exceptions.Abort)."""
-    from charrnn import runs
+    from charrnn import evaluate
 
     def broken(*a, **kw):
         raise ValueError("something unforeseen")
 
-    monkeypatch.setattr(runs, "eval_command", broken)
+    monkeypatch.setattr(evaluate, "eval_command", broken)
     r = cli("eval")
     assert r.exit_code == 1 and r.stdout == "" and "Traceback" not in r.stderr, r
     assert r.stderr == ("charrnn: internal error: ValueError: something unforeseen "
@@ -292,3 +279,19 @@ def test_weights_with_nan_are_refused(cli, trained_run, corpus_file, tmp_path):
         r = cli(*args)
         _one_line_error(r, 1)
         assert "weights contain NaN or infinite values" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["eval", "{corpus}", "--html", "out", "--start", "99999"], "past the end"),
+    (["eval", "{corpus}", "--html", "."], "is a directory"),
+    (["neurons", "{corpus}", "--max-chars", "1"], "Invalid value for '--max-chars'"),
+    (["report", "nowhere"], "no such checkpoint"),
+    (["list"], "checkpoints/ does not exist"),
+    (["info", "nope.safetensors"], "no such checkpoint"),
+])
+def test_inspection_commands_refuse_bad_input_in_one_line(cli, trained_run, corpus_file, args,
+                                                          message):
+    args = [a.format(corpus=corpus_file) for a in args]
+    r = cli(*args, *(["-c", trained_run] if args[0] in ("eval", "neurons") else []))
+    assert r.exit_code != 0 and message in r.stderr, r
+    assert r.stderr.count("\n") == 1 and r.stdout == ""

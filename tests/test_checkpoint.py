@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from charrnn import checkpoint as ckpt
+from charrnn import runfolder
 from charrnn.errors import CheckpointError
 
 
@@ -114,10 +115,10 @@ def test_edited_metadata_is_refused(trained_run, tmp_path, edit, message):
 
 
 def test_resolve_prefers_best_in_newest_run(trained_run, tmp_path):
-    assert ckpt.resolve(trained_run) == trained_run / "best.safetensors"
-    assert ckpt.resolve(None, trained_run.parent) == trained_run / "best.safetensors"
+    assert runfolder.resolve(trained_run) == trained_run / "best.safetensors"
+    assert runfolder.resolve(None, trained_run.parent) == trained_run / "best.safetensors"
     with pytest.raises(CheckpointError, match="no checkpoints found"):
-        ckpt.resolve(None, tmp_path / "none")
+        runfolder.resolve(None, tmp_path / "none")
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="no checkpoints found"):
-        ckpt.resolve(None, tmp_path / "empty")
+        runfolder.resolve(None, tmp_path / "empty")

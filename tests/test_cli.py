@@ -96,7 +96,8 @@ def test_resume_keeps_the_runs_patience_unless_given(cli, corpus_file, tmp_path)
     (None, ["eval"], "no checkpoints found", 1),
     (None, ["frobnicate"], "No such command", 2),
 ])
-def test_bad_input_is_one_line_and_an_exit_code(cli, tmp_path, make, args, message, code):
+def test_each_command_refuses_bad_input_in_one_line_with_its_exit_code(
+        cli, tmp_path, make, args, message, code):
     if make == "dir":
         (tmp_path / "d").mkdir()
     elif make is not None:
@@ -107,18 +108,6 @@ def test_bad_input_is_one_line_and_an_exit_code(cli, tmp_path, make, args, messa
     assert message in r.stderr, r
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert r.stdout == ""
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--temp", "-1"], "Invalid value for '--temp'"),
-    (["--temp", "nan"], "Invalid value for '--temp'"),
-    (["--length", "-5"], "Invalid value for '--length'"),
-    (["-p", "XYZ"], "never saw: 'XYZ'"),
-])
-def test_bad_sample_options(cli, trained_run, args, message):
-    r = cli("sample", "-c", trained_run, *args)
-    assert r.exit_code != 0 and message in r.stderr, r
-    assert r.stdout == "" and r.stderr.count("\n") == 1
 
 
 def _run(*args, **kw):
@@ -169,14 +158,14 @@ def test_python_dash_m_and_sample_never_import_torch(trained_run):
     ("01", "garbage", 1)])
 def test_sampling_uses_a_second_blas_thread_only_while_a_core_is_idle(
         monkeypatch, tmp_path, cores, loadavg, threads):
-    from charrnn import cli
+    from charrnn import threads as blas
 
     (tmp_path / "loadavg").write_text(loadavg + "\n")
-    monkeypatch.setattr(cli, "_LOADAVG", tmp_path / "loadavg")
+    monkeypatch.setattr(blas, "_LOADAVG", tmp_path / "loadavg")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(cores), raising=False)
-    assert cli._sampling_threads() == threads
-    monkeypatch.setattr(cli, "_LOADAVG", tmp_path / "missing")
-    assert cli._sampling_threads() == 1
+    assert blas.sampling_threads() == threads
+    monkeypatch.setattr(blas, "_LOADAVG", tmp_path / "missing")
+    assert blas.sampling_threads() == 1
 
 
 def test_sample_sets_blas_threads_before_numpy_unless_the_user_did(trained_run):
@@ -228,7 +217,7 @@ def test_jsonl_has_text_seed_and_settings(cli, trained_run):
     assert isinstance(json.loads(r.stdout)["seed"], int)
 
 
-def test_stop_escapes_and_echo(cli, trained_run):
+def test_stop_takes_escapes_and_no_echo_leaves_out_the_prime(cli, trained_run):
     r = cli("sample", "-c", trained_run, "-p", "the cat ", "--temp", "0", "--stop", r"\n")
     assert r.exit_code == 0, r
     assert r.stdout == "the cat sat on the mat.\n"
@@ -243,19 +232,6 @@ def test_unknown_prime_characters_can_be_dropped(cli, trained_run):
     assert r.exit_code == 0, r
     assert r.stdout == "the cat sat on "
     assert r.stderr == "charrnn: warning: dropped prime characters the model never saw: 'Q'\n"
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--top-p", "1.5"], "Invalid value for '--top-p'"),
-    (["--top-p", "0"], "top-p must be in (0, 1]"),
-    (["--seed", "-1"], "Invalid value for '--seed'"),
-    (["--num-samples", "0"], "Invalid value for '--num-samples'"),
-    (["--stop", ""], "stop string must not be empty"),
-])
-def test_bad_new_sample_options(cli, trained_run, args, message):
-    r = cli("sample", "-c", trained_run, *args)
-    assert r.exit_code == 2 and message in r.stderr, r
-    assert r.stdout == "" and r.stderr.count("\n") == 1
 
 
 def test_seeded_runs_are_identical_across_processes_and_prime_reads_stdin(trained_run):
@@ -299,10 +275,11 @@ def test_sample_fast_path_parses_exactly_as_typer(args):
     """Start-up skips Typer's parser for plain options; it must never disagree with it."""
     import typer
 
-    from charrnn.cli import _sample_fast_path, app
+    from charrnn.cli import app, sample
+    from charrnn.fastpath import sample_options
 
     cmd = typer.main.get_command(app).commands["sample"]
-    fast = _sample_fast_path(["sample", *args])
+    fast = sample_options(sample, ["sample", *args])
     try:
         full = cmd.make_context("sample", list(args)).params
     except (Exception, SystemExit):  # Typer refuses it (or prints help): so must we
@@ -313,15 +290,35 @@ def test_sample_fast_path_parses_exactly_as_typer(args):
 
 
 def test_sample_fast_path_takes_ordinary_command_lines():
-    from charrnn.cli import _sample_fast_path
+    from charrnn.cli import sample
+    from charrnn.fastpath import sample_options
 
     args = ["sample", "-c", "run", "-n500", "--temp=0.8", "--top-k", "40", "--top-p", ".9",
             "--seed", "1", "-p", "-", "--stop", r"\n\n", "--stop", "END", "--num-samples",
             "4", "--no-echo", "--separator", r"\0", "--jsonl", "--drop-unknown"]
-    assert _sample_fast_path(args) == {
+    assert sample_options(sample, args) == {
         "checkpoint": "run", "length": 500, "temp": 0.8, "top_k": 40, "top_p": 0.9, "seed": 1,
         "prime": "-", "stop": [r"\n\n", "END"], "num_samples": 4, "echo": False,
-        "separator": r"\0", "jsonl": True, "drop_unknown": True}
-    assert _sample_fast_path(["sample"]) is not None
-    assert _sample_fast_path(["sample", "--help"]) is None
-    assert _sample_fast_path(["train", "-n", "5"]) is None
+        "separator": r"\0", "jsonl": True, "drop_unknown": True, "show_copies": False,
+        "min_copy": 20, "max_copy": None, "novel": False, "tries": 20, "corpus": None}
+    assert sample_options(sample, ["sample"]) is not None
+    assert sample_options(sample, ["sample", "--help"]) is None
+    assert sample_options(sample, ["train", "-n", "5"]) is None
+
+
+def test_bash_completion_works_and_every_help_shows_examples(cli):
+    import os
+    from pathlib import Path
+
+    import charrnn
+
+    env = {**os.environ, "_CHARRNN_COMPLETE": "complete_bash", "COMP_WORDS": "charrnn ne",
+           "COMP_CWORD": "1", "PYTHONPATH": str(Path(charrnn.__file__).parents[1])}
+    r = subprocess.run([sys.executable, "-m", "charrnn"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.split() == ["neurons"], r
+    r = cli("--show-completion", "bash")
+    assert "complete -o default -F _charrnn_completion charrnn" in r.stdout
+    for command in ("train", "sample", "eval", "neurons", "report", "info", "list"):
+        r = cli(command, "--help")
+        assert r.exit_code == 0 and "Examples" in r.stdout, (command, r)

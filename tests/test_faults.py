@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from charrnn import checkpoint as ckpt
-from charrnn import runs, train
+from charrnn import files, progress, runfolder
+from charrnn import trainer as train
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Corpus
 from charrnn.evaluate import Score
@@ -40,7 +41,7 @@ def _loads(path: Path) -> ckpt.Checkpoint:
 
 
 def _temps(run: Path) -> list[Path]:
-    return sorted(run.glob(f".*{ckpt.TMP_SUFFIX}"))
+    return sorted(run.glob(f".*{files.TMP_SUFFIX}"))
 
 
 # --------------------------------------------------------------------------- exact resume
@@ -95,20 +96,20 @@ def test_cli_resume_after_ctrl_c_matches_uninterrupted_run(cli, tmp_path, monkey
             "--warmup", "4", "--patience", "0"]
     assert cli(*args, "-o", "whole").exit_code == 0
 
-    real = runs.ConsoleProgress.on_step
+    real = progress.ConsoleProgress.on_step
 
     def ctrl_c_at_7(self, p):
         real(self, p)
         if p.step == 7:
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(runs.ConsoleProgress, "on_step", ctrl_c_at_7)
+    monkeypatch.setattr(progress.ConsoleProgress, "on_step", ctrl_c_at_7)
     r = cli(*args, "-o", "split")
     assert r.exit_code == 130, r
     assert r.stderr.splitlines()[-1] == (
         "charrnn: interrupted; checkpoint saved in split/ (continue with --resume)")
     assert _loads(tmp_path / "split" / "latest.safetensors").meta["progress"]["step"] == 7
-    monkeypatch.setattr(runs.ConsoleProgress, "on_step", real)
+    monkeypatch.setattr(progress.ConsoleProgress, "on_step", real)
     assert cli("train", text, "-o", "split", "--resume", "--patience", "0").exit_code == 0
     a = ckpt.load_tensors(ckpt.inspect(tmp_path / "whole" / "latest.safetensors"))
     b = ckpt.load_tensors(ckpt.inspect(tmp_path / "split" / "latest.safetensors"))
@@ -218,7 +219,7 @@ def test_plain_kill_sigterm_also_saves_and_exits_143(cli, corpus_file, monkeypat
         if p.step == 4:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(runs.ConsoleProgress, "on_step", kill_at_4)
+    monkeypatch.setattr(progress.ConsoleProgress, "on_step", kill_at_4)
     r = cli("train", corpus_file, "-o", "run", *TINY, "--max-steps", "50", "--eval-every", "100")
     assert r.exit_code == 143, r
     assert r.stderr.splitlines()[-1] == (
@@ -243,8 +244,8 @@ def test_second_ctrl_c_during_the_save_does_not_corrupt_it(cli, corpus_file, mon
             sent.append(fd)
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(runs.ConsoleProgress, "on_step", ctrl_c_at_3)
-    monkeypatch.setattr(ckpt.os, "fsync", fsync_then_ctrl_c)
+    monkeypatch.setattr(progress.ConsoleProgress, "on_step", ctrl_c_at_3)
+    monkeypatch.setattr(files.os, "fsync", fsync_then_ctrl_c)
     r = cli("train", corpus_file, "-o", "run", *TINY, "--max-steps", "50",
             "--eval-every", "100")
     assert r.exit_code == 130, r
@@ -264,7 +265,7 @@ def test_failed_save_keeps_the_previous_checkpoint(cli, corpus_file, monkeypatch
     (no temp file can be made): monkeypatched, since as root permissions do not bite."""
     latest = tmp_path / "run" / "latest.safetensors"
     seen = {}
-    real_fsync, real_mkstemp = os.fsync, ckpt.tempfile.mkstemp
+    real_fsync, real_mkstemp = os.fsync, files.tempfile.mkstemp
 
     def broken(step: int) -> bool:
         if step < 4:
@@ -286,9 +287,9 @@ def test_failed_save_keeps_the_previous_checkpoint(cli, corpus_file, monkeypatch
     def on_step(self, p):
         seen["step"] = p.step
 
-    monkeypatch.setattr(runs.ConsoleProgress, "on_step", on_step)
-    monkeypatch.setattr(ckpt.os, "fsync", fsync)
-    monkeypatch.setattr(ckpt.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(progress.ConsoleProgress, "on_step", on_step)
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
     r = cli("train", corpus_file, "-o", "run", *TINY, "--max-steps", "20", "--eval-every", "2")
     assert r.exit_code == 1, r
     assert r.stderr.splitlines()[-1] == (
@@ -302,14 +303,15 @@ def test_failed_save_keeps_the_previous_checkpoint(cli, corpus_file, monkeypatch
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
                     reason="root ignores folder permissions (the monkeypatched test covers it)")
-def test_read_only_run_folder_for_real(cli, corpus_file, monkeypatch, tmp_path):
+def test_run_folder_made_read_only_for_real_keeps_the_last_save(cli, corpus_file, monkeypatch,
+                                                                 tmp_path):
     run = tmp_path / "run"
 
     def on_step(self, p):
         if p.step == 3:
             run.chmod(0o555)
 
-    monkeypatch.setattr(runs.ConsoleProgress, "on_step", on_step)
+    monkeypatch.setattr(progress.ConsoleProgress, "on_step", on_step)
     before = None
     try:
         r = cli("train", corpus_file, "-o", "run", *TINY, "--max-steps", "20",
@@ -363,7 +365,7 @@ def test_divergence_stops_without_a_poisoned_checkpoint(cli, corpus_file, monkey
     def score_ids(model, ids, **kw):
         return Score(math.nan if len(steps) >= 4 else 1.0, 1)
 
-    monkeypatch.setattr(runs.ConsoleProgress, "on_step", on_step)
+    monkeypatch.setattr(progress.ConsoleProgress, "on_step", on_step)
     if how == "val":
         monkeypatch.setattr(train, "score_ids", score_ids)
     else:
@@ -428,7 +430,7 @@ def test_a_run_that_fails_at_once_leaves_no_folder(cli, tmp_path):
     ("x" * 300 + ".txt", "x" * 64), ("-o.txt", "-o"), ("\u202e\u200b.txt", "run"),
 ])
 def test_default_run_folder_stays_inside_checkpoints(source, name):
-    got = runs.run_name(source)
+    got = runfolder.run_name(source)
     assert got == name
     root = Path("checkpoints").resolve()
     assert (root / got).resolve().parent == root

@@ -16,7 +16,7 @@ def _model(cell: str, **kw) -> CharRNN:
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_shapes_and_parameter_names(cell):
+def test_output_shapes_and_weight_names_match_the_config(cell):
     m = _model(cell)
     logits, state = m(torch.randint(0, 11, (3, 7)))
     assert logits.shape == (3, 7, 11)

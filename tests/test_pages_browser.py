@@ -18,7 +18,7 @@ import pytest
 from pngread import read_png
 
 from charrnn.cli import main
-from charrnn.report import BIT_EDGES, _heat
+from charrnn.html_pages import BIT_EDGES, _heat
 from charrnn.text import read_text
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser",

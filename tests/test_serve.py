@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charrnn import checkpoint as ckpt
+from charrnn import files
 from charrnn.sample import END, SampleConfig, Sampler
 from charrnn.serve.app import MAX_BODY, Limits, create_app
 from charrnn.serve.models import Models
@@ -320,7 +321,7 @@ def _save_variant(src: Path, dest: Path, shift: float) -> None:
     weights = ckpt.inspect(src).numpy_weights()
     weights["head.bias"] = weights["head.bias"] + np.linspace(0, shift, len(weights[
         "head.bias"]), dtype=np.float32)
-    ckpt.atomic_write_bytes(dest, save(weights, metadata=meta))
+    files.atomic_write_bytes(dest, save(weights, metadata=meta))
 
 
 def test_replaced_checkpoint_is_picked_up_and_a_broken_one_is_not(trained_run, tmp_path):
@@ -334,7 +335,7 @@ def test_replaced_checkpoint_is_picked_up_and_a_broken_one_is_not(trained_run, t
         _save_variant(best, best, 6.0)
         after = post(u, body).json()["choices"][0]["text"]
         assert after == expected(run, "the ", 1, 60, 1.5, seed=4)[0] != before
-        ckpt.atomic_write_bytes(best, b"\0" * 100)  # a damaged file: the last good one stays
+        files.atomic_write_bytes(best, b"\0" * 100)  # a damaged file: the last good one stays
         assert post(u, body).json()["choices"][0]["text"] == after
 
 

@@ -57,7 +57,7 @@ def test_read_text_refuses_unusable_files(tmp_path, content, message):
         read_text(p)
 
 
-def test_read_text_missing_and_directory(tmp_path):
+def test_read_text_names_a_missing_file_and_a_directory(tmp_path):
     with pytest.raises(CharRNNError, match="no such file"):
         read_text(tmp_path / "nope.txt")
     with pytest.raises(CharRNNError, match="is a directory"):

@@ -2,6 +2,8 @@
 
 import json
 import math
+import os
+import sys
 import time
 
 import numpy as np
@@ -11,7 +13,8 @@ import torch
 from charrnn import checkpoint as ckpt
 from charrnn.config import ModelConfig, TrainConfig, auto_model
 from charrnn.data import Corpus
-from charrnn.train import Callbacks, Trainer, lr_at, pick_dtype
+from charrnn.device import pick_dtype
+from charrnn.trainer import Callbacks, Trainer, lr_at
 
 
 def test_schedule_warms_up_then_decays_to_the_floor_at_the_end():
@@ -57,7 +60,7 @@ def test_time_budget_drives_the_schedule_and_is_kept(tmp_path, budget):
 
 def test_costly_validation_is_spaced_out_to_a_tenth_of_the_budget(tmp_path, monkeypatch):
     """A big held-out sample must not eat a short budget: validations get rarer instead."""
-    import charrnn.train as train
+    import charrnn.trainer as train
 
     monkeypatch.setattr(train, "MIN_EVAL_GAP", 0.1)  # budget/10 = 0.6 s between validations
     slow = train.Trainer._evaluate
@@ -101,7 +104,7 @@ def test_train_shows_the_chosen_size_and_takes_overrides(cli, corpus_file):
     assert "model size chosen" not in r.stderr
 
 
-def test_metrics_log_and_checkpoints(tmp_path):
+def test_validations_are_logged_and_best_keeps_the_lowest_weights_only(tmp_path):
     corpus = _corpus(tmp_path)
     mc = ModelConfig(vocab_size=len(corpus.vocab), hidden_size=16, num_layers=1, embed_size=8)
     cfg = TrainConfig(batch_size=4, seq_len=16, max_steps=40, eval_every=20)
@@ -127,5 +130,39 @@ def test_bf16_autocast_trains_and_saves_float32(tmp_path):
     assert all(c.tensors[k][0] == "F32" for k in mc.weight_shapes())
 
 
+def test_bf16_where_the_cpu_cannot_run_it_is_one_line(tmp_path, corpus_file):
+    """oneDNN has no bf16 LSTM below AVX-512: ONEDNN_MAX_CPU_ISA=AVX2 makes any x86 CPU
+    such a CPU; --precision bf16 then explains itself (exit 2) instead of crashing."""
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("ONEDNN_MAX_CPU_ISA=AVX2 only lowers x86 CPUs")
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    r = subprocess.run([sys.executable, "-m", "charrnn", "train", str(corpus_file), "-o",
+                        str(tmp_path / "run"), "--max-steps", "2", "--precision", "bf16",
+                        "--hidden-size", "8", "--layers", "1"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2, r
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("charrnn: error: --precision bf16") and "fp32" in last, r
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_fp32_precision_means_no_autocast():
     assert pick_dtype("fp32", torch.device("cpu")) is None
+
+
+def test_sparkline_draws_the_validation_trend_where_the_terminal_can(monkeypatch):
+    import io
+
+    from charrnn.progress import sparkline
+
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(io.BytesIO(), encoding="utf-8"))
+    assert sparkline([4.0, 3.0, 2.0, 1.0]) == "\u2588\u2586\u2583\u2581"
+    assert sparkline([2.0]) == "" and sparkline([2.0, 2.0]) == "\u2581\u2581"
+    assert len(sparkline([float(i) for i in range(30)], width=12)) == 12
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(io.BytesIO(), encoding="ascii"))
+    assert sparkline([4.0, 3.0]) == ""  # a terminal that cannot show the blocks gets none

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charrnn import checkpoint as ckpt
+from charrnn import runfolder
 from charrnn.errors import CharRNNError
 from charrnn.sample import Sampler
 
@@ -49,21 +50,21 @@ def _run_name(path: Path) -> str:
 class Models:
     """Named runs: all runs under ``root``, or the one run (or file) ``target``."""
 
-    def __init__(self, root: Path = ckpt.DEFAULT_ROOT, target: str | None = None) -> None:
+    def __init__(self, root: Path = runfolder.DEFAULT_ROOT, target: str | None = None) -> None:
         self.root, self.target = root, target
         self._loaded: dict[str, _Loaded] = {}
         self._lock = threading.Lock()
         self._runs: dict[str, Path] = {}
         self.scan()
         if not self._runs:
-            ckpt.resolve(None, root)  # raises the usual "no checkpoints found" message
+            runfolder.resolve(None, root)  # raises the usual "no checkpoints found" message
         self.default = self._default()
 
     def scan(self) -> dict[str, Path]:
         """Name -> run folder (or file): every folder under root holding a checkpoint."""
         if self.target is not None:
             path = Path(self.target)
-            ckpt.resolve(path)  # a bad target fails at start-up, not at the first request
+            runfolder.resolve(path)  # a bad target fails at start-up, not at the first request
             self._runs = {_run_name(path): path}
         elif self.root.is_dir():
             found = {p.parent for p in self.root.rglob(f"*{ckpt.SUFFIX}")
@@ -76,7 +77,7 @@ class Models:
         """The run ``charrnn sample`` would use: the one given, else the newest."""
         if self.target is not None:
             return next(iter(self._runs))
-        newest = ckpt.resolve(None, self.root).parent
+        newest = runfolder.resolve(None, self.root).parent
         return next(n for n, p in self._runs.items() if p == newest)
 
     def names(self) -> list[str]:
@@ -110,7 +111,7 @@ class Models:
         with self._lock:
             loaded = self._loaded.get(name)
             try:
-                path = ckpt.resolve(run)
+                path = runfolder.resolve(run)
                 identity = _identity(path)
                 if loaded is not None and loaded.identity == identity:
                     return name, loaded.sampler

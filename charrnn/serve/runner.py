@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from charrnn import checkpoint as ckpt
+from charrnn import runfolder
 from charrnn.errors import CharRNNError, ConfigError
 
 log = logging.getLogger("charrnn.serve")
@@ -24,7 +24,7 @@ log = logging.getLogger("charrnn.serve")
 @dataclass
 class ServeConfig:
     target: str | None = None  # one run folder or checkpoint; None: every run under root
-    root: Path = ckpt.DEFAULT_ROOT
+    root: Path = runfolder.DEFAULT_ROOT
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = None

@@ -1,20 +1,21 @@
-"""What a checkpoint and a run folder hold, as plain data: for info, list and run reports.
+"""What a checkpoint and its run hold, as plain data: the work behind info and list.
 
-Reads checkpoint headers and metrics.jsonl only (no weights, no torch), so listing many
-runs is instant. The front ends (rich tables in the terminal, HTML pages) render the
-same key/value sections.
+Reads checkpoint headers only (no weights, no torch), so listing many runs is instant.
+The front ends (rich tables in the terminal, the report page) render the same key/value
+sections.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from charrnn import checkpoint as ckpt
+from charrnn import runfolder
 from charrnn.errors import CharRNNError
+from charrnn.evaluate import bits
 
 Section = tuple[str, list[tuple[str, str]]]
 
@@ -42,7 +43,7 @@ def duration(seconds: float | None) -> str:
 def _loss(nats: float | None) -> str:
     if nats is None or not math.isfinite(nats):
         return "n/a"
-    return f"{nats:.4f} nats/char ({nats / math.log(2):.3f} bits/char)"
+    return f"{nats:.4f} nats/char ({bits(nats):.3f} bits/char)"
 
 
 def describe(c: ckpt.Checkpoint) -> list[Section]:
@@ -88,22 +89,6 @@ def describe(c: ckpt.Checkpoint) -> list[Section]:
     return sections
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The records of a run's metrics.jsonl (damaged lines, e.g. a torn last line, skipped)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and rec.get("kind") in ("train", "val"):
-            out.append(rec)
-    return out
-
-
 @dataclass
 class RunSummary:
     path: Path
@@ -123,27 +108,17 @@ class RunSummary:
                 "corpus": self.corpus}
 
 
-def run_checkpoint(run_dir: Path) -> ckpt.Checkpoint:
-    """The run's most up-to-date metadata: latest (it knows the best loss so far), else best."""
-    for name in ("latest", "best"):
-        p = Path(run_dir) / f"{name}{ckpt.SUFFIX}"
-        if p.is_file():
-            return ckpt.inspect(p)
-    return ckpt.inspect(ckpt.resolve(run_dir))
-
-
-def list_runs(root: Path = ckpt.DEFAULT_ROOT) -> list[RunSummary]:
+def list_runs(root: Path = runfolder.DEFAULT_ROOT) -> list[RunSummary]:
     """Every run folder under ``root`` (any folder holding a checkpoint), sorted by path.
 
     A damaged checkpoint is skipped rather than hiding the other runs."""
     root = Path(root)
     if not root.is_dir():
         raise CharRNNError(f"{root}/ does not exist; train a model first (charrnn train FILE)")
-    dirs = sorted({p.parent for p in root.rglob(f"*{ckpt.SUFFIX}") if not p.name.startswith(".")})
     out = []
-    for d in dirs:
+    for d in runfolder.run_dirs(root):
         try:
-            c = run_checkpoint(d)
+            c = runfolder.newest_meta(d)
         except CharRNNError:
             continue
         m, prog = c.config, c.meta.get("progress", {})
@@ -152,3 +127,37 @@ def list_runs(root: Path = ckpt.DEFAULT_ROOT) -> list[RunSummary]:
                               float(prog.get("elapsed", 0.0)), prog.get("best_val_loss"),
                               str(c.meta.get("corpus", {}).get("source", ""))))
     return out
+
+
+def print_info(c: ckpt.Checkpoint) -> None:
+    """The ``describe`` sections as rich tables on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    for title, rows in describe(c):
+        table = Table(title=title, title_justify="left", show_header=False, box=None,
+                      padding=(0, 2, 0, 0), title_style="bold underline")
+        table.add_column(style="bold")
+        table.add_column(overflow="fold")
+        for key, value in rows:  # Text: a value is never read as rich markup
+            table.add_row(Text(key), Text(value))
+        console.print(table)
+
+
+def print_runs(runs: list[RunSummary]) -> None:
+    """One table row per run on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, padding=(0, 2, 0, 0))
+    for name in ("run", "cell", "size", "params", "steps", "chars seen", "time",
+                 "best val (bits/char)"):
+        table.add_column(name, justify="left" if name in ("run", "cell", "size") else "right")
+    for r in runs:
+        best = "n/a" if r.best_val_loss is None else f"{bits(r.best_val_loss):.3f}"
+        table.add_row(*map(Text, (str(r.path), r.cell, r.size, f"{r.params:,}", f"{r.steps:,}",
+                                  f"{r.chars_seen:,}", duration(r.elapsed), best)))
+    Console(highlight=False).print(table)

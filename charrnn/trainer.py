@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import math
 import platform
-import signal
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,53 +19,20 @@ import torch
 import torch.nn.functional as F
 
 from charrnn import checkpoint as ckpt
+from charrnn import runfolder, trainstate
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Batches, Corpus, min_train_chars, val_windows
+from charrnn.device import pick_device, pick_dtype
 from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import score_ids
+from charrnn.files import os_reason
 from charrnn.model import CharRNN, State, detach_state
+from charrnn.runfolder import BEST, LATEST
+from charrnn.signals import StopOnSignal, defer_sigint
 
-LATEST, BEST, METRICS = "latest", "best", "metrics.jsonl"
 MIN_EVAL_GAP = 30.0  # seconds between time-based validations, at the least
 _VERDICTS = (None, "early-stop", "diverged")  # what a validation decides, as rank 0 sends it
-
-
-def pick_device(name: str) -> torch.device:
-    """'auto' -> cuda, then mps, then cpu; an explicit device must exist."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise CharRNNError("--device cuda: no CUDA GPU is available to torch")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise CharRNNError("--device mps: Apple's MPS backend is not available")
-    return torch.device(name)
-
-
-def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for training, or None for plain float32.
-
-    'auto' takes bfloat16 where the hardware runs it natively: CUDA GPUs that support it,
-    and CPUs with AMX tiles (LSTM training 1.6-2.4x faster than float32) or AVX-512 BF16
-    instructions (1.2-1.6x, e.g. AMD Zen 4); float32 elsewhere, where bf16 is emulated.
-    """
-    if precision == "fp32" or device.type == "mps":
-        return None
-    if device.type == "cuda":
-        ok = torch.cuda.is_bf16_supported()
-    else:
-        try:
-            ok = precision == "bf16" or (torch.cpu._is_amx_tile_supported()
-                                           or torch.cpu._is_avx512_bf16_supported())
-        except AttributeError:  # older torch without the probe
-            ok = precision == "bf16"
-    if precision == "bf16" and not ok:
-        raise CharRNNError(f"--precision bf16: {device.type} here does not support bfloat16")
-    return torch.bfloat16 if ok else None
 
 
 @dataclass
@@ -103,7 +68,7 @@ class Result:
     best_val_loss: float | None
     eval_seconds: float  # spent validating and checkpointing, included in elapsed
     saved: bool = False  # whether latest holds this session's final position
-    stop_signal: int = 0  # SIGINT or SIGTERM when one stopped the run
+    stop_signal: int = 0  # SIGINT, SIGTERM or SIGHUP when one stopped the run
 
 
 def lr_at(cfg: TrainConfig, step: int, fraction: float) -> float:
@@ -111,84 +76,6 @@ def lr_at(cfg: TrainConfig, step: int, fraction: float) -> float:
     warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
     decay = 0.5 * (1.0 + math.cos(math.pi * min(max(fraction, 0.0), 1.0)))
     return cfg.lr * warm * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * decay)
-
-
-@contextmanager
-def _defer_sigint():
-    """Hold Ctrl-C until a checkpoint write finishes, then deliver it to the old handler."""
-    pending: list[int] = []
-    try:
-        old = signal.signal(signal.SIGINT, lambda s, f: pending.append(s))
-    except ValueError:  # not the main thread: nothing to defer
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-        if pending:
-            signal.raise_signal(signal.SIGINT)
-
-
-class _StopOnSignal:
-    """Ctrl-C (or a plain ``kill``: SIGTERM) while training: finish the step in hand,
-    then save and stop.
-
-    A KeyboardInterrupt raised anywhere in a step (say between the optimizer update and
-    the step counter) would save weights one step ahead of the recorded position, and the
-    resumed run would no longer match an uninterrupted one. So the handler only sets a
-    flag that the loop reads between steps. Validation changes no training state, so a
-    Ctrl-C during it interrupts at once (``immediate``); during a save it waits.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.signum = 0  # the signal that asked to stop, if any
-        self._immediate = False
-
-    def _handler(self, signum, frame) -> None:
-        self.requested, self.signum = True, signum
-        if self._immediate:
-            raise KeyboardInterrupt
-
-    @contextmanager
-    def installed(self):
-        try:
-            old = [signal.signal(s, self._handler) for s in self.SIGNALS]
-        except ValueError:  # not the main thread: signals never reach us here
-            yield
-            return
-        try:
-            yield
-        finally:
-            for s, handler in zip(self.SIGNALS, old, strict=True):
-                signal.signal(s, handler)
-
-    @contextmanager
-    def immediate(self):
-        """A stop signal inside this block raises KeyboardInterrupt (also one pending)."""
-        self._immediate = True
-        try:
-            if self.requested:
-                raise KeyboardInterrupt
-            yield
-        finally:
-            self._immediate = False
-
-
-def _drop_partial_line(path: Path) -> None:
-    """A run killed mid-write leaves half a JSON line at the end of the log: cut it, so
-    the resumed run's lines do not glue onto it and every line stays valid JSON."""
-    if not path.is_file():
-        return
-    with path.open("r+b") as f:
-        size = f.seek(0, 2)
-        f.seek(max(0, size - 65536))
-        tail = f.read()
-        if tail and not tail.endswith(b"\n") and (b"\n" in tail or len(tail) == size):
-            f.truncate(size - len(tail) + tail.rfind(b"\n") + 1)
 
 
 class Trainer:
@@ -221,10 +108,10 @@ class Trainer:
             self.device = torch.device("cuda", dist.local_rank)
         share = config.batch_size // dist.world
         self.rows = slice(dist.rank * share, (dist.rank + 1) * share)  # this rank's streams
-        self.dtype = pick_dtype(config.precision, self.device)
+        self.dtype = pick_dtype(config.precision, self.device, model_config.cell)
         torch.manual_seed(config.seed)
         self.model = CharRNN(model_config).to(self.device)
-        net = self.model
+        net: torch.nn.Module = self.model
         if dist.enabled:  # DDP checks every rank holds the same weights, then syncs grads
             from torch.nn.parallel import DistributedDataParallel
 
@@ -232,22 +119,19 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda"
                 else None)
         # what the loop calls: the model or its DDP wrapper, compiled if asked
-        self.forward = torch.compile(net) if config.compile else net
+        self.forward: torch.nn.Module = torch.compile(net) if config.compile else net  # type: ignore[assignment]
         self._seed_rank(0)
         self.val_sample = val_windows(corpus.val, config.val_max_chars)
         self.opt = torch.optim.AdamW(self._param_groups(), lr=config.lr, betas=(0.9, 0.99))
         # position in the run; replaced by resume()
         self.step, self.epoch, self.chunk, self.chars_seen = 0, 0, 0, 0
-        self.elapsed_before, self.best_val, self.bad_evals = 0.0, None, 0
+        self.elapsed_before, self.bad_evals = 0.0, 0
+        self.best_val: float | None = None
         self.state: State | None = None
         self._t0: float | None = None  # perf_counter at the start of this session
         self._last_eval_step = -1
         self.eval_seconds = 0.0
-        self._sigint = _StopOnSignal()
-
-    def request_stop(self) -> None:
-        """Stop after the current step, saving latest, as Ctrl-C does."""
-        self._sigint.requested = True
+        self._sigint = StopOnSignal()
 
     def _seed_rank(self, step: int) -> None:
         """Other ranks draw their own dropout masks; rank 0 keeps the single-process ones."""
@@ -256,7 +140,8 @@ class Trainer:
 
     def _param_groups(self) -> list[dict]:
         """Weight decay on matrices only, not on biases or the embedding table."""
-        decay, no_decay = [], []
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
         for name, p in self.model.named_parameters():
             (decay if p.ndim == 2 and not name.startswith("embed") else no_decay).append(p)
         return [{"params": decay, "weight_decay": self.cfg.weight_decay},
@@ -280,57 +165,40 @@ class Trainer:
              carry: State | None = None) -> Path:
         """Write a checkpoint; ``carry``: the whole job's carried state (``_job_state``).
 
-        In a single process it defaults to the trainer's own state.
+        ``full`` adds what --resume needs (charrnn.trainstate). In a single process the
+        carried state defaults to the trainer's own.
         """
         if carry is None and not self.dist.enabled:
             carry = self.state
         tensors = self._weights()
-        if full:  # everything needed to continue exactly where we are
-            opt = self.opt.state_dict()
-            for idx, st in opt["state"].items():
-                for key, t in st.items():
-                    tensors[f"optim.{idx}.{key}"] = t.detach().cpu().contiguous()
-            if carry is not None:
-                parts = carry if isinstance(carry, tuple) else (carry,)
-                for key, t in zip("hc", parts, strict=False):
-                    tensors[f"carry.{key}"] = t.detach().float().cpu().contiguous()
-            tensors["rng.cpu"] = torch.get_rng_state()
-            if self.device.type == "cuda":
-                tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         meta = self._meta(progress)
-        if full:
-            meta["optimizer"] = {"param_groups": [
-                {k: v for k, v in g.items()} for g in self.opt.state_dict()["param_groups"]]}
-        path = self.run_dir / f"{name}{ckpt.SUFFIX}"
-        with _defer_sigint():
+        if full:  # everything needed to continue exactly where we are
+            state, meta["optimizer"] = trainstate.pack(self.opt, carry, self.device)
+            tensors.update(state)
+        path = runfolder.checkpoint_path(self.run_dir, name)
+        with defer_sigint():
             ckpt.write(path, tensors, meta)
         return path
 
     def resume(self, path: Path) -> None:
         """Restore weights, optimizer, RNG, carried state and position from ``latest``."""
         c = ckpt.inspect(path)
-        ckpt.check_resumable(c)
+        trainstate.check_meta(c)
         if c.vocab != self.corpus.vocab:
             raise CharRNNError("the corpus's characters differ from the checkpoint's vocabulary")
-        t = ckpt.load_tensors(c, "cpu")
-        self._check_state_tensors(c, t)
-        self.model.load_state_dict({k: t[k] for k in self.mc.weight_shapes()})
-        opt = {"state": {}, "param_groups": c.meta["optimizer"]["param_groups"]}
-        for key, value in t.items():
-            if key.startswith("optim."):
-                _, idx, name = key.split(".", 2)
-                opt["state"].setdefault(int(idx), {})[name] = value
-        self.opt.load_state_dict(opt)
-        if "carry.h" in t:
-            if t["carry.h"].shape[1] != self.cfg.batch_size:
-                raise CharRNNError(f"{path} carries {t['carry.h'].shape[1]} streams, the "
-                                   f"run has {self.cfg.batch_size}")
-            h = t["carry.h"][:, self.rows].to(self.device)  # this rank's streams
-            self.state = (h, t["carry.c"][:, self.rows].to(self.device)) if "carry.c" in t else h
-        torch.set_rng_state(t["rng.cpu"])
-        if "rng.cuda" in t and self.device.type == "cuda":
-            torch.cuda.set_rng_state(t["rng.cuda"], self.device)
-        p = c.meta["progress"]
+        r = trainstate.unpack(c, ckpt.load_tensors(c, "cpu"), self.opt, self.mc,
+                              self.cfg.batch_size)
+        self.model.load_state_dict(r.weights)
+        self.opt.load_state_dict(r.optimizer)
+        if isinstance(r.carry, tuple):  # this rank's streams
+            h, cell = r.carry
+            self.state = (h[:, self.rows].to(self.device), cell[:, self.rows].to(self.device))
+        elif r.carry is not None:
+            self.state = r.carry[:, self.rows].to(self.device)
+        torch.set_rng_state(r.rng_cpu)
+        if r.rng_cuda is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(r.rng_cuda, self.device)
+        p = r.progress
         self.step, self.epoch, self.chunk = p["step"], p["epoch"], p["epoch_chunk"]
         self.chars_seen, self.elapsed_before = p["chars_seen"], p["elapsed"]
         self.best_val, self.bad_evals = p["best_val_loss"], p["bad_evals"]
@@ -344,36 +212,6 @@ class Trainer:
         if isinstance(self.state, tuple):
             return tuple(self.dist.gather_streams(s) for s in self.state)  # type: ignore
         return self.dist.gather_streams(self.state)
-
-    def _check_state_tensors(self, c: ckpt.Checkpoint, t: dict[str, torch.Tensor]) -> None:
-        """Optimizer moments, carried state and RNG must fit this model before any is used:
-        a wrong shape would otherwise surface as a crash steps into the resumed run."""
-        params = [p for g in self.opt.param_groups for p in g["params"]]  # torch's order
-        groups = c.meta["optimizer"]["param_groups"]
-        ids = sorted(i for g in groups for i in g["params"])
-        if ids != list(range(len(params))) or [len(g["params"]) for g in groups] != [
-                len(g["params"]) for g in self.opt.param_groups]:
-            raise ckpt.CheckpointError(f"{c.path}: optimizer state does not fit the model")
-        for key, value in t.items():
-            if key.startswith("optim."):
-                idx = (key.split(".") + [""])[1]  # optim.<param index>.<state name>
-                ok = (key.count(".") >= 2 and idx.isdigit() and int(idx) < len(params)
-                      and value.dtype == torch.float32)
-                if ok and value.ndim:
-                    ok = value.shape == params[int(idx)].shape
-                if not ok:
-                    raise ckpt.CheckpointError(f"{c.path}: tensor {key} does not fit the model")
-        want = (self.mc.num_layers, self.cfg.batch_size, self.mc.hidden_size)
-        carried = [k for k in ("carry.h", "carry.c") if k in t]
-        if any(tuple(t[k].shape) != want for k in carried) or (
-                carried and len(carried) != (2 if self.mc.cell == "lstm" else 1)):
-            raise ckpt.CheckpointError(f"{c.path}: carried state does not fit the model")
-        if not all(v.isfinite().all() for v in t.values() if v.is_floating_point()):
-            raise ckpt.CheckpointError(f"{c.path} is not a usable charrnn checkpoint: its "
-                                       "weights contain NaN or infinite values")
-        rng = t.get("rng.cpu")
-        if rng is None or rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
-            raise ckpt.CheckpointError(f"{c.path}: random-generator state is missing or damaged")
 
     # ---------------------------------------------------------------- the loop
     def _batches(self, epoch: int) -> Batches:
@@ -410,10 +248,10 @@ class Trainer:
         if dist.is_main:
             try:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
-                _drop_partial_line(self.run_dir / METRICS)
-                metrics = (self.run_dir / METRICS).open("a", encoding="utf-8")
+                runfolder.drop_partial_line(runfolder.metrics_path(self.run_dir))
+                metrics = runfolder.metrics_path(self.run_dir).open("a", encoding="utf-8")
             except OSError as e:
-                raise CharRNNError(f"cannot write to {self.run_dir}/: {ckpt.os_reason(e)}"
+                raise CharRNNError(f"cannot write to {self.run_dir}/: {os_reason(e)}"
                                    ) from None
         self._t0 = time.perf_counter()
         reserve = 0.0  # seconds kept back at the end for the final validation and save
@@ -444,9 +282,9 @@ class Trainer:
 
                 # ---- forward, backward, update
                 t0 = time.perf_counter()
-                x, y = batches.chunk(self.chunk, self.rows)  # (B/N, T): this rank's streams
-                x = torch.from_numpy(x).to(self.device, non_blocking=True)
-                y = torch.from_numpy(y).to(self.device, non_blocking=True)
+                xs, ys = batches.chunk(self.chunk, self.rows)  # (B/N, T): this rank's streams
+                x = torch.from_numpy(xs).to(self.device, non_blocking=True)
+                y = torch.from_numpy(ys).to(self.device, non_blocking=True)
                 with torch.autocast(self.device.type, self.dtype or torch.float32,
                                     enabled=self.dtype is not None):
                     logits, state = self.forward(x, self.state)  # (B/N, T, V)
@@ -491,7 +329,7 @@ class Trainer:
                     stop = self._evaluate(progress, metrics)
                     reserve = time.perf_counter() - now
                     # a big held-out sample or a slow disk: space validations out instead
-                    # of letting them eat the budget (it was half of a 5-minute run)
+                    # of letting them eat the budget
                     eval_gap = max(eval_seconds, 9 * reserve)
                     last_eval_time = time.perf_counter()
                     if stop:
@@ -501,7 +339,7 @@ class Trainer:
             if (reason == "budget" and self._last_eval_step != self.step
                     and self._evaluate(progress, metrics) == "diverged"):
                 reason = "diverged"
-        except KeyboardInterrupt:  # alone, only while validating (see _StopOnSignal)
+        except KeyboardInterrupt:  # alone, only while validating (see StopOnSignal)
             reason = "interrupted"
         finally:
             if metrics is not None:
@@ -514,13 +352,14 @@ class Trainer:
         elif reason == "interrupted" and dist.is_main:  # other ranks may be mid-step
             when = (f"the last validation (step {self._last_eval_step})"
                     if self._last_eval_step >= 0 else "before this session")
-            self.cb.on_message(f"interrupted: {LATEST}{ckpt.SUFFIX} is from {when}")
-            saved = (self.run_dir / f"{LATEST}{ckpt.SUFFIX}").is_file()
+            latest = runfolder.checkpoint_path(self.run_dir, LATEST)
+            self.cb.on_message(f"interrupted: {latest.name} is from {when}")
+            saved = latest.is_file()
         return Result(reason, progress, self.run_dir, self.best_val, self.eval_seconds, saved,
                       self._sigint.signum if reason == "interrupted" else 0)
 
     def _diverged_note(self, when: str) -> str:
-        latest = self.run_dir / f"{LATEST}{ckpt.SUFFIX}"
+        latest = runfolder.checkpoint_path(self.run_dir, LATEST)
         kept = (f"{latest} is from before it" if latest.is_file()
                 else "nothing was saved")
         return (f"training diverged {when}; no checkpoint was written from it, {kept}; "
@@ -589,5 +428,6 @@ class Trainer:
                                       "chars_per_s": round(p.chars_per_s)}) + "\n")
             metrics.flush()
         except OSError as e:
-            raise CharRNNError(f"cannot write {self.run_dir / METRICS}: {ckpt.os_reason(e)}; "
-                               "the checkpoints already saved are intact") from None
+            raise CharRNNError(f"cannot write {runfolder.metrics_path(self.run_dir)}: "
+                               f"{os_reason(e)}; the checkpoints already saved are intact"
+                               ) from None

@@ -1,0 +1,200 @@
+"""The inspection and service commands: neurons, report, info, serve, list.
+
+Like charrnn.cli, only option parsing; each calls the module named after its command.
+They are registered on ``cli.app``, which imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from charrnn.cli import CheckpointOpt, app, err
+from charrnn.options import CKPT, OUTPUT
+
+
+# --------------------------------------------------------------------------- neurons
+@app.command()
+def neurons(
+    file: Annotated[str | None, typer.Argument(
+        help="Text to run the model over. Default: the held-out split of the training corpus.",
+        show_default=False)] = None,
+    checkpoint: CheckpointOpt = None,
+    html: Annotated[Path | None, typer.Option(
+        "--html", rich_help_panel=OUTPUT, show_default=False,
+        help="Write a self-contained HTML page: the text coloured by each ranked unit.")
+        ] = None,
+    top: Annotated[int, typer.Option("--top", min=1, rich_help_panel=OUTPUT,
+                   help="Units to rank (at least the 3 best for every feature).")] = 24,
+    max_chars: Annotated[int, typer.Option(min=2, rich_help_panel=OUTPUT,
+                         help="Characters of the text to analyse and show.")] = 4000,
+    start: Annotated[int, typer.Option(min=0, rich_help_panel=OUTPUT,
+                     help="Where the excerpt starts (in known characters).")] = 0,
+) -> None:
+    """Find hidden units that track structure (quotes, brackets, position in line, words).
+
+    Prints the units (h per layer, LSTM cell state c) most correlated with text features.
+
+    --html writes a page that colours the text by any of them.
+
+    Examples:
+
+        charrnn neurons --html cells.html
+
+        charrnn neurons play.txt -c checkpoints/shakespeare --top 40
+    """
+    from charrnn import neurons as units
+    from charrnn import runfolder
+    from charrnn.evaluate import eval_ids
+    from charrnn.files import check_out
+
+    if html is not None:
+        check_out(html)
+    c = runfolder.open_checkpoint(checkpoint)
+    ids, _, label = eval_ids(c, file)
+    result = units.neurons(c, ids, label, html, start, max_chars, top)
+    print(f"{'unit':<8} {'r':>7}  feature   ({result.units:,} units over "
+          f"{result.chars:,} characters)")
+    for sc in result.ranked:
+        print(f"{sc.name:<8} {sc.r:>+7.3f}  {sc.feature}")
+    if html is not None:
+        err(f"wrote {html}")
+
+
+# --------------------------------------------------------------------------- report
+@app.command()
+def report(
+    run: Annotated[str | None, typer.Argument(
+        help="Run folder (or a checkpoint in it). Default: the newest run under checkpoints/.",
+        show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", show_default=False,
+                   help="Page to write. Default: report.html in the run folder.")] = None,
+    length: Annotated[int, typer.Option("--length", "-n", min=1,
+                      help="Characters per sample.")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed for the samples.")] = 0,
+) -> None:
+    """Write a run's report page: loss curves, configuration, vocabulary and samples.
+
+    Examples:
+
+        charrnn report
+
+        charrnn report checkpoints/shakespeare -o shakespeare.html -n 500
+    """
+    from charrnn.report import run_report
+
+    err(f"wrote {run_report(run, out, length, seed=seed)}")
+
+
+# --------------------------------------------------------------------------- info
+@app.command()
+def info(
+    checkpoint: Annotated[str | None, typer.Argument(
+        help="A .safetensors checkpoint or a run folder. Default: the newest run.",
+        show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")
+                       ] = False,
+) -> None:
+    """Show what a checkpoint holds: model, vocabulary, training progress and versions.
+
+    Examples:
+
+        charrnn info
+
+        charrnn info checkpoints/shakespeare/best.safetensors
+
+        charrnn info --json | jq .progress
+    """
+    from charrnn import runfolder, runinfo
+
+    c = runfolder.open_checkpoint(checkpoint)
+    if as_json:
+        print(json.dumps(c.meta, ensure_ascii=False, indent=1))
+    else:
+        runinfo.print_info(c)
+
+
+# --------------------------------------------------------------------------- serve
+SERVING = "Serving"
+
+
+@app.command()
+def serve(
+    checkpoint: Annotated[str | None, typer.Option(
+        "--checkpoint", "-c", rich_help_panel=CKPT, show_default=False,
+        help="Serve only this run folder or .safetensors file. Default: every run under "
+             "--root.")] = None,
+    root: Annotated[Path, typer.Option(rich_help_panel=CKPT,
+                    help="Folder whose runs are served (by their path in it).")
+                    ] = Path("checkpoints"),
+    host: Annotated[str, typer.Option(rich_help_panel=SERVING,
+                    help="Address to bind; another than loopback without --api-key "
+                         "warns.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, rich_help_panel=SERVING,
+                    help="TCP port.")] = 8000,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", envvar="CHARRNN_API_KEY", rich_help_panel=SERVING, show_default=False,
+        help="Require 'Authorization: Bearer KEY' on the API. Default: none (or "
+             "$CHARRNN_API_KEY).")] = None,
+    max_streams: Annotated[int, typer.Option(min=1, rich_help_panel=SERVING,
+                           help="Streams generated at once; past this, 429 with "
+                                "Retry-After.")] = 128,
+    max_chars: Annotated[int, typer.Option(min=1, rich_help_panel=SERVING,
+                         help="Largest max_tokens (characters) a request may ask for.")
+                         ] = 4096,
+    grace: Annotated[float, typer.Option(min=0.0, rich_help_panel=SERVING,
+                     help="Seconds streams in flight get to finish after SIGTERM.")] = 30.0,
+) -> None:
+    """Serve models over HTTP: OpenAI-compatible /v1/completions, and a playground at /.
+
+    All concurrent streams advance together, one batched step per character. Needs
+    the serve extra: pip install 'charrnn\\[serve]'.
+
+    Examples:
+
+        charrnn serve
+
+        charrnn serve -c checkpoints/shakespeare --port 8080 --api-key "$KEY"
+    """
+    threads = {"OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"}
+    if "numpy" not in sys.modules and not threads & set(os.environ):
+        # One BLAS thread: the event loop needs the other core (docs/serving.md).
+        os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    from charrnn.serve.runner import ServeConfig
+    from charrnn.serve.runner import serve as run_server
+
+    run_server(ServeConfig(target=checkpoint, root=root, host=host, port=port,
+                           api_key=api_key, max_streams=max_streams, max_chars=max_chars,
+                           grace=grace))
+
+
+# --------------------------------------------------------------------------- list
+@app.command("list")
+def list_(
+    root: Annotated[Path, typer.Option(help="Folder to search for runs.")
+                    ] = Path("checkpoints"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """List the runs under checkpoints/ with their size, progress and best validation loss.
+
+    Examples:
+
+        charrnn list
+
+        charrnn list --root /data/runs --json
+    """
+    from charrnn import runinfo
+
+    runs = runinfo.list_runs(root)
+    if as_json:
+        for r in runs:
+            print(json.dumps(r.as_dict(), ensure_ascii=False))
+    elif runs:
+        runinfo.print_runs(runs)
+    else:
+        err(f"no runs under {root}/")

@@ -1,0 +1,81 @@
+"""Where a model runs and in what precision: device names, the device, the autocast dtype.
+
+Training, evaluation and the benchmarks all choose through here, so ``--device`` and
+``--precision`` mean the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import torch
+
+from charrnn.config import DEVICES, valid_device
+from charrnn.errors import CharRNNError, ConfigError
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' -> cuda, then mps, then cpu; an explicit device must exist."""
+    if not valid_device(name):
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {name!r}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CharRNNError("--device cuda: no CUDA GPU is available to torch")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise CharRNNError("--device mps: Apple's MPS backend is not available")
+    return torch.device(name)
+
+
+@cache
+def cpu_bf16_runs(cell: str) -> bool:
+    """Whether this CPU's torch runs a bfloat16 ``cell`` layer at all.
+
+    oneDNN has no bfloat16 LSTM/GRU kernels below AVX-512 (e.g. AVX2-only CPUs, or
+    ``ONEDNN_MAX_CPU_ISA=AVX2``) and raises when asked for one, so a tiny layer is tried
+    once: measured, not guessed from CPU flags.
+    """
+    layer = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](4, 4)
+    try:
+        with torch.autocast("cpu", torch.bfloat16):
+            out, _ = layer(torch.zeros(1, 2, 4))
+            out.float().sum().backward()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _cpu_bf16_native() -> bool:
+    """AMX tiles or AVX-512 BF16 instructions: bfloat16 is faster than float32 there."""
+    try:
+        return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    except AttributeError:  # older torch without the probes
+        return False
+
+
+def pick_dtype(precision: str, device: torch.device, cell: str = "lstm") -> torch.dtype | None:
+    """The autocast dtype for training, or None for plain float32.
+
+    'auto' takes bfloat16 where the hardware runs it natively: CUDA GPUs that support it,
+    and CPUs with AMX tiles or AVX-512 BF16 instructions (docs/benchmarks.md has the
+    speed-ups); float32 elsewhere, where bf16 is emulated and slower. 'bf16' where the
+    hardware cannot run it at all is a one-line error, not a crash inside the kernel.
+    """
+    if precision == "fp32" or device.type == "mps":
+        return None
+    if device.type == "cuda":
+        runs = native = torch.cuda.is_bf16_supported()
+    else:
+        native = _cpu_bf16_native()
+        runs = (native or precision == "bf16") and cpu_bf16_runs(cell)
+    if precision == "bf16":
+        if not runs:
+            raise ConfigError(
+                f"--precision bf16: this {device.type} cannot run a bfloat16 {cell.upper()} "
+                "(on CPUs oneDNN needs AVX-512 or AMX); use --precision fp32 or auto")
+        return torch.bfloat16
+    return torch.bfloat16 if native and runs else None

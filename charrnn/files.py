@@ -1,0 +1,100 @@
+"""File helpers every writer shares: atomic replacement and OS errors in plain words.
+
+Checkpoints, the corpus cache, run locks and HTML pages all write through here, so a
+reader never sees half a file and every OS failure reads the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from charrnn.errors import CharRNNError
+
+TMP_SUFFIX = ".tmp"  # of a file being written: .<name>.<random>.tmp beside it
+
+
+def os_reason(e: OSError) -> str:
+    """'No space left on device' from an OSError, however it was constructed."""
+    if e.strerror:
+        return e.strerror
+    return os.strerror(e.errno) if isinstance(e.errno, int) else str(e) or type(e).__name__
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Temp file in the same folder, write, fsync, rename over ``path``, fsync the folder.
+
+    A reader (or a process killed at any instant) sees the old file or the new one, never
+    a mix; a write that fails removes its temp file and leaves ``path`` untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide files from others
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename durable too; best effort: some systems cannot fsync a folder
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def remove_partial_writes(folder: Path, suffix: str) -> list[Path]:
+    """Delete the temp files of ``*<suffix>`` files that a killed writer left behind (call
+    only while holding the folder's lock, so no live writer owns them)."""
+    stale = [p for p in folder.glob(f".*{suffix}.*{TMP_SUFFIX}") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_out(path: str | Path) -> Path:
+    """Refuse an output path that cannot take a page, before any work is done.
+
+    Tries to create (and removes) a file in the nearest existing folder on the way:
+    permission bits alone would not tell (root passes them; /proc refuses anyway), and
+    folders still missing are left uncreated until the page is written."""
+    path = Path(path)
+    if path.is_dir():
+        raise CharRNNError(f"{path} is a directory; give a file name such as report.html")
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CharRNNError(f"cannot write {path}: {folder} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".charrnn-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise CharRNNError(f"cannot write {path}: cannot create files in {folder} "
+                           f"({os_reason(e)})") from None
+    return path
+
+
+def write_page(path: str | Path, page: str) -> Path:
+    """Write a page atomically (a reader never sees half of it, an old page stays whole
+    if the write fails)."""
+    path = check_out(path)
+    try:
+        atomic_write_bytes(path, page.encode("utf-8"))
+    except OSError as e:
+        raise CharRNNError(f"cannot write {path}: {os_reason(e)}") from None
+    return path

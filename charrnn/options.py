@@ -1,0 +1,92 @@
+"""The train command's options, declared once: value, default, flags, help and panel.
+
+``charrnn train``'s Typer signature is built from ``TrainOptions`` (cli.py), the library
+takes the dataclass itself (training.py), and tests/test_readme.py checks the README's
+option table against it. A field named like a ``TrainConfig``/``ModelConfig`` field is
+copied into that config; None means "choose for me" (from the corpus, the budget, or on
+--resume the run's own setting).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from charrnn.config import CELLS, DEVICE_HELP, PRECISIONS, ModelConfig, TrainConfig
+
+MODEL, OPTIM, BUDGET, CKPT, OUTPUT = "Model", "Optimization", "Budget", "Checkpoints", "Output"
+DEFAULT_BUDGET = "10m"  # when no budget option is given
+
+
+def option(default: Any, help: str, *flags: str, panel: str | None = None,
+           min: float | None = None, max: float | None = None, show_default: bool = True,
+           choices: tuple[str, ...] = (), argument: bool = False) -> Any:
+    """A dataclass field that also says how the command line offers it."""
+    cli = {"help": help, "flags": flags, "panel": panel, "min": min, "max": max,
+           "show_default": show_default, "choices": choices, "argument": argument}
+    return field(default=default, metadata={"cli": cli})
+
+
+@dataclass
+class TrainOptions:
+    """Everything ``charrnn train`` accepts."""
+
+    corpus: str | None = option(
+        None, "UTF-8 text file to train on. Default: Python's built-in help text.",
+        argument=True, show_default=False)
+    cell: str = option(ModelConfig.cell, "Recurrent cell.", panel=MODEL, choices=CELLS)
+    num_layers: int | None = option(None, "Recurrent layers. Default: from corpus size.",
+                                    "--layers", panel=MODEL, min=1)
+    hidden_size: int | None = option(None, "Units per layer. Default: from corpus size.",
+                                     panel=MODEL, min=1)
+    embed_size: int = option(ModelConfig.embed_size, "Character embedding size.",
+                             panel=MODEL, min=1)
+    dropout: float | None = option(None, "Dropout in [0, 1). Default: from corpus size.",
+                                   panel=MODEL)
+    batch_size: int | None = option(
+        None, f"Parallel streams (default {TrainConfig.batch_size}, fewer for tiny texts).",
+        "--batch-size", "-b", panel=OPTIM, min=1)
+    seq_len: int | None = option(
+        None, f"Truncated-BPTT window in characters (default {TrainConfig.seq_len}).",
+        "--seq-len", "-t", panel=OPTIM, min=1)
+    lr: float = option(TrainConfig.lr, "Peak learning rate.", panel=OPTIM)
+    weight_decay: float = option(TrainConfig.weight_decay,
+                                 "AdamW weight decay (matrices only).", panel=OPTIM)
+    grad_clip: float = option(TrainConfig.grad_clip, "Max gradient norm; 0 disables clipping.",
+                              panel=OPTIM)
+    warmup_steps: int = option(TrainConfig.warmup_steps, "Warm-up steps.", "--warmup",
+                               panel=OPTIM, min=0)
+    max_time: str | None = option(
+        None, "Wall-time budget, e.g. 90s, 10m, 2h. The learning rate reaches its floor at "
+        f"the deadline. Default: {DEFAULT_BUDGET} when no budget is given.", panel=BUDGET,
+        show_default=False)
+    max_steps: int | None = option(None, "Step budget.", panel=BUDGET, min=1)
+    epochs: float | None = option(None, "Epoch budget (fractions allowed).", panel=BUDGET)
+    patience: int | None = option(
+        None, "Stop after this many validations without improvement; 0 never stops early. "
+        f"Default: {TrainConfig.patience}, or the resumed run's own.", panel=BUDGET, min=0,
+        show_default=False)
+    eval_every: int = option(TrainConfig.eval_every,
+                             "Steps between validations; 0 chooses by time.", panel=BUDGET,
+                             min=0)
+    val_fraction: float = option(TrainConfig.val_fraction,
+                                 "Tail of the text held out for validation.", panel=BUDGET)
+    val_max_chars: int = option(
+        TrainConfig.val_max_chars, "Held-out characters scored per validation (a fixed "
+        "sample spread over the tail); 0 scores all.", panel=BUDGET, min=0)
+    log_every: int | None = option(
+        None, "Steps between train-loss lines in metrics.jsonl "
+        f"(default {TrainConfig.log_every}; --resume keeps the run's).", panel=OUTPUT, min=1)
+    out: str | None = option(None, "Run folder. Default: checkpoints/<corpus name>.",
+                             "--out", "-o", panel=CKPT, show_default=False)
+    resume: bool = option(False, "Continue the run in the output folder from its latest "
+                          "checkpoint.", panel=CKPT)
+    force: bool = option(False, "Start afresh even if the output folder holds a run.",
+                         panel=CKPT)
+    seed: int = option(TrainConfig.seed, "Seed for weights, dropout and batching.")
+    device: str = option(TrainConfig.device, DEVICE_HELP)
+    precision: str = option(
+        TrainConfig.precision, f"{', '.join(PRECISIONS)}. auto: bfloat16 autocast where the "
+        "hardware runs it natively (recent GPUs, CPUs with AMX or AVX-512 BF16), else "
+        "float32.")
+    compile: bool = option(False, "torch.compile the model.", "--compile")

@@ -1,0 +1,143 @@
+"""The train command's work: options -> configs, the run folder, fresh start or resume.
+
+Sits between the CLI (which only parses) and the trainer (which knows nothing of
+terminals or run-folder conventions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from charrnn import checkpoint as ckpt
+from charrnn import runfolder, trainstate
+from charrnn.config import ModelConfig, TrainConfig, auto_batch, auto_model, parse_duration
+from charrnn.distributed import Dist
+from charrnn.errors import CharRNNError
+from charrnn.options import DEFAULT_BUDGET, TrainOptions
+from charrnn.progress import ConsoleProgress, log
+from charrnn.text import BUILTIN_CORPUS
+
+
+def train_command(opts: TrainOptions):
+    """Set up (or resume) a run and train it; returns the trainer's Result.
+
+    Under torchrun this is one rank of a data-parallel job (see charrnn.distributed).
+    """
+    from charrnn import distributed
+
+    dist = distributed.setup(opts.device)
+    try:
+        return _train(opts, dist)
+    finally:
+        distributed.teardown(dist)
+
+
+def _train(opts: TrainOptions, dist: Dist):
+    """One rank's work; rank 0, the only one that writes, holds the run folder's lock."""
+    from charrnn import runlock
+
+    source = opts.corpus or BUILTIN_CORPUS
+    run_dir = Path(opts.out) if opts.out else runfolder.DEFAULT_ROOT / runfolder.run_name(source)
+    if not dist.is_main:
+        return _train_locked(opts, dist, source, run_dir)
+    with runlock.hold(run_dir):  # one run per folder, from the first check to the last save
+        for stale in runfolder.remove_partial_checkpoints(run_dir):
+            log(f"removed {stale.name}, a checkpoint write cut short by a killed run")
+        return _train_locked(opts, dist, source, run_dir)
+
+
+def _train_locked(opts: TrainOptions, dist: Dist, source: str, run_dir: Path):
+    """The train command's work; on rank 0 it runs only while holding the folder's lock."""
+    from charrnn.data import Corpus
+    from charrnn.distributed import local_main_first
+    from charrnn.trainer import Callbacks, Trainer
+
+    latest = runfolder.checkpoint_path(run_dir, runfolder.LATEST)
+    given = {k: v for k, v in _budget(opts).items() if v is not None}
+    if opts.resume:
+        if not latest.is_file():
+            raise CharRNNError(f"nothing to resume: {latest} does not exist")
+        saved = ckpt.inspect(latest)
+        trainstate.check_meta(saved)
+        model_config = saved.config
+        train_config = TrainConfig.from_dict(saved.meta["train"])
+        if given:  # a new budget replaces the saved one (it is the run's total)
+            train_config = replace(train_config, **_budget(opts))
+        # these follow the command line; the rest is the run's own (None: keep it)
+        train_config = replace(train_config, device=opts.device, precision=opts.precision,
+                               compile=opts.compile, **_given(opts, ("log_every", "patience")))
+        if opts.corpus is None:
+            source = saved.meta["corpus"]["source"]
+        with local_main_first(dist):  # one process per machine builds the corpus cache
+            corpus = Corpus.load(source, train_config.val_fraction, vocab=saved.vocab)
+    else:
+        if latest.exists() and not opts.force:
+            raise CharRNNError(f"{run_dir}/ already holds a run: continue it with --resume, "
+                               "start over with --force, or choose another --out")
+        budget = _budget(opts) if given else {"max_time": parse_duration(DEFAULT_BUDGET)}
+        with local_main_first(dist):  # one process per machine builds the corpus cache
+            corpus = Corpus.load(source, opts.val_fraction)
+        n = len(corpus.train)
+        batch_size, seq_len = auto_batch(n, opts.batch_size or TrainConfig.batch_size,
+                                         opts.seq_len or TrainConfig.seq_len)
+        train_config = TrainConfig(**{**_given(opts, _fields(TrainConfig)),
+                                      "batch_size": opts.batch_size or batch_size,
+                                      "seq_len": opts.seq_len or seq_len, **budget})
+        size = auto_model(n, train_config.max_time)
+        model_config = ModelConfig(vocab_size=len(corpus.vocab),
+                                   **{**size, **_given(opts, _fields(ModelConfig))})
+        if dist.is_main and None in (opts.num_layers, opts.hidden_size, opts.dropout):
+            log(f"model size chosen for {n:,} training characters and this budget "
+                 "(override with --layers, --hidden-size, --dropout)")
+        if opts.force and run_dir.exists() and dist.is_main:
+            runfolder.clear(run_dir)
+
+    callbacks = ConsoleProgress() if dist.is_main else Callbacks()  # rank 0 speaks
+    trainer = Trainer(model_config, train_config, corpus, run_dir, callbacks, dist)
+    if opts.resume:
+        trainer.resume(latest)
+    if dist.is_main:
+        _describe(corpus, model_config, train_config, run_dir, opts.resume)
+        if dist.enabled:
+            log(f"data-parallel over {dist.world} processes, "
+                 f"{train_config.batch_size // dist.world} streams each")
+    result = trainer.run()
+    if isinstance(callbacks, ConsoleProgress):
+        callbacks.close()
+    if result.reason in ("budget", "early-stop") and dist.is_main:
+        best = f"{result.best_val_loss:.4f}" if result.best_val_loss is not None else "n/a"
+        why = "early stop (no improvement)" if result.reason == "early-stop" else "budget spent"
+        log(f"done: {why} after {result.progress.step} steps, "
+             f"{result.progress.elapsed:.0f}s; best val loss {best} nats/char; "
+             f"checkpoints in {run_dir}/")
+    return result
+
+
+def _fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def _given(opts: TrainOptions, names: tuple[str, ...]) -> dict[str, Any]:
+    """The options among ``names`` that were given (not None: "choose for me")."""
+    return {k: getattr(opts, k) for k in names
+            if hasattr(opts, k) and getattr(opts, k) is not None}
+
+
+def _budget(opts: TrainOptions) -> dict[str, Any]:
+    return {"max_time": parse_duration(opts.max_time) if opts.max_time else None,
+            "max_steps": opts.max_steps, "epochs": opts.epochs}
+
+
+def _describe(corpus, mc: ModelConfig, tc: TrainConfig, run_dir: Path, resumed: bool) -> None:
+    budget = ", ".join(
+        f"{k} {v}" for k, v in (("max-time", f"{tc.max_time:g}s" if tc.max_time else None),
+                                ("max-steps", tc.max_steps), ("epochs", tc.epochs)) if v)
+    log(f"{'resuming' if resumed else 'training'} on {corpus.source}: "
+         f"{len(corpus.train):,} train / {len(corpus.val):,} val chars, "
+         f"vocabulary {len(corpus.vocab)}")
+    log(f"model: {mc.num_layers}x{mc.hidden_size} {mc.cell}, embed {mc.embed_size}, "
+         f"dropout {mc.dropout:g}, {mc.num_params():,} parameters")
+    log(f"batch {tc.batch_size} x {tc.seq_len}, lr {tc.lr:g}, budget: {budget}; "
+         f"run folder {run_dir}/")

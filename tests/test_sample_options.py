@@ -1,0 +1,63 @@
+"""Sampling options are checked once, at both doors: the command line and SampleConfig.
+
+Each table row is one bad value and the one-line error it must give. The CLI table runs
+`charrnn sample` in-process (bounds declared on the options give click's "Invalid value"
+with exit 2; the rest is SampleConfig's ConfigError, also exit 2); the SampleConfig table
+is the library's own check, which the API and the CLI share.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from charrnn.errors import ConfigError
+from charrnn.sample import SampleConfig
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--temp", "-1"], 2, "Invalid value for '--temp'"),
+    (["--temp", "-0.5"], 2, "Invalid value for '--temp'"),
+    (["--temp", "nan"], 2, "Invalid value for '--temp'"),
+    (["--temp", "inf"], 2, "temperature must be a finite number >= 0"),
+    (["--length", "-5"], 2, "Invalid value for '--length'"),
+    (["--length", "-1"], 2, "Invalid value for '--length'"),
+    (["--top-k", "-1"], 2, "Invalid value for '--top-k'"),
+    (["--top-p", "0"], 2, "top-p must be in (0, 1]"),
+    (["--top-p", "-0.5"], 2, "Invalid value for '--top-p'"),
+    (["--top-p", "1.01"], 2, "Invalid value for '--top-p'"),
+    (["--top-p", "1.5"], 2, "Invalid value for '--top-p'"),
+    (["--top-p", "nan"], 2, "Invalid value for '--top-p'"),
+    (["--seed", "-1"], 2, "Invalid value for '--seed'"),
+    (["--num-samples", "0"], 2, "Invalid value for '--num-samples'"),
+    (["--stop", ""], 2, "stop string must not be empty"),
+    (["-p", "XYZ"], 1, "never saw: 'XYZ'"),
+])
+def test_cli_refuses_a_bad_sample_option_in_one_line(cli, trained_run, args, code, message):
+    r = cli("sample", "-c", trained_run, "-n", "5", *args)
+    assert r.exit_code == code, r
+    assert message in r.stderr, r
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("charrnn: "), r
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r
+    assert r.stdout == "", r
+
+
+def test_top_k_zero_means_no_limit(cli, trained_run):
+    r = cli("sample", "-c", trained_run, "-n", "20", "--top-k", "0", "--seed", "1")
+    assert r.exit_code == 0 and len(r.stdout) == 20, r
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"temperature": -1}, "temperature must be a finite number >= 0"),
+    ({"temperature": float("nan")}, "temperature must be a finite number >= 0"),
+    ({"length": -1}, "length must be >= 0"),
+    ({"top_k": -2}, "top-k must be >= 1 (or 0 for all)"),
+    ({"top_p": 0}, "top-p must be in (0, 1]"),
+    ({"top_p": 1.5}, "top-p must be in (0, 1]"),
+    ({"seed": -1}, "seed must be an integer >= 0"),
+    ({"num_samples": 0}, "number of samples must be >= 1"),
+    ({"stop": ("",)}, "a stop string must not be empty"),
+])
+def test_sample_config_refuses_a_bad_setting(kw, message):
+    with pytest.raises(ConfigError) as refused:
+        SampleConfig(**kw)
+    assert message in str(refused.value)
