@@ -97,7 +97,7 @@ class Models:
         if loaded is None or run is None:
             return None
         try:
-            if _identity(ckpt.resolve(run)) == loaded.identity:
+            if _identity(runfolder.resolve(run)) == loaded.identity:
                 return name, loaded.sampler
         except (CharRNNError, OSError):
             pass
