@@ -11,3 +11,5 @@ __annotations__  # cli.py: read by Typer (get_type_hints) likewise
 sig  # infer.py: a view whose in-place *= and += update the LSTM gates
 frame  # signals.py: the signal-handler signature Python calls with
 is_novel  # api.py: Model.is_novel, public Python API (tests/test_novelty.py)
+handle_exit  # serve/runner.py: overrides uvicorn.Server.handle_exit (its signal handler)
+force_exit  # serve/runner.py: read by uvicorn.Server's shutdown

@@ -291,6 +291,7 @@ def test_429_past_max_streams_and_disconnect_frees_the_slot(root):
             while _rows(u) != (1, 1):
                 assert time.monotonic() < deadline, _rows(u)
                 time.sleep(0.02)
+            # the first client reads nothing (a slow reader): others are still served
             assert post(u, {"prompt": "the", "max_tokens": 5}).status_code == 200
         deadline = time.monotonic() + 5
         while _rows(u) != (0, 0):
@@ -395,3 +396,10 @@ def test_serve_command_errors_are_one_line(cli, tmp_path, trained_run):
         r = cli("serve", "-c", trained_run, "--port", taken.getsockname()[1])
     assert r.exit_code == 1 and r.stderr.splitlines()[-1].startswith(
         "charrnn: error: cannot serve on 127.0.0.1:")
+
+
+def test_serving_never_imports_torch(trained_run):
+    code = ("import sys; from charrnn.serve.models import Models; from charrnn.serve.app import "
+            f"Limits, create_app; m = Models(target={str(trained_run)!r}); m.get(None); "
+            "create_app(m, Limits()); import uvicorn; assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -131,7 +131,10 @@ class Server:
             req = protocol.parse(await _read_json(request), self.limits.max_chars,
                                  self.limits.max_streams)
             try:
-                name, model = await run_in_threadpool(self.models.get, req.model)
+                found = self.models.cached(req.model)
+                if found is None:
+                    found = await run_in_threadpool(self.models.get, req.model)
+                name, model = found
             except UnknownModel as e:
                 raise ApiError(404, str(e), "model", "model_not_found") from None
             except CharRNNError as e:
@@ -209,7 +212,7 @@ class Server:
         texts = [c.take() for c in job.choices]
         usage = reply.usage(prompt_chars, sum(c.produced for c in job.choices))
         return JSONResponse(reply.full([echo + t for t in texts],
-                                       [c.finish_reason for c in job.choices], usage))
+                                       [c.finish_reason or "length" for c in job.choices], usage))
 
     async def _events(self, job: Job, ready: asyncio.Event, reply: protocol.Completion,
                       echo: str, prompt_chars: int, include_usage: bool):

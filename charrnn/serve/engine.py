@@ -177,10 +177,10 @@ class Batch:
         keep: list[int] = []  # batch row of each next row (a fork repeats it)
         rows: list[_Row] = []
         ids: list[int] = []
-        draws: list[tuple[int, _Row]] = []  # rows that sample a character now
+        draws: list[tuple[int, _Row, Choice]] = []  # rows that sample a character now
         for i, row in enumerate(self.rows):
             if row.choice is not None:
-                draws.append((i, row))
+                draws.append((i, row, row.choice))
                 continue
             row.pos += 1
             if row.pos < len(row.job.ids):  # still reading the prime
@@ -188,11 +188,11 @@ class Batch:
                 rows.append(row)
                 ids.append(int(row.job.ids[row.pos]))
             else:  # prime read: one row per choice, all from this state
-                draws += [(i, _Row(row.job, c, row.pos)) for c in row.job.choices]
+                draws += [(i, _Row(row.job, c, row.pos), c) for c in row.job.choices]
         touched: dict[int, Job] = {}
-        for i, row, c in self._sample(logits, draws):
+        for i, row, choice, c in self._sample(logits, draws):
             touched[id(row.job)] = row.job
-            if not row.choice.add(self.chars[c]):
+            if not choice.add(self.chars[c]):
                 keep.append(i)
                 rows.append(row)
                 ids.append(c)
@@ -200,20 +200,21 @@ class Batch:
         for job in touched.values():
             job.signal()
 
-    def _sample(self, logits: np.ndarray, draws: list[tuple[int, _Row]]
-                ) -> list[tuple[int, _Row, int]]:
+    def _sample(self, logits: np.ndarray, draws: list[tuple[int, _Row, Choice]]
+                ) -> list[tuple[int, _Row, Choice, int]]:
         """One character per drawing row, grouped by settings (one ``pick`` per group)."""
-        groups: dict[tuple[float, int, float], list[tuple[int, _Row]]] = {}
-        for i, row in draws:
-            s = row.choice.settings
-            groups.setdefault((s.temperature, s.top_k, s.top_p), []).append((i, row))
+        groups: dict[tuple[float, int, float], list[tuple[int, _Row, Choice]]] = {}
+        for draw in draws:
+            s = draw[2].settings
+            groups.setdefault((s.temperature, s.top_k, s.top_p), []).append(draw)
         out = []
         for (temperature, top_k, top_p), members in groups.items():
-            idx = [i for i, _ in members]
+            idx = [i for i, _, _ in members]
             part = logits if idx == list(range(len(logits))) else logits[idx]
-            picked = pick(part, [row.choice.rng.random() for _, row in members],
+            picked = pick(part, [choice.rng.random() for _, _, choice in members],
                           temperature, top_k, top_p)
-            out += [(i, row, c) for (i, row), c in zip(members, picked.tolist(), strict=True)]
+            out += [(i, row, choice, c)
+                    for (i, row, choice), c in zip(members, picked.tolist(), strict=True)]
         return out
 
     def _keep(self, keep: list[int], rows: list[_Row], ids: np.ndarray) -> None:

@@ -89,6 +89,20 @@ class Models:
                                "lists the ones served here")
         return self._runs[name]
 
+    def cached(self, name: str | None) -> tuple[str, Sampler] | None:
+        """(name, model) if it is loaded and its checkpoint unchanged, else None: a few
+        stat calls, cheap enough for the event loop (``get`` may read a file)."""
+        name = self.default if name is None else name
+        loaded, run = self._loaded.get(name), self._runs.get(name)
+        if loaded is None or run is None:
+            return None
+        try:
+            if _identity(runfolder.resolve(run)) == loaded.identity:
+                return name, loaded.sampler
+        except (CharRNNError, OSError):
+            pass
+        return None
+
     def get(self, name: str | None) -> tuple[str, Sampler]:
         """(name, loaded model), reloading it if its checkpoint was replaced. Blocking:
         call from a worker thread."""

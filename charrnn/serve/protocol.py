@@ -60,10 +60,15 @@ def _bad(param: str, message: str) -> ApiError:
     return ApiError(400, f"'{param}': {message}", param=param)
 
 
-def _int(body: dict, name: str, default: int | None, lo: int, hi: int) -> int | None:
+def _int(body: dict, name: str, default: int, lo: int, hi: int) -> int:
+    v = _opt_int(body, name, lo, hi)
+    return default if v is None else v
+
+
+def _opt_int(body: dict, name: str, lo: int, hi: int) -> int | None:
     v = body.get(name)
     if v is None:
-        return default
+        return None
     if isinstance(v, float) and v.is_integer():
         v = int(v)
     if isinstance(v, bool) or not isinstance(v, int):
@@ -151,7 +156,7 @@ def parse(body: Any, max_chars: int, max_n: int) -> Request:
         temperature=_number(body, "temperature", 1.0, 0, 100),
         top_p=_number(body, "top_p", 1.0, 0, 1, open_low=True),
         top_k=_int(body, "top_k", 0, 0, 2**31), n=_int(body, "n", 1, 1, max_n),
-        stop=_stop(body), seed=_int(body, "seed", None, 0, MAX_SEED),
+        stop=_stop(body), seed=_opt_int(body, "seed", 0, MAX_SEED),
         stream=_bool(body, "stream"), echo=_bool(body, "echo"),
         include_usage=include_usage, drop_unknown=_bool(body, "drop_unknown"))
 

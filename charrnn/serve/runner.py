@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -85,7 +86,8 @@ def serve(config: ServeConfig) -> None:
             self.should_exit = True
 
     server = _Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
-                                    access_log=False, timeout_graceful_shutdown=config.grace,
+                                    access_log=False,
+                                    timeout_graceful_shutdown=math.ceil(config.grace),
                                     lifespan="on", log_level=config.log_level))
     try:
         server.run()
