@@ -8,16 +8,20 @@ exactly what ``charrnn sample --seed SEED --temp 0.8 -n N`` prints from the chec
 at that validation.
 
 It runs on the numpy twin of the model (charrnn.infer), built from a copy of the weights:
-at batch 1 that is cheaper than stepping the torch model (docs/benchmarks.md).
+at batch 1 that is about ten times cheaper than stepping the torch model. It runs on one
+BLAS thread: training keeps the cores busy, and a batch-1 step that waits for a second,
+descheduled BLAS thread took 20-30 times longer (docs/benchmarks.md, 2026-12-03).
 """
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from charrnn.config import ModelConfig
 from charrnn.infer import NumpyRNN
@@ -37,14 +41,21 @@ def generate(config: ModelConfig, weights: dict[str, np.ndarray], vocab: Vocab,
     rng = random.Random(seed)
     chars = vocab.chars
     start = np.array([[chars.index("\n") if "\n" in vocab else 0]])  # as charrnn sample
-    logits, state = engine.warm(start, engine.init_state(1))
     out = []
-    for t in range(length):
-        ids = pick(logits, [rng.random()], PREVIEW_TEMPERATURE)
-        out.append(chars[int(ids[0])])
-        if t + 1 < length:
-            logits, state = engine.step(ids, state)
+    with _thread_pools().limit(limits=1, user_api="blas"):
+        logits, state = engine.warm(start, engine.init_state(1))
+        for t in range(length):
+            ids = pick(logits, [rng.random()], PREVIEW_TEMPERATURE)
+            out.append(chars[int(ids[0])])
+            if t + 1 < length:
+                logits, state = engine.step(ids, state)
     return "".join(out)
+
+
+@functools.cache
+def _thread_pools() -> ThreadpoolController:
+    """The loaded BLAS and OpenMP libraries, found once (about 15 ms)."""
+    return ThreadpoolController()
 
 
 def escape(text: str, keep: str = "") -> str:
