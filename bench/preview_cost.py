@@ -7,9 +7,11 @@ For each size it times, from a torch model's weights as training holds them:
   numpy  the way training previews: copy the weights out, build charrnn.infer.NumpyRNN,
          generate (charrnn.preview.generate);
   torch  the model itself stepped at batch 1 (eval mode, no grad), drawing the same way.
-Both are medians over --repeats. Then, for a --budget run (default 10 minutes), the
-number of time-based validations the trainer makes at most (one per tenth of the budget,
-at least MIN_EVAL_GAP apart, plus the last) and the share of the budget the previews take.
+Both are medians over --repeats, in wall seconds (CPU seconds of this process beside them:
+on a busy machine the wall time is mostly waiting for a core). Then, for a --budget run
+(default 10 minutes), the number of time-based validations the trainer makes at most (one
+per tenth of the budget, at least MIN_EVAL_GAP apart, plus the last) and the share of the
+budget the previews take.
 """
 
 from __future__ import annotations
@@ -76,23 +78,25 @@ def main() -> None:
           f"{args.length} characters, median of {args.repeats}")
     print(f"a {args.budget:g} s budget validates at most {validations} times "
           f"(every {gap:g} s and at the end)")
-    print("| model | numpy preview s | torch batch-1 s | previews' share of the budget |")
+    print("| model | numpy preview s (CPU s) | torch batch-1 s (CPU s) | "
+          "share of the budget (numpy, wall) |")
     print("|---|---|---|---|")
     for hidden in (256, 384):
         mc = ModelConfig(vocab_size=len(vocab), num_layers=2, hidden_size=hidden)
         model = CharRNN(mc)
-        times = {}
+        times, cpu = {}, {}
         for name, fn in (("numpy", numpy_way), ("torch", torch_way)):
             assert len(fn(model, mc, vocab, args.length)) == args.length  # and warm up
-            runs = []
+            runs, cpus = [], []
             for _ in range(args.repeats):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 fn(model, mc, vocab, args.length)
                 runs.append(time.perf_counter() - t0)
-            times[name] = statistics.median(runs)
+                cpus.append(time.process_time() - c0)
+            times[name], cpu[name] = statistics.median(runs), statistics.median(cpus)
         share = validations * times["numpy"] / args.budget
-        print(f"| 2x{hidden} LSTM | {times['numpy']:.4f} | {times['torch']:.4f} | "
-              f"{100 * share:.3f}% |", flush=True)
+        print(f"| 2x{hidden} LSTM | {times['numpy']:.3f} ({cpu['numpy']:.3f}) | "
+              f"{times['torch']:.3f} ({cpu['torch']:.3f}) | {100 * share:.2f}% |", flush=True)
 
 
 if __name__ == "__main__":
