@@ -94,6 +94,7 @@ class TrainConfig:
     val_fraction: float = 0.1  # tail of the text held out for validation
     val_max_chars: int = 1_000_000  # held-out chars scored per validation (spread); 0: all
     log_every: int = 20  # steps between train-loss lines in metrics.jsonl
+    preview: int = 200  # characters sampled at each validation (charrnn.preview); 0: none
     seed: int = 1337
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16: autocast for the recurrent layers
@@ -117,6 +118,8 @@ class TrainConfig:
         _require(isinstance(self.val_max_chars, int) and self.val_max_chars >= 0,
                  "validation sample size must be >= 0 (0 scores the whole held-out text)")
         _positive_int("log interval", self.log_every)
+        _require(isinstance(self.preview, int) and not isinstance(self.preview, bool)
+                 and self.preview >= 0, f"preview length must be >= 0, got {self.preview!r}")
         if self.max_time is not None:
             _finite("max time", self.max_time)
             _require(self.max_time > 0, "max time must be positive")

@@ -341,11 +341,27 @@ def svg_chart(series: Sequence[tuple[str, str, Sequence[tuple[float, float]]]], 
     return "".join(parts)
 
 
+def _preview_table(rows: Sequence[tuple[int, float | None, str]], note: str) -> str:
+    """The samples of successive validations, one row each: how the text took shape."""
+    if not rows:
+        return ""
+    cells = "".join(
+        f'<tr><td class="num">{step:,}</td><td class="num">'
+        f'{f"{val:.4f}" if val is not None else "n/a"}</td>'
+        f"<td><pre>{html.escape(text)}</pre></td></tr>" for step, val, text in rows)
+    return (f'<h2>Samples as it trained</h2><div class="sub">{html.escape(note)}</div>'
+            f'<table id="previews"><tr><th>step</th><th>val loss</th><th>sample</th></tr>'
+            f"{cells}</table>")
+
+
 def run_page(title: str, sections: Sequence[Section], metrics: Sequence[dict[str, Any]],
              vocab: Sequence[str], samples: Sequence[tuple[float, str]],
-             summary: Sequence[tuple[str, str]], sample_note: str = "") -> str:
-    """A run's report: loss curves against characters seen and wall time, the model and
-    training configuration, the vocabulary and samples at several temperatures."""
+             summary: Sequence[tuple[str, str]], sample_note: str = "",
+             previews: Sequence[tuple[int, float | None, str]] = (), preview_note: str = ""
+             ) -> str:
+    """A run's report: loss curves against characters seen and wall time, the samples
+    previewed as it trained (step, validation loss, text), the model and training
+    configuration, the vocabulary and samples at several temperatures."""
     def curve(kind: str, x: str) -> list[tuple[float, float]]:
         return [(float(r[x]), float(r["loss"])) for r in metrics
                 if r.get("kind") == kind and r.get("loss") is not None and x in r]
@@ -364,6 +380,7 @@ def run_page(title: str, sections: Sequence[Section], metrics: Sequence[dict[str
            "h3{font-size:14px;margin:12px 0 2px}.charts{display:flex;gap:16px;flex-wrap:wrap}")
     body = (f"<h1>Run report: {html.escape(title)}</h1>{_cards(summary)}"
             f'<h2>Training curves</h2><div class="charts" id="curves">{"".join(charts)}</div>'
+            f"{_preview_table(previews, preview_note)}"
             f"{_sections(sections)}"
             f'<h2>Vocabulary ({len(vocab)} characters)</h2><div class="vocab">{vocab_cells}'
             f'</div><h2>Samples</h2><div class="sub">{html.escape(sample_note)}</div>'

@@ -77,6 +77,10 @@ class TrainOptions:
     log_every: int | None = option(
         None, "Steps between train-loss lines in metrics.jsonl "
         f"(default {TrainConfig.log_every}; --resume keeps the run's).", panel=OUTPUT, min=1)
+    preview: int | None = option(
+        None, "Characters sampled from the current weights at each validation, shown on "
+        "stderr and logged (seed: --seed, temperature 0.8); 0 disables "
+        f"(default {TrainConfig.preview}; --resume keeps the run's).", panel=OUTPUT, min=0)
     out: str | None = option(None, "Run folder. Default: checkpoints/<corpus name>.",
                              "--out", "-o", panel=CKPT, show_default=False)
     resume: bool = option(False, "Continue the run in the output folder from its latest "

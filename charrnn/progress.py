@@ -1,4 +1,5 @@
-"""Training progress on stderr: a tqdm bar on a terminal, one line per validation."""
+"""Training progress on stderr: a tqdm bar on a terminal, one line per validation, the
+samples previewed at each (charrnn.preview)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,17 @@ class ConsoleProgress(Callbacks):
 
     def on_message(self, text: str) -> None:
         log(text)
+
+    def on_preview(self, step: int, text: str) -> None:
+        """On a terminal the sample as text, indented under its validation line;
+        otherwise one line per preview (line breaks escaped), for logs and grep."""
+        from charrnn.preview import PREVIEW_TEMPERATURE, escape
+
+        if self.bar is not None and not self.bar.disable:
+            body = escape(text, keep="\n\t").replace("\n", "\n  | ")
+            log(f"  preview at step {step} (temperature {PREVIEW_TEMPERATURE:g}):\n  | {body}")
+        else:
+            log(f"preview step {step}: {escape(text)}")
 
     def close(self) -> None:
         if self.bar is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from charrnn import html_pages, runfolder, runinfo
+from charrnn import html_pages, preview, runfolder, runinfo
 from charrnn.evaluate import bits
 from charrnn.files import check_out, write_page
 from charrnn.sample import SampleConfig, Sampler
@@ -24,6 +24,11 @@ def run_report(run: str | Path | None, out: str | Path | None = None, length: in
     samples = [(t, "".join(sampler.generate("", SampleConfig(length, t, 0, seed))))
                for t in temperatures]
     metrics = runfolder.read_metrics(run_dir)
+    previews, total = preview.table(metrics)
+    preview_note = ("At each validation, the first characters drawn from the weights of that "
+                    f"moment (temperature {preview.PREVIEW_TEMPERATURE:g}, the same seed each "
+                    "time)" + (f"; {len(previews)} of {total} shown, spread evenly"
+                               if total > len(previews) else "") + ".")
     prog = meta_ckpt.meta.get("progress", {})
     best_val = prog.get("best_val_loss")
     summary = [
@@ -38,5 +43,6 @@ def run_report(run: str | Path | None, out: str | Path | None = None, length: in
                                          meta_ckpt.meta.get("train", {}).items()]))
     page = html_pages.run_page(str(run_dir), sections, metrics, meta_ckpt.vocab.chars,
                            samples, summary,
-                           f"{length} characters each from {best}, seed {seed}")
+                           f"{length} characters each from {best}, seed {seed}",
+                           previews, preview_note)
     return write_page(target, page)

@@ -2,7 +2,7 @@
 
     checkpoints/<run>/latest.safetensors   weights + everything --resume needs
     checkpoints/<run>/best.safetensors     weights of the lowest validation loss
-    checkpoints/<run>/metrics.jsonl        one JSON line per logged train/val loss
+    checkpoints/<run>/metrics.jsonl        one JSON line per train/val loss and preview
     checkpoints/<run>/.lock                held by the run training there (runlock)
 """
 
@@ -121,7 +121,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(rec, dict) and rec.get("kind") in ("train", "val"):
+        if isinstance(rec, dict) and rec.get("kind") in ("train", "val", "preview"):
             out.append(rec)
     return out
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn import checkpoint as ckpt
-from charrnn import runfolder, trainstate
+from charrnn import preview, runfolder, trainstate
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Batches, Corpus, min_train_chars, val_windows
 from charrnn.device import pick_device, pick_dtype
@@ -58,6 +58,7 @@ class Callbacks:
     def on_step(self, p: Progress) -> None: ...
     def on_eval(self, p: Progress, improved: bool) -> None: ...
     def on_message(self, text: str) -> None: ...
+    def on_preview(self, step: int, text: str) -> None: ...
 
 
 @dataclass
@@ -407,8 +408,11 @@ class Trainer:
         self.save(LATEST, progress, full=True, carry=carry)
         if improved:
             self.save(BEST, progress, full=False)
+        sample = self._preview(progress, metrics) if self.cfg.preview else None
         self.eval_seconds += time.perf_counter() - t0
         self.cb.on_eval(progress, improved)
+        if sample is not None:
+            self.cb.on_preview(progress.step, sample)
         return self._verdict("early-stop" if self.cfg.patience
                              and self.bad_evals >= self.cfg.patience else None)
 
@@ -416,16 +420,26 @@ class Trainer:
         """Rank 0's verdict after a validation, on every rank, so that all stop together."""
         return _VERDICTS[int(self.dist.broadcast([float(_VERDICTS.index(verdict))])[0])]
 
+    def _preview(self, p: Progress, metrics) -> str:
+        """A sample from the current weights, logged (charrnn.preview)."""
+        weights = {k: v.numpy() for k, v in self._weights().items()}
+        text = preview.generate(self.mc, weights, self.corpus.vocab, self.cfg.preview,
+                                self.cfg.seed)
+        self._write(metrics, preview.record(p.step, p.chars_seen, p.elapsed, self.cfg.seed, text))
+        return text
+
     def _log(self, metrics, kind: str, p: Progress, loss: float | None) -> None:
+        self._write(metrics, {"kind": kind, "step": p.step, "epoch": p.epoch,
+                              "chars": p.chars_seen, "time": round(p.elapsed, 3),
+                              "lr": p.lr, "loss": loss, "chars_per_s": round(p.chars_per_s)})
+
+    def _write(self, metrics, record: dict[str, Any]) -> None:
         import json
 
         if metrics is None:
             return
         try:
-            metrics.write(json.dumps({"kind": kind, "step": p.step, "epoch": p.epoch,
-                                      "chars": p.chars_seen, "time": round(p.elapsed, 3),
-                                      "lr": p.lr, "loss": loss,
-                                      "chars_per_s": round(p.chars_per_s)}) + "\n")
+            metrics.write(json.dumps(record) + "\n")
             metrics.flush()
         except OSError as e:
             raise CharRNNError(f"cannot write {runfolder.metrics_path(self.run_dir)}: "

@@ -67,7 +67,8 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str, run_dir: Path):
             train_config = replace(train_config, **_budget(opts))
         # these follow the command line; the rest is the run's own (None: keep it)
         train_config = replace(train_config, device=opts.device, precision=opts.precision,
-                               compile=opts.compile, **_given(opts, ("log_every", "patience")))
+                               compile=opts.compile,
+                               **_given(opts, ("log_every", "patience", "preview")))
         if opts.corpus is None:
             source = saved.meta["corpus"]["source"]
         with local_main_first(dist):  # one process per machine builds the corpus cache
