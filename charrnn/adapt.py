@@ -72,7 +72,7 @@ class Adapter:
         # Training mode (cuDNN has no backward in eval mode) without dropout.
         self.model.rnn.dropout, self.model.drop.p = 0.0, 0.0
         self.model.train()
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.params: list[torch.Tensor] = [p for p in self.model.parameters() if p.requires_grad]
         self.theta0 = [p.detach().clone() for p in self.params]
         self.ms = [torch.zeros_like(p) for p in self.params]
         self.updates = 0
