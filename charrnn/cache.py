@@ -208,7 +208,6 @@ def _blocks(src: Path, block_size: int, bar=None, check_utf8: bool = True
     CRLF and multi-byte characters come out whole; error offsets count bytes of the whole
     file. ``check_utf8=False`` skips the (costlier) UTF-8 check on a second pass.
     """
-    name = str(src)
     try:
         f = src.open("rb")
     except PermissionError:
@@ -216,36 +215,58 @@ def _blocks(src: Path, block_size: int, bar=None, check_utf8: bool = True
     except OSError as e:
         raise CharRNNError(f"cannot read {src}: {e.strerror or e}") from None
     with f:
-        head = f.read(4096)
-        check_head(head, name)
-        f.seek(0)
-        pos, carry = 0, b""  # pos: file offset of carry's first byte
-        while True:
-            raw = f.read(block_size)
-            if bar is not None:
-                bar.update(len(raw))
-            buf = carry + raw if carry else raw
-            cut = len(buf) if not raw else _whole(buf)
-            block, carry = buf[:cut], buf[cut:]
+        yield from stream_blocks(f, str(src), block_size, bar, check_utf8)
+
+
+def stream_blocks(f, name: str, block_size: int = BLOCK_SIZE, bar=None,
+                  check_utf8: bool = True) -> Iterator[bytes]:
+    """``_blocks`` over an open binary file or pipe (read once, never seeked)."""
+    head = _read(f, 4096, name)  # judged first, and again by nul_error
+    check_head(head, name)
+    pos, carry = 0, b""  # pos: offset of carry's first byte
+    for raw in _raw_reads(f, head, block_size, name):
+        if bar is not None:
+            bar.update(len(raw))
+        buf = carry + raw if carry else raw
+        cut = len(buf) if not raw else _whole(buf)
+        block, carry = buf[:cut], buf[cut:]
+        if block:
+            nul = block.find(b"\x00")
+            if nul >= 0:
+                nul_error(head, pos + nul, name)
+            if check_utf8 and not block.isascii():
+                try:
+                    block.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    _nul_after(f, pos + len(buf), head, name)  # NUL errors come first
+                    utf8_error(block[e.start], pos + e.start, name)
+            if pos == 0 and block.startswith(_BOM):
+                block = block[3:]
+            if b"\r" in block:
+                block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            pos += cut
             if block:
-                nul = block.find(b"\x00")
-                if nul >= 0:
-                    nul_error(head, pos + nul, name)
-                if check_utf8 and not block.isascii():
-                    try:
-                        block.decode("utf-8")
-                    except UnicodeDecodeError as e:
-                        _nul_after(f, pos + len(buf), head, name)  # NUL errors come first
-                        utf8_error(block[e.start], pos + e.start, name)
-                if pos == 0 and block.startswith(_BOM):
-                    block = block[3:]
-                if b"\r" in block:
-                    block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-                pos += cut
-                if block:
-                    yield block
-            if not raw:
-                return
+                yield block
+
+
+def _read(f, n: int, name: str) -> bytes:
+    try:
+        return f.read(n)
+    except OSError as e:
+        raise CharRNNError(f"cannot read {name}: {e.strerror or e}") from None
+
+
+def _raw_reads(f, head: bytes, block_size: int, name: str) -> Iterator[bytes]:
+    """The bytes of ``head`` and then the rest of ``f`` in reads of ``block_size``; the
+    last one empty (the end)."""
+    while len(head) >= block_size:
+        yield head[:block_size]
+        head = head[block_size:]
+    raw = head + _read(f, block_size - len(head), name) if head else _read(f, block_size, name)
+    while raw:
+        yield raw
+        raw = _read(f, block_size, name)
+    yield b""
 
 
 def _whole(buf: bytes) -> int:
@@ -267,6 +288,11 @@ def _whole(buf: bytes) -> int:
 
 def _nul_after(f, offset: int, head: bytes, name: str) -> None:
     """Look for a NUL in the rest of the file, so errors come in read_text's order."""
+    if offset < len(head):  # the head is read ahead: its unread part comes first
+        nul = head.find(b"\x00", offset)
+        if nul >= 0:
+            nul_error(head, nul, name)
+        offset = len(head)
     while chunk := f.read(BLOCK_SIZE):
         nul = chunk.find(b"\x00")
         if nul >= 0:

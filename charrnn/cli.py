@@ -68,17 +68,20 @@ CheckpointOpt = Annotated[
 # --------------------------------------------------------------------------- train
 @app.command()
 def train(
-    corpus: Annotated[str | None, typer.Argument(
-        help="UTF-8 text file to train on. Default: Python's built-in help text.",
+    corpus: Annotated[list[str] | None, typer.Argument(
+        help="UTF-8 text files and folders to train on (a folder: every text file under "
+             "it); '-' reads stdin. Default: Python's built-in help text.",
         show_default=False)] = None,
-    cell: Annotated[Cell, typer.Option(help="Recurrent cell.", rich_help_panel=MODEL)
-                    ] = Cell.lstm,
+    cell: Annotated[Cell | None, typer.Option(
+        help="Recurrent cell (default lstm; with --init-from the source's).",
+        rich_help_panel=MODEL, show_default=False)] = None,
     layers: Annotated[int | None, typer.Option(min=1, rich_help_panel=MODEL,
                       help="Recurrent layers. Default: from corpus size.")] = None,
     hidden_size: Annotated[int | None, typer.Option(min=1, rich_help_panel=MODEL,
                            help="Units per layer. Default: from corpus size.")] = None,
-    embed_size: Annotated[int, typer.Option(min=1, rich_help_panel=MODEL,
-                          help="Character embedding size.")] = ModelConfig.embed_size,
+    embed_size: Annotated[int | None, typer.Option(
+        min=1, rich_help_panel=MODEL,
+        help=f"Character embedding size (default {ModelConfig.embed_size}).")] = None,
     dropout: Annotated[float | None, typer.Option(rich_help_panel=MODEL,
                        help="Dropout in [0, 1). Default: from corpus size.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", min=1,
@@ -87,14 +90,16 @@ def train(
     seq_len: Annotated[int | None, typer.Option("--seq-len", "-t", min=1, rich_help_panel=OPTIM,
                        help="Truncated-BPTT window in characters "
                             f"(default {TrainConfig.seq_len}).")] = None,
-    lr: Annotated[float, typer.Option(rich_help_panel=OPTIM, help="Peak learning rate.")
-                  ] = TrainConfig.lr,
+    lr: Annotated[float | None, typer.Option(
+        rich_help_panel=OPTIM, help=f"Peak learning rate (default {TrainConfig.lr:g}; "
+                                    "fine-tuning 2e-3).")] = None,
     weight_decay: Annotated[float, typer.Option(rich_help_panel=OPTIM)
                             ] = TrainConfig.weight_decay,
     grad_clip: Annotated[float, typer.Option(rich_help_panel=OPTIM,
                          help="Max gradient norm; 0 disables clipping.")] = TrainConfig.grad_clip,
-    warmup: Annotated[int, typer.Option(min=0, rich_help_panel=OPTIM,
-                      help="Warm-up steps.")] = TrainConfig.warmup_steps,
+    warmup: Annotated[int | None, typer.Option(
+        min=0, rich_help_panel=OPTIM,
+        help=f"Warm-up steps (default {TrainConfig.warmup_steps}; fine-tuning 20).")] = None,
     max_time: Annotated[str | None, typer.Option(rich_help_panel=BUDGET,
                         help="Wall-time budget, e.g. 90s, 10m, 2h. The learning rate reaches "
                              "its floor at the deadline. Default: 10m when no budget is given.",
@@ -132,6 +137,16 @@ def train(
              "natively (recent GPUs, CPUs with AMX or AVX-512 BF16), else float32.")] = "auto",
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")
                        ] = False,
+    file_separator: Annotated[str, typer.Option(
+        "--file-separator", help="Put between the files of several inputs, after each "
+        "file's final newline (escapes \\n, \\t, \\0, \\\\). Default: a blank line.")
+        ] = "\\n",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                       help="List every skipped file.")] = False,
+    init_from: Annotated[str | None, typer.Option(
+        "--init-from", rich_help_panel=CKPT, show_default=False,
+        help="Fine-tune: start from this run's (or checkpoint's) weights, in a new run "
+             "folder, with its architecture; new characters grow the vocabulary.")] = None,
 ) -> None:
     """Train a model on a text file, with progress on stderr and checkpoints in a run folder.
 
@@ -142,8 +157,15 @@ def train(
         charrnn train notes.txt --cell gru --hidden-size 256 -o checkpoints/notes-gru
 
         charrnn train corpus.txt --resume --max-time 30m
+
+        charrnn train notes/ more.txt -o checkpoints/notes
+
+        git log -p | charrnn train - -o checkpoints/gitlog
+
+        charrnn train letters.txt --init-from checkpoints/novel
     """
-    options = {**locals(), "cell": cell.value}
+    options = {**locals(), "cell": cell.value if cell else None,
+               "file_separator": _unescape(file_separator)}
     from charrnn import runs
 
     try:

@@ -26,18 +26,18 @@ DEFAULT_BUDGET = 600.0  # seconds, when no budget option is given
 class TrainRequest:
     """The train command's options, as parsed."""
 
-    corpus: str | None = None
-    cell: str = "lstm"
+    corpus: list[str] | None = None  # files, folders, '-' (stdin); None: the built-in text
+    cell: str | None = None  # None: lstm, or with --init-from the source's
     layers: int | None = None
     hidden_size: int | None = None
-    embed_size: int = ModelConfig.embed_size
+    embed_size: int | None = None
     dropout: float | None = None
     batch_size: int | None = None
     seq_len: int | None = None
-    lr: float = TrainConfig.lr
+    lr: float | None = None  # None: TrainConfig's, or finetune.LR with --init-from
     weight_decay: float = TrainConfig.weight_decay
     grad_clip: float = TrainConfig.grad_clip
-    warmup: int = TrainConfig.warmup_steps
+    warmup: int | None = None
     max_time: str | None = None
     max_steps: int | None = None
     epochs: float | None = None
@@ -53,6 +53,9 @@ class TrainRequest:
     device: str = "auto"
     precision: str = "auto"
     compile: bool = False
+    file_separator: str = "\n"  # between the files of several inputs (charrnn.corpora)
+    verbose: bool = False
+    init_from: str | None = None  # fine-tune: a run folder or checkpoint (charrnn.finetune)
 
 
 def run_name(source: str) -> str:
@@ -90,10 +93,14 @@ def train_command(req: TrainRequest):
 
 def _train(req: TrainRequest, dist: Dist):
     """One rank's work; rank 0, the only one that writes, holds the run folder's lock."""
-    from charrnn import runlock
+    from charrnn import finetune, inputs, runlock
 
+    finetune.check_request(req.init_from, req.resume)
     source = req.corpus or BUILTIN_CORPUS
-    run_dir = Path(req.out) if req.out else ckpt.DEFAULT_ROOT / run_name(source)
+    name, note = inputs.default_run_name(req.corpus)
+    run_dir = Path(req.out) if req.out else ckpt.DEFAULT_ROOT / name
+    if note and not req.out and dist.is_main:
+        _log(note)
     if not dist.is_main:
         return _train_locked(req, dist, source, run_dir)
     with runlock.hold(run_dir):  # one run per folder, from the first check to the last save
@@ -104,14 +111,17 @@ def _train(req: TrainRequest, dist: Dist):
 
 def _train_locked(req: TrainRequest, dist: Dist, source: str, run_dir: Path):
     """The train command's work; on rank 0 it runs only while holding the folder's lock."""
-    from charrnn.data import Corpus
+    from charrnn import finetune, inputs
+    from charrnn.data import source_of
     from charrnn.distributed import local_main_first
+    from charrnn.inputs import load_corpus
     from charrnn.train import LATEST, Callbacks, Trainer
 
     latest = run_dir / f"{LATEST}{ckpt.SUFFIX}"
     budget = {"max_time": parse_duration(req.max_time) if req.max_time else None,
               "max_steps": req.max_steps, "epochs": req.epochs}
 
+    source_ckpt = None  # the model a fine-tuning run starts from
     if req.resume:
         if not latest.is_file():
             raise CharRNNError(f"nothing to resume: {latest} does not exist")
@@ -127,24 +137,35 @@ def _train_locked(req: TrainRequest, dist: Dist, source: str, run_dir: Path):
                                patience=train_config.patience if req.patience is None
                                else req.patience,
                                precision=req.precision, compile=req.compile)
-        if req.corpus is None:
-            source = saved.meta["corpus"]["source"]
+        if not req.corpus:
+            source = source_of(saved.meta["corpus"])
         with local_main_first(dist):  # one process per machine builds the corpus cache
-            corpus = Corpus.load(source, train_config.val_fraction, vocab=saved.vocab)
+            corpus = load_corpus(source, train_config.val_fraction, run_dir, vocab=saved.vocab,
+                                 separator=saved.meta["corpus"].get("separator", "\n"),
+                                 resume=True, verbose=req.verbose, main=dist.is_main, log=_log)
     else:
         if latest.exists() and not req.force:
             raise CharRNNError(f"{run_dir}/ already holds a run: continue it with --resume, "
                                "start over with --force, or choose another --out")
+        if req.init_from:  # before any work: a bad source or option fails at once
+            source_ckpt = finetune.open_source(req.init_from)
+            finetune.model_config(source_ckpt, source_ckpt.vocab, req.cell, req.layers,
+                                  req.hidden_size, req.embed_size, req.dropout)
         if not any(v is not None for v in budget.values()):
-            budget["max_time"] = DEFAULT_BUDGET
+            budget["max_time"] = finetune.BUDGET if source_ckpt else DEFAULT_BUDGET
         with local_main_first(dist):  # one process per machine builds the corpus cache
-            corpus = Corpus.load(source, req.val_fraction)
+            corpus = load_corpus(source, req.val_fraction, run_dir, separator=req.file_separator,
+                                 verbose=req.verbose, main=dist.is_main, log=_log)
+        if source_ckpt is not None:  # the vocabulary grows by the new text's characters
+            corpus = finetune.retarget(corpus, source_ckpt)
         n = len(corpus.train)
         batch_size, seq_len = auto_batch(n, req.batch_size or TrainConfig.batch_size,
                                            req.seq_len or TrainConfig.seq_len)
         train_config = TrainConfig(
             batch_size=req.batch_size or batch_size, seq_len=req.seq_len or seq_len,
-            lr=req.lr, warmup_steps=req.warmup, weight_decay=req.weight_decay,
+            lr=(finetune.LR if source_ckpt else TrainConfig.lr) if req.lr is None else req.lr,
+            warmup_steps=(finetune.WARMUP if source_ckpt else TrainConfig.warmup_steps)
+            if req.warmup is None else req.warmup, weight_decay=req.weight_decay,
             grad_clip=req.grad_clip, eval_every=req.eval_every,
             val_fraction=req.val_fraction, val_max_chars=req.val_max_chars,
             log_every=req.log_every or TrainConfig.log_every, seed=req.seed, device=req.device,
@@ -152,11 +173,16 @@ def _train_locked(req: TrainRequest, dist: Dist, source: str, run_dir: Path):
             precision=req.precision, compile=req.compile, **budget)
         size = auto_model(n, train_config.max_time)
         model_config = ModelConfig(
-            vocab_size=len(corpus.vocab), cell=req.cell, embed_size=req.embed_size,
+            vocab_size=len(corpus.vocab), cell=req.cell or "lstm",
+            embed_size=req.embed_size or ModelConfig.embed_size,
             num_layers=req.layers or size["num_layers"],
             hidden_size=req.hidden_size or size["hidden_size"],
-            dropout=size["dropout"] if req.dropout is None else req.dropout)
-        if dist.is_main and None in (req.layers, req.hidden_size, req.dropout):
+            dropout=size["dropout"] if req.dropout is None else req.dropout
+        ) if source_ckpt is None else finetune.model_config(
+            source_ckpt, corpus.vocab, req.cell, req.layers, req.hidden_size,
+            req.embed_size, req.dropout)
+        if dist.is_main and source_ckpt is None and None in (req.layers, req.hidden_size,
+                                                             req.dropout):
             _log(f"model size chosen for {n:,} training characters and this budget "
                  "(override with --layers, --hidden-size, --dropout)")
         if req.force and run_dir.exists() and dist.is_main:
@@ -166,8 +192,15 @@ def _train_locked(req: TrainRequest, dist: Dist, source: str, run_dir: Path):
 
     callbacks = ConsoleProgress() if dist.is_main else Callbacks()  # rank 0 speaks
     trainer = Trainer(model_config, train_config, corpus, run_dir, callbacks, dist)
+    if dist.is_main and corpus.stamps:  # for --resume to say what changed
+        inputs.manifest(run_dir, corpus.stamps)
     if req.resume:
         trainer.resume(latest)
+    elif source_ckpt is not None:
+        finetune.start(trainer, source_ckpt)
+        if dist.is_main:
+            _log(f"fine-tuning from {source_ckpt.path}: weights only (fresh optimizer and "
+                 f"schedule); vocabulary {len(source_ckpt.vocab)} -> {len(corpus.vocab)}")
     if dist.is_main:
         _describe(corpus, model_config, train_config, run_dir, req.resume)
         if dist.enabled:
@@ -290,7 +323,13 @@ def eval_ids(c: ckpt.Checkpoint, file: str | None):
     from charrnn.text import read_text, text_digest
 
     vocab = c.vocab
-    if file is None:
+    if file is None and "inputs" in c.meta.get("corpus", {}):  # several files: every tail
+        from charrnn.data import held_out_many
+
+        ids, unknown, label = held_out_many(
+            c.meta["corpus"], vocab,
+            TrainConfig.from_dict(c.meta["train"]).val_fraction or 0.1)
+    elif file is None:
         corpus = c.meta.get("corpus", {})
         source = corpus.get("source")
         if not source:
