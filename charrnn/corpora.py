@@ -290,7 +290,8 @@ def summary(skipped: list[tuple[str, str]], total: int, lead: str = "") -> str:
     from collections import Counter
 
     counts = Counter(r for _, r in skipped)
-    kinds = ", ".join(f"{n:,} {r}" for r, n in counts.most_common())
+    kinds = ", ".join(f"{n:,} {r}" for r, n in sorted(counts.items(),
+                                                        key=lambda rn: (-rn[1], rn[0])))
     first = f"{skipped[0][0]} ({skipped[0][1]})"
     return f"skipped {lead}{len(skipped):,} of {total:,} files: {kinds}; first: {first}"
 
