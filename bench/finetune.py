@@ -48,6 +48,9 @@ def main() -> None:
     ap.add_argument("--corpus-b", type=Path, default=SHAKESPEARE)
     ap.add_argument("--source-time", default="90s")
     ap.add_argument("--minutes", default="1,2", help="time budgets on corpus B")
+    ap.add_argument("--steps", default="", help="step budgets on corpus B instead (the "
+                    "same work for every run however busy the machine is)")
+    ap.add_argument("--source", type=Path, help="reuse this source run folder")
     ap.add_argument("--lrs", default="1e-3,3e-3", help="fine-tuning peak lrs")
     ap.add_argument("--warmups", default="20", help="fine-tuning warm-up steps")
     ap.add_argument("--threads", type=int, default=1)
@@ -58,26 +61,28 @@ def main() -> None:
     env = {**os.environ, "CHARRNN_CACHE_DIR": str(work / "cache"),
            "OMP_NUM_THREADS": str(args.threads)}
     print(f"# {os.cpu_count()} CPUs, {args.threads} thread(s); work in {work}")
-    src = work / "source"
-    charrnn("train", "-o", str(src), *ARCH, *COMMON, "--max-time", args.source_time, env=env)
-    print(f"source: {steps_of(src)} steps on the built-in corpus in {args.source_time}; "
+    src = args.source or work / "source"
+    if args.source is None:
+        charrnn("train", "-o", str(src), *ARCH, *COMMON, "--max-time", args.source_time,
+                env=env)
+    print(f"source: {steps_of(src)} steps on the built-in corpus; "
           f"its loss on B's held-out tail: ", end="", flush=True)
     print(f"{charrnn_eval_on_b(src, args.corpus_b, work, env):.4f} nats/char "
           "(characters it never saw are skipped)")
     print(f"{'run':<34} {'budget':>6} {'steps':>6} {'held-out B (nats/char)':>23}")
-    for minutes in args.minutes.split(","):
-        budget = f"{minutes}m"
-        run = work / f"scratch-{minutes}"
-        charrnn("train", str(args.corpus_b), "-o", str(run), *ARCH, *COMMON,
-                "--max-time", budget, env=env)
+    budgets = ([("--max-steps", s, s) for s in args.steps.split(",")] if args.steps else
+               [("--max-time", f"{m}m", f"{m}m") for m in args.minutes.split(",")])
+    for opt, value, budget in budgets:
+        limit = [opt, value] + (["--eval-every", value] if opt == "--max-steps" else [])
+        run = work / f"scratch-{value}"
+        charrnn("train", str(args.corpus_b), "-o", str(run), *ARCH, *COMMON, *limit, env=env)
         print(f"{'scratch (lr 4e-3, warm-up 50)':<34} {budget:>6} {steps_of(run):>6} "
               f"{held_out(run, env):>23.4f}", flush=True)
         for warmup in args.warmups.split(","):
             for lr in args.lrs.split(","):
-                run = work / f"ft-{minutes}-{lr}-{warmup}"
+                run = work / f"ft-{value}-{lr}-{warmup}"
                 charrnn("train", str(args.corpus_b), "-o", str(run), "--init-from", str(src),
-                        *COMMON, "--lr", lr, "--warmup", warmup, "--max-time", budget,
-                        env=env)
+                        *COMMON, "--lr", lr, "--warmup", warmup, *limit, env=env)
                 label = f"fine-tune (lr {lr}, warm-up {warmup})"
                 print(f"{label:<34} {budget:>6} {steps_of(run):>6} "
                       f"{held_out(run, env):>23.4f}", flush=True)

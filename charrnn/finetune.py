@@ -6,16 +6,17 @@ text that the source never saw grow the vocabulary; as the vocabulary is kept so
 code point, every old character's embedding row, head row and bias move to the
 character's new id, so each keeps its meaning.
 
-What is guaranteed at step 0 (tested): for every context made of old characters, the
-probability of every old character differs from the source's by at most ``NEW_MASS``
-(1e-5) in total, and the distribution over the old characters renormalised is the
-source's exactly (up to float rounding). The new head rows are zero with one bias ``b``
-chosen from a bound: the recurrent output h lies in (-1, 1) (tanh, or a gate times
-tanh), so every old logit row i satisfies ``l_i >= b_i - ||W_i||_1`` and
-``logsumexp(old logits) >= max_i (b_i - ||W_i||_1) = L`` in every context; with
-``b = L + log(NEW_MASS / k)`` for k new characters, they share at most NEW_MASS. The
-bias is finite and the zero rows get ordinary gradients, so training learns the new
-characters quickly (tested). New embedding rows are the mean of the old ones.
+What is guaranteed at step 0 (tested): for every context, the probability of every old
+character differs from the source's by at most ``NEW_MASS`` (1e-5), and the
+distribution over the old characters renormalised is the source's exactly (up to float
+rounding). Each new head row is the mean of the old rows (weights and bias) with the
+bias lowered by ``c = log(k / NEW_MASS)`` for k new characters: the mean of the old
+logits is at most their largest, so each new logit is at least c below the
+log-sum-exp of the old ones and the k new characters share less than NEW_MASS, in every
+context. The new logits start only c plus (log-sum-exp minus mean) below the old
+ones, not at a "-inf" that gradients cannot lift, and the new rows get ordinary
+gradients, so training learns the new characters (tested). New embedding rows are the
+mean of the old ones.
 """
 
 from __future__ import annotations
@@ -82,13 +83,13 @@ def grown_weights(c: ckpt.Checkpoint, vocab: Vocab) -> dict[str, np.ndarray]:
     out["embed.weight"] = np.empty((len(vocab), emb.shape[1]), np.float32)
     out["embed.weight"][old] = emb
     out["embed.weight"][new] = emb.mean(axis=0)
-    out["head.weight"] = np.zeros((len(vocab), head.shape[1]), np.float32)
+    out["head.weight"] = np.empty((len(vocab), head.shape[1]), np.float32)
     out["head.weight"][old] = head
+    out["head.weight"][new] = head.mean(axis=0)
     out["head.bias"] = np.empty(len(vocab), np.float32)
     out["head.bias"][old] = bias
     if len(new):
-        floor = float(np.max(bias.astype(np.float64) - np.abs(head).sum(axis=1)))
-        out["head.bias"][new] = floor + np.log(NEW_MASS / len(new))
+        out["head.bias"][new] = bias.mean() - np.log(len(new) / NEW_MASS)
     return out
 
 
