@@ -76,6 +76,9 @@ def load(path: str | Path, cache: Path | None = None, block_size: int = BLOCK_SI
             meta = {"version": CACHE_VERSION, "source": str(src.resolve()), "stamp": stamp,
                     **meta}
             atomic_write_bytes(meta_path, json.dumps(meta).encode("utf-8"))
+            from charrnn import cachectl
+
+            cachectl.prune(cache, keep=meta_path)  # a new entry: keep the cache bounded
         except OSError as e:
             raise CharRNNError(f"cannot write the corpus cache in {cache}: {e.strerror or e} "
                                "(set CHARRNN_CACHE_DIR to a writable folder)") from None
@@ -84,6 +87,7 @@ def load(path: str | Path, cache: Path | None = None, block_size: int = BLOCK_SI
     if ids_path.stat().st_size != expected:
         raise CharRNNError(f"the corpus cache {ids_path} is damaged; delete it and retry")
     ids = np.memmap(ids_path, dtype=vocab.dtype, mode="r", shape=(meta["chars"],))
+    os.utime(meta_path)  # last use, for the cache's size cap (charrnn.cachectl)
     return Encoded(vocab, ids, meta["digest"], ids_path)
 
 

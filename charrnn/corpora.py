@@ -138,6 +138,9 @@ def load(inputs: list[str], separator: str = DEFAULT_SEPARATOR, root: Path | Non
                     "inputs": [str(Path(a).resolve()) for a in inputs],
                     "separator": separator, "stamps": current, **meta}
             atomic_write_bytes(meta_path, json.dumps(meta).encode("utf-8"))
+            from charrnn import cachectl
+
+            cachectl.prune(meta_path.parent, keep=meta_path)  # keep the cache bounded
         except OSError as e:
             raise CharRNNError(f"cannot write the corpus cache in {ids_path.parent}: "
                                f"{e.strerror or e} (set CHARRNN_CACHE_DIR to a writable "
