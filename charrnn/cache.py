@@ -18,6 +18,7 @@ pure-ASCII blocks never become Python strings.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -87,7 +88,8 @@ def load(path: str | Path, cache: Path | None = None, block_size: int = BLOCK_SI
     if ids_path.stat().st_size != expected:
         raise CharRNNError(f"the corpus cache {ids_path} is damaged; delete it and retry")
     ids = np.memmap(ids_path, dtype=vocab.dtype, mode="r", shape=(meta["chars"],))
-    os.utime(meta_path)  # last use, for the cache's size cap (charrnn.cachectl)
+    with contextlib.suppress(OSError):  # last use, for the cache's size cap (cachectl)
+        os.utime(meta_path)
     return Encoded(vocab, ids, meta["digest"], ids_path)
 
 

@@ -19,6 +19,7 @@ re-encodes. Validation holds out the last ``val_fraction`` of every file
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -73,6 +74,14 @@ def walk(inputs: list[str]) -> Found:
                     found.skipped.append((str(f), "broken link" if f.is_symlink()
                                           else "not a regular file"))
         found.files.extend(sorted(mine, key=lambda q: q.parts))
+    seen: set[Path] = set()  # a file named twice (or inside a named folder) is read once
+    unique = []
+    for f in found.files:
+        real = f.resolve()
+        if real not in seen:
+            seen.add(real)
+            unique.append(f)
+    found.files = unique
     return found
 
 
@@ -149,7 +158,8 @@ def load(inputs: list[str], separator: str = DEFAULT_SEPARATOR, root: Path | Non
     if ids_path.stat().st_size != meta["chars"] * vocab.dtype.itemsize:
         raise CharRNNError(f"the corpus cache {ids_path} is damaged; delete it and retry")
     ids = np.memmap(ids_path, dtype=vocab.dtype, mode="r", shape=(meta["chars"],))
-    os.utime(meta_path)  # last use, for the cache's size cap
+    with contextlib.suppress(OSError):  # last use, for the cache's size cap
+        os.utime(meta_path)
     return Joined(vocab, ids, meta["digest"], ids_path, meta["files"],
                   np.asarray(meta["spans"], dtype=np.int64).reshape(-1, 2),
                   [tuple(s) for s in meta["skipped"]], current)

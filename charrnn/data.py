@@ -213,15 +213,19 @@ def source_of(corpus_meta: dict) -> str | list[str]:
     return corpus_meta["source"]
 
 
+def separator_of(corpus_meta: dict) -> str:
+    """The separator a multi-input corpus was joined with (a damaged value: the default)."""
+    separator = corpus_meta.get("separator", "\n")
+    return separator if isinstance(separator, str) else "\n"
+
+
 def held_out_many(corpus_meta: dict, vocab: Vocab, val_fraction: float
                   ) -> tuple[np.ndarray, Counter[str], str]:
     """The held-out ids of a multi-input corpus, as training split it, in ``vocab``'s ids;
     characters ``vocab`` lacks (the files changed since) are skipped and counted."""
     from charrnn import corpora
 
-    separator = corpus_meta.get("separator", "\n")
-    joined = corpora.load(source_of(corpus_meta), separator if isinstance(separator, str)
-                          else "\n")
+    joined = corpora.load(source_of(corpus_meta), separator_of(corpus_meta))
     if joined.digest != corpus_meta.get("digest"):
         import sys
 

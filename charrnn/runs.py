@@ -112,7 +112,7 @@ def _train(req: TrainRequest, dist: Dist):
 def _train_locked(req: TrainRequest, dist: Dist, source: str, run_dir: Path):
     """The train command's work; on rank 0 it runs only while holding the folder's lock."""
     from charrnn import finetune, inputs
-    from charrnn.data import source_of
+    from charrnn.data import separator_of, source_of
     from charrnn.distributed import local_main_first
     from charrnn.inputs import load_corpus
     from charrnn.train import LATEST, Callbacks, Trainer
@@ -141,7 +141,7 @@ def _train_locked(req: TrainRequest, dist: Dist, source: str, run_dir: Path):
             source = source_of(saved.meta["corpus"])
         with local_main_first(dist):  # one process per machine builds the corpus cache
             corpus = load_corpus(source, train_config.val_fraction, run_dir, vocab=saved.vocab,
-                                 separator=saved.meta["corpus"].get("separator", "\n"),
+                                 separator=separator_of(saved.meta["corpus"]),
                                  resume=True, verbose=req.verbose, main=dist.is_main, log=_log)
     else:
         if latest.exists() and not req.force:
