@@ -59,8 +59,11 @@ class Encoded:
 
 
 def load(path: str | Path, cache: Path | None = None, block_size: int = BLOCK_SIZE,
-         progress: bool = True) -> Encoded:
-    """The cached ids of a text file, (re-)encoding it first when it is new or changed."""
+         progress: bool = True, checked: bool = False) -> Encoded:
+    """The cached ids of a text file, (re-)encoding it first when it is new or changed.
+
+    ``checked``: the file was just written as valid UTF-8 (a spooled pipe), so the first
+    pass skips the UTF-8 check."""
     src = check_file(path)
     cache = Path(cache) if cache is not None else cache_root()
     key = hashlib.sha256(str(src.resolve()).encode("utf-8", "surrogatepass")).hexdigest()[:16]
@@ -71,7 +74,7 @@ def load(path: str | Path, cache: Path | None = None, block_size: int = BLOCK_SI
     if not (meta and meta.get("version") == CACHE_VERSION and meta.get("stamp") == stamp
             and ids_path.is_file()):
         try:
-            meta = _encode(src, ids_path, block_size, progress)
+            meta = _encode(src, ids_path, block_size, progress, not checked)
             if _stamp(src) != stamp:
                 raise CharRNNError(f"{src} changed while it was being read; try again")
             meta = {"version": CACHE_VERSION, "source": str(src.resolve()), "stamp": stamp,
@@ -105,7 +108,8 @@ def _read_meta(path: Path) -> dict | None:
         return None
 
 
-def _encode(src: Path, ids_path: Path, block_size: int, progress: bool) -> dict:
+def _encode(src: Path, ids_path: Path, block_size: int, progress: bool,
+            check_utf8: bool = True) -> dict:
     """Two streaming passes: vocabulary + hash + length, then ids into ``ids_path``."""
     size = src.stat().st_size
     if size == 0:
@@ -121,7 +125,7 @@ def _encode(src: Path, ids_path: Path, block_size: int, progress: bool) -> dict:
         seen = np.zeros(0x110000, bool)
         known_ascii = b""  # bytes already in the vocabulary: deleted before looking further
         digest, chars = hashlib.sha256(), 0
-        for block in _blocks(src, block_size, bar, check_utf8=True):
+        for block in _blocks(src, block_size, bar, check_utf8=check_utf8):
             digest.update(block)
             chars += len(block)
             rest = np.frombuffer(block.translate(None, known_ascii), np.uint8)

@@ -81,6 +81,7 @@ def spool(inputs: list[str], run_dir: Path, stdin=None) -> list[str]:
             tmp.unlink(missing_ok=True)
             raise CharRNNError(f"{name} held only whitespace")
         os.replace(tmp, dest)
+        cache.load(dest, checked=True)  # encoded now, while the text is known to be valid
         print(f"kept the {size:,} bytes read from {name} in {dest}", file=sys.stderr)
         out.append(str(dest))
     return out

@@ -110,11 +110,14 @@ def test_verbose_lists_every_skipped_file_and_resume_says_what_changed(cli, tmp_
 def test_several_inputs_get_a_default_run_name_shown_at_the_start(cli, tmp_path):
     (tmp_path / "x.txt").write_text("the quick brown fox\n" * 30)
     (tmp_path / "y.txt").write_text("jumps over the lazy dog\n" * 30)
-    r = cli("train", "x.txt", "y.txt", "--max-steps", "1", *TINY)
+    r = cli("train", "x.txt", "y.txt", "x.txt", "--max-steps", "1", "--file-separator",
+            "\\n~~\\n", *TINY)
     assert r.exit_code == 0, r
-    assert r.stderr.splitlines()[0] == ("2 inputs: run folder checkpoints/x-plus-1/ "
+    assert r.stderr.splitlines()[0] == ("3 inputs: run folder checkpoints/x-plus-2/ "
                                         "(choose one with -o)")
-    assert (tmp_path / "checkpoints" / "x-plus-1" / "latest.safetensors").is_file()
+    meta = ckpt.inspect(tmp_path / "checkpoints" / "x-plus-2" / "latest.safetensors").meta
+    assert meta["corpus"]["separator"] == "\n~~\n" and "~" in meta["vocab"]
+    assert meta["corpus"]["files"] == 2  # x.txt named twice is read once
 
 
 def _one_line(r, code: int = 1) -> None:
