@@ -39,12 +39,16 @@ WARMUP = 20
 BUDGET = 120.0  # seconds
 
 
-def open_source(target: str | Path) -> ckpt.Checkpoint:
-    """The checkpoint to start from: a run folder (its best) or a .safetensors file."""
+def open_source(target: str | Path, run_dir: Path) -> ckpt.Checkpoint:
+    """The checkpoint to start from: a run folder (its best) or a .safetensors file, never
+    one in ``run_dir``, whose checkpoints the new run replaces."""
     p = Path(target)
     if not p.exists():
         raise ckpt.CheckpointError(f"--init-from: no such run or checkpoint: {p}")
     c = ckpt.inspect(ckpt.resolve(p))
+    if c.path.resolve().parent == Path(run_dir).resolve():
+        raise ConfigError(f"--init-from {p} is the run folder the new run would replace; "
+                          "choose another --out")
     c.numpy_weights()  # a truncated or non-finite file fails here, before any work
     return c
 

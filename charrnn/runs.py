@@ -148,7 +148,7 @@ def _train_locked(req: TrainRequest, dist: Dist, source: str, run_dir: Path):
             raise CharRNNError(f"{run_dir}/ already holds a run: continue it with --resume, "
                                "start over with --force, or choose another --out")
         if req.init_from:  # before any work: a bad source or option fails at once
-            source_ckpt = finetune.open_source(req.init_from)
+            source_ckpt = finetune.open_source(req.init_from, run_dir)
             finetune.model_config(source_ckpt, source_ckpt.vocab, req.cell, req.layers,
                                   req.hidden_size, req.embed_size, req.dropout)
         if not any(v is not None for v in budget.values()):

@@ -91,7 +91,8 @@ def test_bad_sources_and_conflicting_options_are_one_line_errors(cli, trained_ru
         assert message in r.stderr, r
     for extra, message in ((["--cell", "gru"], "--cell gru (the source has lstm)"),
                            (["--hidden-size", "64"], "--hidden-size 64 (the source has 48)"),
-                           (["--resume"], "--init-from starts a new run")):
+                           (["--resume"], "--init-from starts a new run"),
+                           (["-o", ".", "--force"], "the run folder the new run would replace")):
         r = cli("train", "t.txt", "-o", "x", "--init-from", "ok.safetensors", *extra)
         _one_line(r, 2)
         assert message in r.stderr, r
