@@ -51,6 +51,8 @@ def main() -> None:
     ap.add_argument("--steps", default="", help="step budgets on corpus B instead (the "
                     "same work for every run however busy the machine is)")
     ap.add_argument("--source", type=Path, help="reuse this source run folder")
+    ap.add_argument("--no-scratch", action="store_true",
+                    help="only fine-tune (the scratch runs do not depend on the source)")
     ap.add_argument("--lrs", default="1e-3,3e-3", help="fine-tuning peak lrs")
     ap.add_argument("--warmups", default="20", help="fine-tuning warm-up steps")
     ap.add_argument("--threads", type=int, default=1)
@@ -75,9 +77,11 @@ def main() -> None:
     for opt, value, budget in budgets:
         limit = [opt, value] + (["--eval-every", value] if opt == "--max-steps" else [])
         run = work / f"scratch-{value}"
-        charrnn("train", str(args.corpus_b), "-o", str(run), *ARCH, *COMMON, *limit, env=env)
-        print(f"{'scratch (lr 4e-3, warm-up 50)':<34} {budget:>6} {steps_of(run):>6} "
-              f"{held_out(run, env):>23.4f}", flush=True)
+        if not args.no_scratch:
+            charrnn("train", str(args.corpus_b), "-o", str(run), *ARCH, *COMMON, *limit,
+                    env=env)
+            print(f"{'scratch (lr 4e-3, warm-up 50)':<34} {budget:>6} {steps_of(run):>6} "
+                  f"{held_out(run, env):>23.4f}", flush=True)
         for warmup in args.warmups.split(","):
             for lr in args.lrs.split(","):
                 run = work / f"ft-{value}-{lr}-{warmup}"

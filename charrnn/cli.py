@@ -91,8 +91,8 @@ def train(
                        help="Truncated-BPTT window in characters "
                             f"(default {TrainConfig.seq_len}).")] = None,
     lr: Annotated[float | None, typer.Option(
-        rich_help_panel=OPTIM, help=f"Peak learning rate (default {TrainConfig.lr:g}; "
-                                    "fine-tuning 2e-3).")] = None,
+        rich_help_panel=OPTIM, help=f"Peak learning rate (default {TrainConfig.lr:g}).")
+        ] = None,
     weight_decay: Annotated[float, typer.Option(rich_help_panel=OPTIM)
                             ] = TrainConfig.weight_decay,
     grad_clip: Annotated[float, typer.Option(rich_help_panel=OPTIM,
