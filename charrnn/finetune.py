@@ -34,7 +34,7 @@ from charrnn.text import Vocab
 
 NEW_MASS = 1e-5  # at most this much probability on the new characters at step 0
 # Fine-tuning defaults (docs/benchmarks.md, bench/finetune.py): of peak lrs 1e-3, 2e-3
-# and 4e-3, 4e-3 fine-tuned best from a weak and from a stronger source (0.06-0.33 nats
+# and 4e-3, 4e-3 fine-tuned best from a weak and from a stronger source (0.07-0.2 nats
 # ahead of 1e-3/2e-3); the weights are already trained, so 20 warm-up steps (for AdamW's
 # moments) instead of 50, and a 2-minute budget instead of 10: at 60 and 150 steps
 # fine-tuning was 0.77 and 0.18-0.33 nats ahead of training from scratch.
