@@ -18,6 +18,7 @@ pure-ASCII blocks never become Python strings.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -58,8 +59,11 @@ class Encoded:
 
 
 def load(path: str | Path, cache: Path | None = None, block_size: int = BLOCK_SIZE,
-         progress: bool = True) -> Encoded:
-    """The cached ids of a text file, (re-)encoding it first when it is new or changed."""
+         progress: bool = True, checked: bool = False) -> Encoded:
+    """The cached ids of a text file, (re-)encoding it first when it is new or changed.
+
+    ``checked``: the file was just written as valid UTF-8 (a spooled pipe), so the first
+    pass skips the UTF-8 check."""
     src = check_file(path)
     cache = Path(cache) if cache is not None else cache_root()
     key = hashlib.sha256(str(src.resolve()).encode("utf-8", "surrogatepass")).hexdigest()[:16]
@@ -70,12 +74,15 @@ def load(path: str | Path, cache: Path | None = None, block_size: int = BLOCK_SI
     if not (meta and meta.get("version") == CACHE_VERSION and meta.get("stamp") == stamp
             and ids_path.is_file()):
         try:
-            meta = _encode(src, ids_path, block_size, progress)
+            meta = _encode(src, ids_path, block_size, progress, not checked)
             if _stamp(src) != stamp:
                 raise CharRNNError(f"{src} changed while it was being read; try again")
             meta = {"version": CACHE_VERSION, "source": str(src.resolve()), "stamp": stamp,
                     **meta}
             atomic_write_bytes(meta_path, json.dumps(meta).encode("utf-8"))
+            from charrnn import cachectl
+
+            cachectl.prune(cache, keep=meta_path)  # a new entry: keep the cache bounded
         except OSError as e:
             raise CharRNNError(f"cannot write the corpus cache in {cache}: {e.strerror or e} "
                                "(set CHARRNN_CACHE_DIR to a writable folder)") from None
@@ -84,6 +91,8 @@ def load(path: str | Path, cache: Path | None = None, block_size: int = BLOCK_SI
     if ids_path.stat().st_size != expected:
         raise CharRNNError(f"the corpus cache {ids_path} is damaged; delete it and retry")
     ids = np.memmap(ids_path, dtype=vocab.dtype, mode="r", shape=(meta["chars"],))
+    with contextlib.suppress(OSError):  # last use, for the cache's size cap (cachectl)
+        os.utime(meta_path)
     return Encoded(vocab, ids, meta["digest"], ids_path)
 
 
@@ -99,7 +108,8 @@ def _read_meta(path: Path) -> dict | None:
         return None
 
 
-def _encode(src: Path, ids_path: Path, block_size: int, progress: bool) -> dict:
+def _encode(src: Path, ids_path: Path, block_size: int, progress: bool,
+            check_utf8: bool = True) -> dict:
     """Two streaming passes: vocabulary + hash + length, then ids into ``ids_path``."""
     size = src.stat().st_size
     if size == 0:
@@ -115,7 +125,7 @@ def _encode(src: Path, ids_path: Path, block_size: int, progress: bool) -> dict:
         seen = np.zeros(0x110000, bool)
         known_ascii = b""  # bytes already in the vocabulary: deleted before looking further
         digest, chars = hashlib.sha256(), 0
-        for block in _blocks(src, block_size, bar, check_utf8=True):
+        for block in _blocks(src, block_size, bar, check_utf8=check_utf8):
             digest.update(block)
             chars += len(block)
             rest = np.frombuffer(block.translate(None, known_ascii), np.uint8)
@@ -209,7 +219,6 @@ def _blocks(src: Path, block_size: int, bar=None, check_utf8: bool = True
     CRLF and multi-byte characters come out whole; error offsets count bytes of the whole
     file. ``check_utf8=False`` skips the (costlier) UTF-8 check on a second pass.
     """
-    name = str(src)
     try:
         f = src.open("rb")
     except PermissionError:
@@ -217,36 +226,58 @@ def _blocks(src: Path, block_size: int, bar=None, check_utf8: bool = True
     except OSError as e:
         raise CharRNNError(f"cannot read {src}: {e.strerror or e}") from None
     with f:
-        head = f.read(4096)
-        check_head(head, name)
-        f.seek(0)
-        pos, carry = 0, b""  # pos: file offset of carry's first byte
-        while True:
-            raw = f.read(block_size)
-            if bar is not None:
-                bar.update(len(raw))
-            buf = carry + raw if carry else raw
-            cut = len(buf) if not raw else _whole(buf)
-            block, carry = buf[:cut], buf[cut:]
+        yield from stream_blocks(f, str(src), block_size, bar, check_utf8)
+
+
+def stream_blocks(f, name: str, block_size: int = BLOCK_SIZE, bar=None,
+                  check_utf8: bool = True) -> Iterator[bytes]:
+    """``_blocks`` over an open binary file or pipe (read once, never seeked)."""
+    head = _read(f, 4096, name)  # judged first, and again by nul_error
+    check_head(head, name)
+    pos, carry = 0, b""  # pos: offset of carry's first byte
+    for raw in _raw_reads(f, head, block_size, name):
+        if bar is not None:
+            bar.update(len(raw))
+        buf = carry + raw if carry else raw
+        cut = len(buf) if not raw else _whole(buf)
+        block, carry = buf[:cut], buf[cut:]
+        if block:
+            nul = block.find(b"\x00")
+            if nul >= 0:
+                nul_error(head, pos + nul, name)
+            if check_utf8 and not block.isascii():
+                try:
+                    block.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    _nul_after(f, pos + len(buf), head, name)  # NUL errors come first
+                    utf8_error(block[e.start], pos + e.start, name)
+            if pos == 0 and block.startswith(_BOM):
+                block = block[3:]
+            if b"\r" in block:
+                block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            pos += cut
             if block:
-                nul = block.find(b"\x00")
-                if nul >= 0:
-                    nul_error(head, pos + nul, name)
-                if check_utf8 and not block.isascii():
-                    try:
-                        block.decode("utf-8")
-                    except UnicodeDecodeError as e:
-                        _nul_after(f, pos + len(buf), head, name)  # NUL errors come first
-                        utf8_error(block[e.start], pos + e.start, name)
-                if pos == 0 and block.startswith(_BOM):
-                    block = block[3:]
-                if b"\r" in block:
-                    block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-                pos += cut
-                if block:
-                    yield block
-            if not raw:
-                return
+                yield block
+
+
+def _read(f, n: int, name: str) -> bytes:
+    try:
+        return f.read(n)
+    except OSError as e:
+        raise CharRNNError(f"cannot read {name}: {e.strerror or e}") from None
+
+
+def _raw_reads(f, head: bytes, block_size: int, name: str) -> Iterator[bytes]:
+    """The bytes of ``head`` and then the rest of ``f`` in reads of ``block_size``; the
+    last one empty (the end)."""
+    while len(head) >= block_size:
+        yield head[:block_size]
+        head = head[block_size:]
+    raw = head + _read(f, block_size - len(head), name) if head else _read(f, block_size, name)
+    while raw:
+        yield raw
+        raw = _read(f, block_size, name)
+    yield b""
 
 
 def _whole(buf: bytes) -> int:
@@ -268,6 +299,11 @@ def _whole(buf: bytes) -> int:
 
 def _nul_after(f, offset: int, head: bytes, name: str) -> None:
     """Look for a NUL in the rest of the file, so errors come in read_text's order."""
+    if offset < len(head):  # the head is read ahead: its unread part comes first
+        nul = head.find(b"\x00", offset)
+        if nul >= 0:
+            nul_error(head, nul, name)
+        offset = len(head)
     while chunk := f.read(BLOCK_SIZE):
         nul = chunk.find(b"\x00")
         if nul >= 0:

@@ -75,7 +75,8 @@ def _from_options(cls: type, func: Callable[[Any], None]) -> Callable[..., None]
         assert default is not MISSING
         if m["choices"]:  # an Enum, so Typer lists the choices
             choices = Enum(f.name.title(), {c: c for c in m["choices"]}, type=str)  # type: ignore[misc]
-            annotation, default = choices, choices(default)
+            annotation = choices if default is not None else choices | None
+            default = default if default is None else choices(default)
         if m["argument"]:
             info = typer.Argument(help=m["help"], show_default=m["show_default"])
         else:
@@ -103,6 +104,12 @@ def train(opts: TrainOptions) -> None:
         charrnn train notes.txt --cell gru --hidden-size 256 -o checkpoints/notes-gru
 
         charrnn train corpus.txt --resume --max-time 30m
+
+        charrnn train notes/ more.txt -o checkpoints/notes
+
+        git log -p | charrnn train - -o checkpoints/gitlog
+
+        charrnn train letters.txt --init-from checkpoints/novel
     """
     from charrnn import training
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -198,3 +199,44 @@ def list_(
         runinfo.print_runs(runs)
     else:
         err(f"no runs under {root}/")
+
+
+# --------------------------------------------------------------------------- cache
+@app.command("cache")
+def cache_(
+    prune: Annotated[bool, typer.Option("--prune", help="Delete entries whose source is "
+                     "gone or changed, then the least recently used above the cap.")] = False,
+    clear: Annotated[bool, typer.Option("--clear", help="Delete every entry.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """List the corpus cache (encoded texts, rebuilt when needed; deleting is always safe).
+
+    The cache is pruned after every new encoding and kept under $CHARRNN_CACHE_MAX
+    (default 10G).
+
+    Examples:
+
+        charrnn cache
+
+        charrnn cache --prune
+
+        charrnn cache --clear
+    """
+    from charrnn import cachectl
+    from charrnn.cache import cache_root
+
+    if prune or clear:
+        gone = cachectl.clear() if clear else cachectl.prune()
+        err(f"removed {len(gone)} entries ({cachectl.human(sum(e.size for e in gone))}) "
+             f"from {cache_root()}/")
+        return
+    found = cachectl.entries()
+    if as_json:
+        for e in found:
+            print(json.dumps(e.as_dict(), ensure_ascii=False))
+        return
+    for e in reversed(found):  # most recently used first
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.used))
+        print(f"{cachectl.human(e.size):>10}  {e.status:<7}  {used}  {e.source}")
+    print(f"{cachectl.human(sum(e.size for e in found)):>10}  total in {len(found)} entries "
+          f"under {cache_root()}/ (cap {cachectl.human(cachectl.cap_bytes())})")

@@ -117,7 +117,13 @@ def eval_ids(c: ckpt.Checkpoint, file: str | None) -> tuple[np.ndarray, Counter[
     from charrnn.text import read_text, text_digest
 
     vocab = c.vocab
-    if file is None:
+    if file is None and "inputs" in c.meta.get("corpus", {}):  # several files: every tail
+        from charrnn.data import held_out_many
+
+        ids, unknown, label = held_out_many(
+            c.meta["corpus"], vocab,
+            TrainConfig.from_dict(c.meta["train"]).val_fraction or 0.1)
+    elif file is None:
         corpus = c.meta.get("corpus", {})
         source = corpus.get("source")
         if not source:

@@ -31,16 +31,20 @@ def option(default: Any, help: str, *flags: str, panel: str | None = None,
 class TrainOptions:
     """Everything ``charrnn train`` accepts."""
 
-    corpus: str | None = option(
-        None, "UTF-8 text file to train on. Default: Python's built-in help text.",
-        argument=True, show_default=False)
-    cell: str = option(ModelConfig.cell, "Recurrent cell.", panel=MODEL, choices=CELLS)
+    corpus: list[str] | None = option(
+        None, "UTF-8 text files and folders to train on (a folder: every text file under "
+        "it); '-' reads stdin. Default: Python's built-in help text.", argument=True,
+        show_default=False)
+    cell: str | None = option(
+        None, f"Recurrent cell (default {ModelConfig.cell}; with --init-from the source's).",
+        panel=MODEL, choices=CELLS, show_default=False)
     num_layers: int | None = option(None, "Recurrent layers. Default: from corpus size.",
                                     "--layers", panel=MODEL, min=1)
     hidden_size: int | None = option(None, "Units per layer. Default: from corpus size.",
                                      panel=MODEL, min=1)
-    embed_size: int = option(ModelConfig.embed_size, "Character embedding size.",
-                             panel=MODEL, min=1)
+    embed_size: int | None = option(
+        None, f"Character embedding size (default {ModelConfig.embed_size}).", panel=MODEL,
+        min=1)
     dropout: float | None = option(None, "Dropout in [0, 1). Default: from corpus size.",
                                    panel=MODEL)
     batch_size: int | None = option(
@@ -49,13 +53,16 @@ class TrainOptions:
     seq_len: int | None = option(
         None, f"Truncated-BPTT window in characters (default {TrainConfig.seq_len}).",
         "--seq-len", "-t", panel=OPTIM, min=1)
-    lr: float = option(TrainConfig.lr, "Peak learning rate.", panel=OPTIM)
+    lr: float | None = option(
+        None, f"Peak learning rate (default {TrainConfig.lr:g}, also for fine-tuning).",
+        panel=OPTIM)
     weight_decay: float = option(TrainConfig.weight_decay,
                                  "AdamW weight decay (matrices only).", panel=OPTIM)
     grad_clip: float = option(TrainConfig.grad_clip, "Max gradient norm; 0 disables clipping.",
                               panel=OPTIM)
-    warmup_steps: int = option(TrainConfig.warmup_steps, "Warm-up steps.", "--warmup",
-                               panel=OPTIM, min=0)
+    warmup_steps: int | None = option(
+        None, f"Warm-up steps (default {TrainConfig.warmup_steps}; fine-tuning 20).",
+        "--warmup", panel=OPTIM, min=0)
     max_time: str | None = option(
         None, "Wall-time budget, e.g. 90s, 10m, 2h. The learning rate reaches its floor at "
         f"the deadline. Default: {DEFAULT_BUDGET} when no budget is given.", panel=BUDGET,
@@ -94,3 +101,11 @@ class TrainOptions:
         "hardware runs it natively (recent GPUs, CPUs with AMX or AVX-512 BF16), else "
         "float32.")
     compile: bool = option(False, "torch.compile the model.", "--compile")
+    file_separator: str = option(
+        "\\n", "Put between the files of several inputs, after each file's final newline "
+        "(escapes \\n, \\t, \\0, \\\\). Default: a blank line.", "--file-separator")
+    verbose: bool = option(False, "List every skipped file.", "--verbose", "-v")
+    init_from: str | None = option(
+        None, "Fine-tune: start from this run's (or checkpoint's) weights, in a new run "
+        "folder, with its architecture; new characters grow the vocabulary.", "--init-from",
+        panel=CKPT, show_default=False)

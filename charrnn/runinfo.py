@@ -63,6 +63,20 @@ def describe(c: ckpt.Checkpoint) -> list[Section]:
     corpus, prog, train = meta.get("corpus", {}), meta.get("progress", {}), meta.get("train", {})
     if prog or corpus:
         rows = [("corpus", str(corpus.get("source", "n/a")))]
+        if "files" in corpus:  # several inputs (charrnn.corpora)
+            rows.append(("files", f"{corpus['files']} used, {corpus.get('skipped', 0)} skipped; "
+                                  f"separator {corpus.get('separator', '')!r}; held out: "
+                                  "the last fraction of every file"))
+        from charrnn.finetune import describe as lineage
+
+        rows += lineage(meta.get("init_from"))
+        if "files" in corpus:  # several inputs (charrnn.corpora)
+            rows.append(("files", f"{corpus['files']} used, {corpus.get('skipped', 0)} skipped; "
+                                  f"separator {corpus.get('separator', '')!r}; held out: "
+                                  "the last fraction of every file"))
+        from charrnn.finetune import describe as lineage
+
+        rows += lineage(meta.get("init_from"))
         if "train_chars" in corpus:
             rows.append(("split", f"{corpus['train_chars']:,} train / "
                                   f"{corpus.get('val_chars', 0):,} val characters"))

@@ -133,6 +133,7 @@ class Trainer:
         self._last_eval_step = -1
         self.eval_seconds = 0.0
         self._sigint = StopOnSignal()
+        self.lineage: dict[str, Any] | None = None  # set by finetune.start: init_from meta
 
     def _seed_rank(self, step: int) -> None:
         """Other ranks draw their own dropout masks; rank 0 keeps the single-process ones."""
@@ -156,7 +157,8 @@ class Trainer:
             progress={**asdict(progress), "epoch_chunk": self.chunk,
                       "bad_evals": self.bad_evals, "eval_seconds": self.eval_seconds},
             versions={"torch": torch.__version__, "python": platform.python_version()},
-            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **({"init_from": self.lineage} if self.lineage else {}))
 
     def _weights(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().float().cpu().contiguous()
@@ -204,6 +206,7 @@ class Trainer:
         self.chars_seen, self.elapsed_before = p["chars_seen"], p["elapsed"]
         self.best_val, self.bad_evals = p["best_val_loss"], p["bad_evals"]
         self.eval_seconds = p.get("eval_seconds", 0.0)
+        self.lineage = c.meta.get("init_from")
         self._seed_rank(self.step)
 
     def _job_state(self) -> State | None:

@@ -36,10 +36,14 @@ def train_command(opts: TrainOptions):
 
 def _train(opts: TrainOptions, dist: Dist):
     """One rank's work; rank 0, the only one that writes, holds the run folder's lock."""
-    from charrnn import runlock
+    from charrnn import finetune, inputs, runlock
 
-    source = opts.corpus or BUILTIN_CORPUS
-    run_dir = Path(opts.out) if opts.out else runfolder.DEFAULT_ROOT / runfolder.run_name(source)
+    finetune.check_request(opts.init_from, opts.resume)
+    source: str | list[str] = opts.corpus or BUILTIN_CORPUS
+    name, note = inputs.default_run_name(opts.corpus)
+    run_dir = Path(opts.out) if opts.out else runfolder.DEFAULT_ROOT / name
+    if note and not opts.out and dist.is_main:
+        log(note)
     if not dist.is_main:
         return _train_locked(opts, dist, source, run_dir)
     with runlock.hold(run_dir):  # one run per folder, from the first check to the last save
@@ -48,14 +52,17 @@ def _train(opts: TrainOptions, dist: Dist):
         return _train_locked(opts, dist, source, run_dir)
 
 
-def _train_locked(opts: TrainOptions, dist: Dist, source: str, run_dir: Path):
+def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_dir: Path):
     """The train command's work; on rank 0 it runs only while holding the folder's lock."""
-    from charrnn.data import Corpus
+    from charrnn import finetune, inputs
+    from charrnn.data import separator_of, source_of
     from charrnn.distributed import local_main_first
+    from charrnn.streaming import unescape
     from charrnn.trainer import Callbacks, Trainer
 
     latest = runfolder.checkpoint_path(run_dir, runfolder.LATEST)
     given = {k: v for k, v in _budget(opts).items() if v is not None}
+    source_ckpt = None  # the model a fine-tuning run starts from
     if opts.resume:
         if not latest.is_file():
             raise CharRNNError(f"nothing to resume: {latest} does not exist")
@@ -69,27 +76,44 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str, run_dir: Path):
         train_config = replace(train_config, device=opts.device, precision=opts.precision,
                                compile=opts.compile,
                                **_given(opts, ("log_every", "patience", "preview")))
-        if opts.corpus is None:
-            source = saved.meta["corpus"]["source"]
+        if not opts.corpus:
+            source = source_of(saved.meta["corpus"])
         with local_main_first(dist):  # one process per machine builds the corpus cache
-            corpus = Corpus.load(source, train_config.val_fraction, vocab=saved.vocab)
+            corpus = inputs.load_corpus(
+                source, train_config.val_fraction, run_dir, vocab=saved.vocab,
+                separator=separator_of(saved.meta["corpus"]), resume=True,
+                verbose=opts.verbose, main=dist.is_main, log=log)
     else:
         if latest.exists() and not opts.force:
             raise CharRNNError(f"{run_dir}/ already holds a run: continue it with --resume, "
                                "start over with --force, or choose another --out")
-        budget = _budget(opts) if given else {"max_time": parse_duration(DEFAULT_BUDGET)}
+        if opts.init_from:  # before any work: a bad source or option fails at once
+            source_ckpt = finetune.open_source(opts.init_from, run_dir)
+            finetune.model_config(source_ckpt, source_ckpt.vocab, opts.cell, opts.num_layers,
+                                  opts.hidden_size, opts.embed_size, opts.dropout)
+        budget = _budget(opts) if given else {
+            "max_time": finetune.BUDGET if source_ckpt else parse_duration(DEFAULT_BUDGET)}
         with local_main_first(dist):  # one process per machine builds the corpus cache
-            corpus = Corpus.load(source, opts.val_fraction)
+            corpus = inputs.load_corpus(source, opts.val_fraction, run_dir,
+                                        separator=unescape(opts.file_separator),
+                                        verbose=opts.verbose, main=dist.is_main, log=log)
+        if source_ckpt is not None:  # the vocabulary grows by the new text's characters
+            corpus = finetune.retarget(corpus, source_ckpt)
         n = len(corpus.train)
         batch_size, seq_len = auto_batch(n, opts.batch_size or TrainConfig.batch_size,
                                          opts.seq_len or TrainConfig.seq_len)
-        train_config = TrainConfig(**{**_given(opts, _fields(TrainConfig)),
+        tuning = {"lr": finetune.LR, "warmup_steps": finetune.WARMUP} if source_ckpt else {}
+        train_config = TrainConfig(**{**tuning, **_given(opts, _fields(TrainConfig)),
                                       "batch_size": opts.batch_size or batch_size,
                                       "seq_len": opts.seq_len or seq_len, **budget})
         size = auto_model(n, train_config.max_time)
-        model_config = ModelConfig(vocab_size=len(corpus.vocab),
-                                   **{**size, **_given(opts, _fields(ModelConfig))})
-        if dist.is_main and None in (opts.num_layers, opts.hidden_size, opts.dropout):
+        model_config = ModelConfig(
+            vocab_size=len(corpus.vocab), **{**size, **_given(opts, _fields(ModelConfig))}
+        ) if source_ckpt is None else finetune.model_config(
+            source_ckpt, corpus.vocab, opts.cell, opts.num_layers, opts.hidden_size,
+            opts.embed_size, opts.dropout)
+        if dist.is_main and source_ckpt is None and None in (opts.num_layers,
+                                                             opts.hidden_size, opts.dropout):
             log(f"model size chosen for {n:,} training characters and this budget "
                  "(override with --layers, --hidden-size, --dropout)")
         if opts.force and run_dir.exists() and dist.is_main:
@@ -97,8 +121,15 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str, run_dir: Path):
 
     callbacks = ConsoleProgress() if dist.is_main else Callbacks()  # rank 0 speaks
     trainer = Trainer(model_config, train_config, corpus, run_dir, callbacks, dist)
+    if dist.is_main and corpus.stamps:  # for --resume to say what changed
+        inputs.manifest(run_dir, corpus.stamps)
     if opts.resume:
         trainer.resume(latest)
+    elif source_ckpt is not None:
+        finetune.start(trainer, source_ckpt)
+        if dist.is_main:
+            log(f"fine-tuning from {source_ckpt.path}: weights only (fresh optimizer and "
+                f"schedule); vocabulary {len(source_ckpt.vocab)} -> {len(corpus.vocab)}")
     if dist.is_main:
         _describe(corpus, model_config, train_config, run_dir, opts.resume)
         if dist.enabled:

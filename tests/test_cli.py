@@ -81,7 +81,7 @@ def test_resume_keeps_the_runs_patience_unless_given(cli, corpus_file, tmp_path)
 
 @pytest.mark.parametrize("make, args, message, code", [
     (None, ["train", "missing.txt"], "no such file: missing.txt", 1),
-    ("dir", ["train", "d"], "d is a directory", 1),
+    ("dir", ["train", "d"], "no files found under d", 1),
     (b"", ["train", "f.txt"], "f.txt is empty", 1),
     (b"\x00\x01\x02binary", ["train", "f.txt"], "binary file", 1),
     (b"ok \xfe\xff", ["train", "f.txt"], "not valid UTF-8 (byte 0xfe at offset 3)", 1),

@@ -1,0 +1,145 @@
+"""Keeping the corpus cache bounded: list its entries, prune stale ones, cap its size.
+
+An entry is ``<base>.json`` (what it was built from) with ``<base>.ids`` and, for several
+inputs, held-out split files ``<base>.val*.ids``. After every new encoding the cache is
+pruned: entries whose source is gone or has changed since (it would be re-encoded
+anyway) are deleted, then the least recently used ones until the cache is under its cap
+(``$CHARRNN_CACHE_MAX``, e.g. ``500M`` or ``20G``; default 10G; never the entry in use).
+``charrnn cache`` lists the entries, ``--prune`` and ``--clear`` act by hand. Deleting
+any of it is safe: an entry is rebuilt from its source when next needed (a pipe's text
+is kept in its run folder, not here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from charrnn import cache
+from charrnn.errors import ConfigError
+
+DEFAULT_CAP = 10 * 10**9  # bytes (decimal units throughout, as du --si)
+_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+@dataclass
+class Entry:
+    meta: Path
+    files: list[Path]
+    size: int  # bytes, all files
+    used: float  # last use (the meta file's mtime)
+    source: str
+    status: str  # ok | stale (the source changed) | gone (the source is missing) | damaged
+
+    def as_dict(self) -> dict:
+        return {"entry": str(self.meta), "size": self.size, "last_used": self.used,
+                "source": self.source, "status": self.status}
+
+
+def cap_bytes() -> int:
+    text = os.environ.get("CHARRNN_CACHE_MAX", "").strip().upper()
+    if not text:
+        return DEFAULT_CAP
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", text)
+    if not m:
+        raise ConfigError(f"CHARRNN_CACHE_MAX={text!r}: use a size such as 500M or 20G")
+    return int(float(m[1]) * _UNITS[m[2]])
+
+
+def entries(root: Path | None = None) -> list[Entry]:
+    """Every entry in the cache, least recently used first."""
+    root = Path(root) if root is not None else cache.cache_root()
+    if not root.is_dir():
+        return []
+    out = []
+    for meta in root.glob("*.json"):
+        files = [meta, *root.glob(f"{glob_escape(meta.stem)}.*ids")]
+        try:
+            used = meta.stat().st_mtime
+            size = sum(f.stat().st_size for f in files)
+        except OSError:  # removed meanwhile
+            continue
+        source, status = _judge(meta)
+        out.append(Entry(meta, files, size, used, source, status))
+    return sorted(out, key=lambda e: e.used)
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _judge(meta: Path) -> tuple[str, str]:
+    try:
+        m = json.loads(meta.read_text(encoding="utf-8"))
+        if "stamps" in m:  # several inputs (charrnn.corpora): every file found then
+            source = " + ".join(m["inputs"])
+            stamps = m["stamps"]
+        else:
+            source, stamps = m["source"], [[m["source"], *m["stamp"]]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "?", "damaged"
+    status = "ok"
+    for path, size, mtime in stamps:
+        try:
+            st = os.stat(path)
+        except OSError:
+            status = "gone"
+            continue
+        if [st.st_size, st.st_mtime_ns] != [size, mtime]:
+            return source, "stale"
+    return source, status
+
+
+def remove(entry: Entry) -> None:
+    for f in entry.files:
+        f.unlink(missing_ok=True)
+
+
+def prune(root: Path | None = None, keep: Path | None = None,
+          cap: int | None = None) -> list[Entry]:
+    """Delete entries whose source is gone or stale, then the least recently used until
+    the cache fits ``cap``; ``keep`` (an entry's .json) is never deleted. Also removes
+    temporary files that a killed encoder left an hour ago or more."""
+    root = Path(root) if root is not None else cache.cache_root()
+    cap = cap_bytes() if cap is None else cap
+    removed, kept = [], []
+    for e in entries(root):
+        if e.meta != keep and e.status in ("gone", "stale", "damaged"):
+            remove(e)
+            removed.append(e)
+        else:
+            kept.append(e)
+    total = sum(e.size for e in kept)
+    for e in kept:  # least recently used first
+        if total <= cap:
+            break
+        if e.meta != keep:
+            remove(e)
+            removed.append(e)
+            total -= e.size
+    for tmp in root.glob(".*.tmp") if root.is_dir() else ():
+        try:
+            if time.time() - tmp.stat().st_mtime > 3600:
+                tmp.unlink()
+        except OSError:
+            pass
+    return removed
+
+
+def clear(root: Path | None = None) -> list[Entry]:
+    found = entries(root)
+    for e in found:
+        remove(e)
+    return found
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"  # pragma: no cover - the loop returns

@@ -1,0 +1,186 @@
+"""The train command's inputs: pipes kept with the run, run names, and what changed.
+
+``-`` (stdin), a named pipe and a process substitution (``<(cat a b)``, a /dev/fd path
+whose size is 0) can be read only once, so ``spool`` copies what comes through, checked
+and normalised block by block (bounded memory), into the run folder: ``stdin.txt`` or
+``pipe-N.txt``. From then on the run's corpus is that file, so ``--resume``, ``eval``
+and the rest work without piping again. ``manifest`` / ``changes`` record the inputs'
+files at the start of a run and say, on ``--resume``, exactly what changed since.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+from charrnn.errors import CharRNNError
+
+STDIN = "-"
+MANIFEST = "inputs.json"
+
+
+def is_stream(arg: str) -> bool:
+    """stdin, a FIFO, a character device or a socket: something read once, in order."""
+    if arg == STDIN:
+        return True
+    try:
+        mode = os.stat(arg).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+
+
+def spool(inputs: list[str], run_dir: Path, stdin=None) -> list[str]:
+    """``inputs`` with every stream replaced by a file in ``run_dir`` holding its text."""
+    from charrnn import cache
+
+    out, pipes = [], 0
+    for arg in inputs:
+        if not is_stream(arg):
+            out.append(arg)
+            continue
+        if arg == STDIN:
+            name, dest = "stdin", run_dir / "stdin.txt"
+            src = stdin if stdin is not None else sys.stdin.buffer
+            if src is None or (hasattr(src, "isatty") and src.isatty()):
+                raise CharRNNError("'-' reads the corpus from stdin, but stdin is a "
+                                   "terminal; pipe text in (e.g. git log -p | charrnn "
+                                   "train - -o checkpoints/gitlog)")
+        else:
+            pipes += 1
+            name, dest = arg, run_dir / f"pipe-{pipes}.txt"
+            try:
+                src = open(arg, "rb")  # noqa: SIM115 - closed below
+            except OSError as e:
+                raise CharRNNError(f"cannot read {arg}: {e.strerror or e}") from None
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        size, text = 0, False
+        try:
+            with tmp.open("wb") as f:
+                for block in cache.stream_blocks(src, name):
+                    f.write(block)
+                    size += len(block)
+                    text = text or bool(block.strip())
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise CharRNNError(f"cannot write {dest}: {e.strerror or e}") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            if arg != STDIN:
+                src.close()
+        if not size:
+            tmp.unlink(missing_ok=True)
+            raise CharRNNError(f"{name} closed before any text came through (0 bytes)")
+        if not text:
+            tmp.unlink(missing_ok=True)
+            raise CharRNNError(f"{name} held only whitespace")
+        os.replace(tmp, dest)
+        cache.load(dest, checked=True)  # encoded now, while the text is known to be valid
+        print(f"kept the {size:,} bytes read from {name} in {dest}", file=sys.stderr)
+        out.append(str(dest))
+    return out
+
+
+def default_run_name(inputs: list[str] | None) -> tuple[str, str | None]:
+    """The run folder's name, and a note to show when it was not obvious.
+
+    One file or folder names the run; stdin is 'stdin'; several inputs are named after
+    the first with '-plus-N'."""
+    from charrnn.runfolder import run_name
+    from charrnn.text import BUILTIN_CORPUS
+
+    if not inputs:
+        return run_name(BUILTIN_CORPUS), None
+    if inputs == [STDIN] or (len(inputs) == 1 and is_stream(inputs[0])):
+        return "stdin", "reading a pipe: run folder checkpoints/stdin/ (choose one with -o)"
+    first = Path(inputs[0])
+    name = run_name(first.resolve().name if first.is_dir() else str(first))
+    if len(inputs) == 1:
+        return name, None
+    name = f"{name}-plus-{len(inputs) - 1}"
+    return name, f"{len(inputs)} inputs: run folder checkpoints/{name}/ (choose one with -o)"
+
+
+def manifest(run_dir: Path, files: list[list]) -> None:
+    """Record the inputs' files (path, size, mtime) for a later ``changes`` (a note, not
+    a checkpoint: replaced by rename, not synced; losing it only loses that message)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / f".{MANIFEST}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(json.dumps({"files": files}), encoding="utf-8")
+        os.replace(tmp, run_dir / MANIFEST)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CharRNNError(f"cannot write to {run_dir}/: {e.strerror or e}") from None
+
+
+def changes(run_dir: Path, files: list[list]) -> str | None:
+    """What changed in the inputs since ``manifest`` was written, in one line, or None."""
+    try:
+        old = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))["files"]
+        before = {str(p): (s, m) for p, s, m in old}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    now = {str(p): (s, m) for p, s, m in files}
+    changed = [p for p in now if p in before and now[p] != before[p]]
+    added = [p for p in now if p not in before]
+    gone = [p for p in before if p not in now]
+    if not (changed or added or gone):
+        return None
+    parts = []
+    for what, paths in (("changed", changed), ("new", added), ("gone", gone)):
+        if paths:
+            shown = ", ".join(paths[:3]) + (f", ... (+{len(paths) - 3})" if len(paths) > 3
+                                            else "")
+            parts.append(f"{len(paths):,} {what} ({shown})")
+    return "; ".join(parts)
+
+
+def current_files(source: str | list[str]) -> list[list]:
+    """(path, size, mtime) of the files ``source`` means now, for ``changes``."""
+    from charrnn import corpora
+    from charrnn.text import BUILTIN_CORPUS
+
+    if source == BUILTIN_CORPUS:
+        return []
+    args = source if isinstance(source, list) else [source]
+    if len(args) == 1 and not Path(args[0]).is_dir():
+        return corpora.stamps([Path(args[0])]) if Path(args[0]).is_file() else []
+    return corpora.stamps(corpora.walk(args).files)
+
+
+def load_corpus(source: str | list[str], val_fraction: float, run_dir: Path, *,
+                vocab=None, separator: str = "\n", resume: bool = False,
+                verbose: bool = False, main: bool = True, log=print):
+    """The train command's corpus: pipes kept, changes reported, skipped files listed."""
+    from charrnn import corpora
+    from charrnn.data import Corpus
+
+    if isinstance(source, list):
+        if resume and any(is_stream(a) for a in source):
+            raise CharRNNError("--resume cannot read a pipe: the run kept what came through "
+                               "it; resume without giving a corpus")
+        if not resume:
+            source = spool(source, run_dir)
+    if resume and main:
+        what = changes(run_dir, current_files(source))
+        if what:
+            log(f"the inputs changed since this run started: {what}; re-encoding them and "
+                "training on the new text from where the run stopped, with its vocabulary "
+                "(a new character is an error; validation losses before and after the "
+                "change are not comparable)")
+    corpus = Corpus.load(source, val_fraction, vocab=vocab, separator=separator)
+    if main and corpus.skipped:
+        total = corpus.files + len(corpus.skipped)
+        log(corpora.summary(corpus.skipped, total)
+            + ("" if verbose else " (--verbose lists them all)"))
+        if verbose:
+            for path, reason in corpus.skipped:
+                log(f"  skipped {path} ({reason})")
+    return corpus
