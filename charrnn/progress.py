@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from charrnn.trainer import Callbacks, Progress
+from charrnn.events import Callbacks, Progress
 
 
 def log(text: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from charrnn.device import pick_device, pick_dtype
 from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import score_ids
+from charrnn.events import Callbacks, Progress, Result
 from charrnn.files import os_reason
 from charrnn.model import CharRNN, State, detach_state
 from charrnn.runfolder import BEST, LATEST
@@ -33,43 +34,6 @@ from charrnn.signals import StopOnSignal, defer_sigint
 
 MIN_EVAL_GAP = 30.0  # seconds between time-based validations, at the least
 _VERDICTS = (None, "early-stop", "diverged")  # what a validation decides, as rank 0 sends it
-
-
-@dataclass
-class Progress:
-    """What the loop reports to callbacks after each step or evaluation."""
-
-    step: int
-    epoch: int
-    chars_seen: int
-    elapsed: float  # seconds of this run's wall time, over all resumed sessions
-    fraction: float  # of the budget, 0..1
-    lr: float
-    train_loss: float
-    chars_per_s: float
-    val_loss: float | None = None
-    best_val_loss: float | None = None
-
-
-class Callbacks:
-    """Hooks for a front end; the defaults do nothing."""
-
-    def on_start(self, info: dict[str, Any]) -> None: ...
-    def on_step(self, p: Progress) -> None: ...
-    def on_eval(self, p: Progress, improved: bool) -> None: ...
-    def on_message(self, text: str) -> None: ...
-    def on_preview(self, step: int, text: str) -> None: ...
-
-
-@dataclass
-class Result:
-    reason: str  # budget | early-stop | interrupted | diverged
-    progress: Progress
-    run_dir: Path
-    best_val_loss: float | None
-    eval_seconds: float  # spent validating and checkpointing, included in elapsed
-    saved: bool = False  # whether latest holds this session's final position
-    stop_signal: int = 0  # SIGINT, SIGTERM or SIGHUP when one stopped the run
 
 
 def lr_at(cfg: TrainConfig, step: int, fraction: float) -> float:
