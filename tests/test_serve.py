@@ -349,7 +349,7 @@ def test_sigterm_lets_streams_finish_then_exits_0(trained_run):
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "charrnn", "serve", "-c", str(trained_run),
-                             "--port", str(port), "--max-chars", "15000", "--grace", "20"],
+                             "--port", str(port), "--max-chars", "200000", "--grace", "20"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 20
@@ -359,7 +359,7 @@ def test_sigterm_lets_streams_finish_then_exits_0(trained_run):
                 if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
                     break
             time.sleep(0.05)
-        body = {"prompt": "the ", "max_tokens": 15000, "stream": True}
+        body = {"prompt": "the ", "max_tokens": 200000, "stream": True}  # long: still streaming
         with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/completions", json=body,
                           timeout=60) as r:
             lines = r.iter_lines()
@@ -371,7 +371,7 @@ def test_sigterm_lets_streams_finish_then_exits_0(trained_run):
             events = [e for e in (first, *lines) if e]
         text = "".join(json.loads(e[6:])["choices"][0]["text"] for e in events
                        if e.startswith("data: {"))
-        assert len(text) == 15000 and events[-1] == "data: [DONE]"
+        assert len(text) == 200000 and events[-1] == "data: [DONE]"
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err.decode()[-2000:]
         assert out == b""  # logs go to stderr
