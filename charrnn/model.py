@@ -52,12 +52,6 @@ class CharRNN(nn.Module):
         out, state = self.rnn(x, state)  # (B, T, H)
         return self.head(self.drop(out)), state  # (B, T, V)
 
-    def init_state(self, batch_size: int) -> State:
-        """Zeros on the model's device and dtype."""
-        c = self.config
-        h = self.head.weight.new_zeros(c.num_layers, batch_size, c.hidden_size)
-        return (h, h.clone()) if c.cell == "lstm" else h
-
 
 def detach_state(state: State) -> State:
     """Cut the graph at the chunk edge: truncated BPTT keeps the values, not the history."""
