@@ -349,7 +349,7 @@ def test_sigterm_lets_streams_finish_then_exits_0(trained_run):
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "charrnn", "serve", "-c", str(trained_run),
-                             "--port", str(port), "--max-chars", "200000", "--grace", "20"],
+                             "--port", str(port), "--max-chars", "50000", "--grace", "60"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 20
@@ -359,7 +359,7 @@ def test_sigterm_lets_streams_finish_then_exits_0(trained_run):
                 if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
                     break
             time.sleep(0.05)
-        body = {"prompt": "the ", "max_tokens": 200000, "stream": True}  # long: still streaming
+        body = {"prompt": "the ", "max_tokens": 50000, "stream": True}  # long: still streaming
         with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/completions", json=body,
                           timeout=60) as r:
             lines = r.iter_lines()
@@ -368,14 +368,15 @@ def test_sigterm_lets_streams_finish_then_exits_0(trained_run):
             time.sleep(0.3)
             with pytest.raises(httpx.ConnectError):  # no longer accepting
                 httpx.get(f"http://127.0.0.1:{port}/health")
-            events = [e for e in (first, *lines) if e]
+            after = [e for e in lines if e]  # what arrived after the signal
+            events = [first, *after]
         text = "".join(json.loads(e[6:])["choices"][0]["text"] for e in events
                        if e.startswith("data: {"))
-        assert len(text) == 200000 and events[-1] == "data: [DONE]"
+        assert len(text) == 50000 and events[-1] == "data: [DONE]"
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err.decode()[-2000:]
         assert out == b""  # logs go to stderr
-        assert b"Waiting for connections to close" in err  # it was still streaming
+        assert any(e.startswith("data: {") for e in after)  # it was still streaming
     finally:
         if proc.poll() is None:
             proc.kill()
