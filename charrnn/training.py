@@ -61,7 +61,8 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
     from charrnn.trainer import Callbacks, Trainer
 
     latest = runfolder.checkpoint_path(run_dir, runfolder.LATEST)
-    given = {k: v for k, v in _budget(opts).items() if v is not None}
+    budget = _budget(opts)  # parsed once; all None: no budget given
+    given = any(v is not None for v in budget.values())
     source_ckpt = None  # the model a fine-tuning run starts from
     if opts.resume:
         if not latest.is_file():
@@ -71,7 +72,7 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         model_config = saved.config
         train_config = TrainConfig.from_dict(saved.meta["train"])
         if given:  # a new budget replaces the saved one (it is the run's total)
-            train_config = replace(train_config, **_budget(opts))
+            train_config = replace(train_config, **budget)
         # these follow the command line; the rest is the run's own (None: keep it)
         train_config = replace(train_config, device=opts.device, precision=opts.precision,
                                compile=opts.compile,
@@ -91,7 +92,7 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
             source_ckpt = finetune.open_source(opts.init_from, run_dir)
             finetune.model_config(source_ckpt, source_ckpt.vocab, opts.cell, opts.num_layers,
                                   opts.hidden_size, opts.embed_size, opts.dropout)
-        budget = _budget(opts) if given else {
+        budget = budget if given else {
             "max_time": finetune.BUDGET if source_ckpt else parse_duration(DEFAULT_BUDGET)}
         with local_main_first(dist):  # one process per machine builds the corpus cache
             corpus = inputs.load_corpus(source, opts.val_fraction, run_dir,
