@@ -12,7 +12,9 @@ text[i:] that occurs in the corpus. All positions are searched at once in numpy:
 sorted sampled keys narrow each to a short stretch of the suffix array (one
 ``searchsorted``), then a binary search runs a round at a time for all positions,
 comparing windows of characters from the prefix both bounds already share, so a check
-touches a few thousand pages of the memory-mapped files, never the whole corpus.
+touches a few thousand pages of the memory-mapped files, never the whole corpus. Most
+starts of a long copy are not searched at all: their matches follow from their
+neighbours' (``statistics``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ __all__ = ["CopyReport", "Index", "open_cached", "open_source", "for_checkpoint"
 
 _WINDOW = 8  # characters compared per row per round of the search (>= _MAX_KEY_CHARS)
 _END_QUERY, _END_CORPUS = -1, -2  # past a query / past the corpus: never equal to an id
+_GRID = 16  # matching statistics: every _GRID-th start is searched first (``statistics``)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,34 @@ class Index:
         length = np.where(below, llo, lhi)
         at = np.where(below, sa[np.maximum(lo - 1, 0)], sa[np.minimum(hi, n - 1)])
         return length, np.where(length > 0, at, -1).astype(np.int64)
+
+    def statistics(self, q: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """``matching`` for every start 0..m-1, searching far fewer of them.
+
+        Where a match ends, ``reach = start + length``, never decreases from one start to
+        the next (a match from i, less its first character, is a match from i + 1). So
+        when two starts reach the same end, every start between them reaches it too, and
+        copies its occurrence shifted. Starts every ``_GRID`` are searched first; only
+        the gaps whose ends differ are searched in full: a long copy costs a few
+        searches instead of one per character, new text (short matches) one more call.
+        """
+        if m == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        grid = np.unique(np.append(np.arange(0, m, _GRID), m - 1))
+        glen, gat = self.matching(q, grid)
+        length, at = np.zeros(m, np.int64), np.full(m, -1, np.int64)
+        length[grid], at[grid] = glen, gat
+        reach = grid + glen
+        inside = np.setdiff1d(np.arange(m), grid)  # starts between grid points
+        gap = np.searchsorted(grid, inside) - 1  # grid[gap] < start < grid[gap + 1]
+        fill = reach[gap] == reach[gap + 1]
+        j, g = inside[fill], gap[fill]
+        length[j] = reach[g] - j
+        at[j] = gat[g] + (j - grid[g])
+        rest = inside[~fill]
+        if rest.size:
+            length[rest], at[rest] = self.matching(q, rest)
+        return length, at
 
     def _narrow(self, q: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[lo, hi): where in the suffix array each query belongs, from the sampled keys.
@@ -225,10 +256,9 @@ class Index:
                min_copy: int = DEFAULT_MIN_COPY) -> CopyReport:
         """The copies of the training text in ``text`` whose generated part starts at
         character ``generated_from`` (the prime's length)."""
-        q = self._padded(text)
         m = len(text)
         starts = np.arange(m)
-        length, at = self.matching(q, starts)
+        length, at = self.statistics(self._padded(text), m)
         reach = starts + length
         counts = reach > generated_from  # copies that hold generated characters
         if not m or not counts.any():

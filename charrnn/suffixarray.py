@@ -110,13 +110,15 @@ def _stats(paths: list[Path]) -> list[list[int]] | None:
 
 
 def _write(path: Path, array: np.ndarray) -> None:
-    """Write through a temporary file and rename, so a reader never sees half a file."""
+    """Write through a temporary file and rename, so a reader never sees half a file.
+
+    No fsync (about 0.3 s per 100 MB, a few percent of the build): a file the disk lost
+    in a crash fails the sidecar's size and time record or the spot check at opening,
+    and is rebuilt."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("wb") as f:
             array.tofile(f)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

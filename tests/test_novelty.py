@@ -47,6 +47,11 @@ def test_matching_statistics_agree_with_brute_force(alphabet):
         for i in range(len(text)):
             assert length[i] == _brute_longest(corpus, text, i)
             assert corpus[at[i]:at[i] + length[i]] == text[i:i + length[i]]
+        # every start, most of them filled in from the grid of searched ones
+        lengths, ats = index.statistics(index._padded(text), len(text))
+        assert lengths.tolist() == length.tolist()
+        for i in range(len(text)):
+            assert corpus[ats[i]:ats[i] + lengths[i]] == text[i:i + lengths[i]]
         assert index.occurs(text) == (text in corpus)
 
 
