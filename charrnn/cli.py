@@ -214,13 +214,9 @@ def sample(
 
         charrnn sample -p $'\\n' --stop '\\n' --novel --num-samples 20 --no-echo
     """
-    threads = {"OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"}
-    if "numpy" not in sys.modules and not threads & set(os.environ):
-        # Set before numpy loads; the user's own setting wins (docs/sampling.md).
-        from charrnn.threads import sampling_threads
+    from charrnn.threads import set_blas_threads
 
-        os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(
-            sampling_threads())
+    set_blas_threads()  # before numpy loads (docs/sampling.md)
     from charrnn import sample as smp
     from charrnn.streaming import stream, unescape
 

@@ -7,8 +7,6 @@ They are registered on ``cli.app``, which imports this module.
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -162,10 +160,9 @@ def serve(
 
         charrnn serve -c checkpoints/shakespeare --port 8080 --api-key "$KEY"
     """
-    threads = {"OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"}
-    if "numpy" not in sys.modules and not threads & set(os.environ):
-        # One BLAS thread: the event loop needs the other core (docs/serving.md).
-        os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    from charrnn.threads import set_blas_threads
+
+    set_blas_threads()  # as for sampling, before numpy loads (docs/serving.md)
     from charrnn.serve.runner import ServeConfig
     from charrnn.serve.runner import serve as run_server
 

@@ -1,8 +1,10 @@
-"""BLAS threads for sampling, chosen before numpy loads (OpenBLAS reads them at load)."""
+"""BLAS threads for sampling and serving, chosen before numpy loads (OpenBLAS reads
+them at load)."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 _LOADAVG = Path("/proc/loadavg")  # Linux; its 4th field counts runnable threads now
@@ -24,3 +26,12 @@ def sampling_threads() -> int:
     except (OSError, ValueError, IndexError):  # no /proc: stay on the safe side
         return 1
     return 2 if running < cores else 1
+
+
+def set_blas_threads() -> None:
+    """Set ``sampling_threads()`` BLAS threads, unless numpy has loaded already (too late)
+    or the user set a thread count of their own (theirs wins)."""
+    names = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+    if "numpy" not in sys.modules and not any(n in os.environ for n in names):
+        os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(
+            sampling_threads())
