@@ -54,7 +54,7 @@ class TrainOptions:
         None, f"Truncated-BPTT window in characters (default {TrainConfig.seq_len}).",
         "--seq-len", "-t", panel=OPTIM, min=1)
     lr: float | None = option(
-        None, f"Peak learning rate (default {TrainConfig.lr:g}, also for fine-tuning).",
+        None, f"Peak learning rate (default {TrainConfig.lr:g}; fine-tuning 8e-3).",
         panel=OPTIM)
     weight_decay: float = option(TrainConfig.weight_decay,
                                  "AdamW weight decay (matrices only).", panel=OPTIM)
