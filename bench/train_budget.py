@@ -7,7 +7,7 @@ throughput with the raw fused kernel at the same shape, measured in the same run
 
 Prints one Markdown table row: budget, validation loss (nats/char) of the best
 checkpoint on the held-out 10%, bits/char, training-loop chars/s (validation excluded,
-and end to end), raw-kernel chars/s (median of steps just before and after training),
+and end to end), raw-kernel chars/s (the mean of the median steps just before and after training),
 their ratio, and peak resident memory.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
 import sys
 import tempfile
 import time
@@ -26,38 +25,19 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_FILE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 
-def raw_kernel_chars_per_s(checkpoint: Path, seconds: float) -> list[float]:
-    """Forward + backward + AdamW step of the bare model, batch shape as trained."""
-    import torch
-    import torch.nn.functional as F
-
+def raw_kernel_chars_per_s(checkpoint: Path, seconds: float) -> float:
+    """Forward + backward + AdamW step of the bare model, batch shape as trained
+    (charrnn.probe.kernel_rate: the median step)."""
     from charrnn import checkpoint as ckpt
     from charrnn.config import TrainConfig
     from charrnn.device import pick_device, pick_dtype
-    from charrnn.model import CharRNN
+    from charrnn.probe import kernel_rate
 
     c = ckpt.inspect(checkpoint)
     tc = TrainConfig.from_dict(c.meta["train"])
     device = pick_device(tc.device)
-    dtype = pick_dtype(tc.precision, device, c.config.cell)
-    model = CharRNN(c.config).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    v = c.config.vocab_size
-    x = torch.randint(0, v, (tc.batch_size, tc.seq_len), device=device)
-    y = torch.randint(0, v, (tc.batch_size, tc.seq_len), device=device)
-    rates, state, end = [], None, time.perf_counter() + seconds
-    while time.perf_counter() < end or len(rates) < 5:
-        t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None):
-            logits, state = model(x, state)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss.item()
-        state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-        rates.append(x.numel() / (time.perf_counter() - t0))
-    return rates[2:]  # drop warm-up steps
+    return kernel_rate(c.config, tc.batch_size, tc.seq_len, device,
+                       pick_dtype(tc.precision, device, c.config.cell), seconds)
 
 
 def main() -> None:
@@ -100,7 +80,7 @@ def main() -> None:
         p = meta["progress"]
         metrics = (run / "metrics.jsonl").read_text().splitlines()
         eval_s = sum(1 for line in metrics if '"kind": "val"' in line)
-    kernel = statistics.median(before + after)
+    kernel = (before + after) / 2
     loop_end_to_end = p["chars_seen"] / p["elapsed"]
     loop = p["chars_seen"] / max(p["elapsed"] - p["eval_seconds"], 1e-9)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

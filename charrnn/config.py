@@ -215,6 +215,13 @@ def parse_duration(text: str) -> float:
 
 
 SHORT_BUDGET = 180.0  # seconds: below this a 2x256 model learns more than a bigger one
+SMALL_CORPUS = 200_000  # training characters: below this a 2x256 model, whatever the budget
+
+
+def follows_machine(train_chars: int, max_time: float | None) -> bool:
+    """Whether the model size is worth measuring this machine for (``charrnn.probe``):
+    a time budget of a few minutes or more on a corpus that is not small."""
+    return max_time is not None and max_time >= SHORT_BUDGET and train_chars >= SMALL_CORPUS
 
 
 def auto_model(train_chars: int, max_time: float | None = None) -> dict[str, Any]:
@@ -226,7 +233,7 @@ def auto_model(train_chars: int, max_time: float | None = None) -> dict[str, Any
     docs/benchmarks.md ("The defaults and why"). Each part is overridable with --layers,
     --hidden-size and --dropout.
     """
-    if train_chars < 200_000 or (max_time is not None and max_time < SHORT_BUDGET):
+    if train_chars < SMALL_CORPUS or (max_time is not None and max_time < SHORT_BUDGET):
         return {"num_layers": 2, "hidden_size": 256, "dropout": 0.25}
     return {"num_layers": 2, "hidden_size": 384,
             "dropout": 0.25 if train_chars < 5_000_000 else 0.1}

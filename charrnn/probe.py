@@ -10,14 +10,20 @@ machine does rather than from a guess about it.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN, detach_state
+
+SIZES = (256, 384, 512)  # hidden sizes the probe chooses from, smallest first
+CHARS_PER_PARAM = 2.5  # the budget must show a size this many characters per parameter
+TRAINING_SHARE = 0.93  # of a time budget, spent in training steps (the rest validates)
 
 
 def kernel_rate(config: ModelConfig, batch_size: int, seq_len: int, device: torch.device,
@@ -31,7 +37,7 @@ def kernel_rate(config: ModelConfig, batch_size: int, seq_len: int, device: torc
         x = torch.randint(0, config.vocab_size, (batch_size, seq_len), device=device)
         y = torch.randint(0, config.vocab_size, (batch_size, seq_len), device=device)
         state, times = None, []
-        end = None
+        end = math.inf  # set when the first timed step starts
         while len(times) < 3 or time.perf_counter() < end:
             t0 = time.perf_counter()
             with torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None):
@@ -45,9 +51,43 @@ def kernel_rate(config: ModelConfig, batch_size: int, seq_len: int, device: torc
             if warmup:
                 warmup -= 1
                 continue
+            if not times:
+                end = t0 + seconds
             times.append(time.perf_counter() - t0)
-            if end is None:
-                end = time.perf_counter() + seconds
         return batch_size * seq_len / statistics.median(times)
     finally:
         torch.set_rng_state(rng)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The hidden size a time budget affords on this machine, and the measurements."""
+
+    hidden_size: int
+    rates: dict[int, float]  # chars/s per hidden size probed
+    seconds: float  # spent probing
+
+
+def budget_chars(rate: float, max_time: float) -> float:
+    """Characters a time budget will train on at ``rate`` chars/s."""
+    return rate * max_time * TRAINING_SHARE
+
+
+def choose_size(base: ModelConfig, batch_size: int, seq_len: int, device: torch.device,
+                dtype: torch.dtype | None, max_time: float, seconds: float = 0.3) -> Choice:
+    """The largest of ``SIZES`` whose characters in ``max_time`` on this machine reach
+    ``CHARS_PER_PARAM`` per parameter (the smallest if none does).
+
+    Sizes are timed smallest first and the probe stops at the first that falls short,
+    as larger ones would too: about a second on a 2-core CPU.
+    """
+    t0 = time.perf_counter()
+    rates: dict[int, float] = {}
+    chosen = SIZES[0]
+    for h in SIZES:
+        config = replace(base, hidden_size=h)
+        rates[h] = kernel_rate(config, batch_size, seq_len, device, dtype, seconds)
+        if budget_chars(rates[h], max_time) < CHARS_PER_PARAM * config.num_params():
+            break
+        chosen = h
+    return Choice(chosen, rates, time.perf_counter() - t0)

@@ -12,7 +12,14 @@ from typing import Any
 
 from charrnn import checkpoint as ckpt
 from charrnn import runfolder, trainstate
-from charrnn.config import ModelConfig, TrainConfig, auto_batch, auto_model, parse_duration
+from charrnn.config import (
+    ModelConfig,
+    TrainConfig,
+    auto_batch,
+    auto_model,
+    follows_machine,
+    parse_duration,
+)
 from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
 from charrnn.options import DEFAULT_BUDGET, TrainOptions
@@ -64,6 +71,7 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
     budget = _budget(opts)  # parsed once; all None: no budget given
     given = any(v is not None for v in budget.values())
     source_ckpt = None  # the model a fine-tuning run starts from
+    probe_seconds = 0.0  # spent measuring this machine (charrnn.probe)
     if opts.resume:
         if not latest.is_file():
             raise CharRNNError(f"nothing to resume: {latest} does not exist")
@@ -113,15 +121,20 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         ) if source_ckpt is None else finetune.model_config(
             source_ckpt, corpus.vocab, opts.cell, opts.num_layers, opts.hidden_size,
             opts.embed_size, opts.dropout)
+        probed = ""
+        if (source_ckpt is None and opts.hidden_size is None and not dist.enabled
+                and follows_machine(n, train_config.max_time)):
+            model_config, probed, probe_seconds = _fit_machine(model_config, train_config)
         if dist.is_main and source_ckpt is None and None in (opts.num_layers,
                                                              opts.hidden_size, opts.dropout):
-            log(f"model size chosen for {n:,} training characters and this budget "
-                 "(override with --layers, --hidden-size, --dropout)")
+            log(f"model size chosen for {n:,} training characters and this budget"
+                f"{probed} (override with --layers, --hidden-size, --dropout)")
         if opts.force and run_dir.exists() and dist.is_main:
             runfolder.clear(run_dir)
 
     callbacks = ConsoleProgress() if dist.is_main else Callbacks()  # rank 0 speaks
     trainer = Trainer(model_config, train_config, corpus, run_dir, callbacks, dist)
+    trainer.elapsed_before = probe_seconds  # the probe was part of the budget
     if dist.is_main and corpus.stamps:  # for --resume to say what changed
         inputs.manifest(run_dir, corpus.stamps)
     if opts.resume:
@@ -161,6 +174,25 @@ def _given(opts: TrainOptions, names: tuple[str, ...]) -> dict[str, Any]:
 def _budget(opts: TrainOptions) -> dict[str, Any]:
     return {"max_time": parse_duration(opts.max_time) if opts.max_time else None,
             "max_steps": opts.max_steps, "epochs": opts.epochs}
+
+
+def _fit_machine(mc: ModelConfig, tc: TrainConfig) -> tuple[ModelConfig, str, float]:
+    """The hidden size this machine can train well in the time budget (charrnn.probe),
+    what to say about it, and the seconds the probe took."""
+    from charrnn.device import pick_device, pick_dtype
+    from charrnn.probe import budget_chars, choose_size
+
+    device = pick_device(tc.device)
+    assert tc.max_time is not None  # follows_machine() needs a time budget
+    choice = choose_size(mc, tc.batch_size, tc.seq_len, device,
+                         pick_dtype(tc.precision, device, mc.cell), tc.max_time)
+    rate = choice.rates[choice.hidden_size]
+    others = ", ".join(f"{mc.num_layers}x{h}: {r:,.0f}" for h, r in choice.rates.items()
+                       if h != choice.hidden_size)
+    return replace(mc, hidden_size=choice.hidden_size), (
+        f" on this machine: {mc.num_layers}x{choice.hidden_size} trains at {rate:,.0f} "
+        f"chars/s here ({others}), about {budget_chars(rate, tc.max_time) / 1e6:.1f}M "
+        f"characters in the budget; probed in {choice.seconds:.1f}s"), choice.seconds
 
 
 def _describe(corpus, mc: ModelConfig, tc: TrainConfig, run_dir: Path, resumed: bool) -> None:

@@ -1,0 +1,60 @@
+"""Machine-following defaults: the model size from what this machine trains in the budget."""
+
+import pytest
+import torch
+
+from charrnn import probe, training
+from charrnn.config import ModelConfig, TrainConfig, follows_machine
+
+
+def test_kernel_rate_times_real_steps_and_leaves_the_rng_alone():
+    mc = ModelConfig(vocab_size=20, hidden_size=16, num_layers=1, embed_size=8)
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    rate = probe.kernel_rate(mc, 4, 8, torch.device("cpu"), None, seconds=0.05)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert rate > 100  # chars/s of a tiny model on any CPU
+
+
+def _fake_rates(monkeypatch, rates: dict[int, float]) -> list[int]:
+    probed: list[int] = []
+
+    def kernel_rate(config, *args, **kwargs):
+        probed.append(config.hidden_size)
+        return rates[config.hidden_size]
+
+    monkeypatch.setattr(probe, "kernel_rate", kernel_rate)
+    return probed
+
+
+@pytest.mark.parametrize(("rates", "chosen", "probed"), [
+    # a fast machine: 2x512 sees ~10M characters in 10 minutes, 3x its parameters
+    ({256: 60_000, 384: 30_000, 512: 18_000}, 512, [256, 384, 512]),
+    # a slow one: 2x384 would see 2.2M characters, short of 2.5 per parameter; 512 untried
+    ({256: 8_000, 384: 4_000, 512: 2_500}, 256, [256, 384]),
+    # very slow: the smallest anyway
+    ({256: 500, 384: 200, 512: 100}, 256, [256]),
+])
+def test_the_largest_size_the_budget_affords_is_chosen(monkeypatch, rates, chosen, probed):
+    seen = _fake_rates(monkeypatch, rates)
+    base = ModelConfig(vocab_size=65)
+    choice = probe.choose_size(base, 32, 32, torch.device("cpu"), None, 600.0)
+    assert choice.hidden_size == chosen and seen == probed
+    assert set(choice.rates) == set(probed)
+
+
+def test_train_reports_the_probe_and_counts_its_time(monkeypatch):
+    _fake_rates(monkeypatch, {256: 20_000, 384: 10_000, 512: 6_000})
+    mc = ModelConfig(vocab_size=65, hidden_size=384, dropout=0.25)
+    fitted, message, seconds = training._fit_machine(
+        mc, TrainConfig(max_time=600.0, precision="fp32"))
+    assert fitted.hidden_size == 384 and fitted.dropout == 0.25 and seconds >= 0
+    assert "2x384 trains at 10,000 chars/s here (2x256: 20,000, 2x512: 6,000)" in message
+    assert "about 5.6M characters in the budget" in message
+
+
+@pytest.mark.parametrize(("chars", "budget", "follows"), [
+    (1_000_000, 600.0, True), (1_000_000, 60.0, False), (1_000_000, None, False),
+    (50_000, 3600.0, False)])
+def test_only_a_time_budget_on_a_real_corpus_probes(chars, budget, follows):
+    assert follows_machine(chars, budget) is follows
