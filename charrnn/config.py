@@ -229,9 +229,11 @@ def auto_model(train_chars: int, max_time: float | None = None) -> dict[str, Any
 
     Short budgets and small texts get a small, fast model; from 200k characters 2x384,
     which nearly matches 2x512 while training and sampling faster; a bigger corpus gets
-    less dropout rather than a bigger model. The measurements behind each choice are in
-    docs/benchmarks.md ("The defaults and why"). Each part is overridable with --layers,
-    --hidden-size and --dropout.
+    less dropout rather than a bigger model. With a time budget (``follows_machine``)
+    the hidden size is chosen again from this machine's measured speed
+    (``charrnn.probe``). The measurements behind each choice are in docs/benchmarks.md
+    ("The defaults and why"). Each part is overridable with --layers, --hidden-size and
+    --dropout.
     """
     if train_chars < SMALL_CORPUS or (max_time is not None and max_time < SHORT_BUDGET):
         return {"num_layers": 2, "hidden_size": 256, "dropout": 0.25}

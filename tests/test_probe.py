@@ -28,9 +28,9 @@ def _fake_rates(monkeypatch, rates: dict[int, float]) -> list[int]:
 
 
 @pytest.mark.parametrize(("rates", "chosen", "probed"), [
-    # a fast machine: 2x512 sees ~10M characters in 10 minutes, 3x its parameters
+    # a fast machine: 2x512 sees 10M characters in 10 minutes, 3x its parameters
     ({256: 60_000, 384: 30_000, 512: 18_000}, 512, [256, 384, 512]),
-    # a slow one: 2x384 would see 2.2M characters, short of 2.5 per parameter; 512 untried
+    # a slow one: 2x384 would see 2.2M characters, short of 1.7 per parameter; 512 untried
     ({256: 8_000, 384: 4_000, 512: 2_500}, 256, [256, 384]),
     # very slow: the smallest anyway
     ({256: 500, 384: 200, 512: 100}, 256, [256]),
