@@ -27,6 +27,10 @@ SIZES = (256, 384, 512)  # hidden sizes the probe chooses from, smallest first
 # core); docs/benchmarks.md, "Defaults that follow the machine".
 CHARS_PER_PARAM = 1.7
 TRAINING_SHARE = 0.93  # of a time budget, spent in training steps (the rest validates)
+# Dropout by how often the budget will go through the training text: 0.1 below this many
+# passes (a model that sees its text a few times underfits; 0.25 cost 0.02 nats), 0.25
+# from it (16 passes on a bf16 CPU: 0.25 won by 0.015); docs/benchmarks.md.
+DROPOUT_EPOCHS = 8.0
 
 
 def kernel_rate(config: ModelConfig, batch_size: int, seq_len: int, device: torch.device,
@@ -39,7 +43,8 @@ def kernel_rate(config: ModelConfig, batch_size: int, seq_len: int, device: torc
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         x = torch.randint(0, config.vocab_size, (batch_size, seq_len), device=device)
         y = torch.randint(0, config.vocab_size, (batch_size, seq_len), device=device)
-        state, times = None, []
+        state = None
+        times: list[float] = []
         end = math.inf  # set when the first timed step starts
         while len(times) < 3 or time.perf_counter() < end:
             t0 = time.perf_counter()
@@ -94,3 +99,8 @@ def choose_size(base: ModelConfig, batch_size: int, seq_len: int, device: torch.
             break
         chosen = h
     return Choice(chosen, rates, time.perf_counter() - t0)
+
+
+def dropout_for(epochs: float) -> float:
+    """Dropout for a run that will pass over its training text ``epochs`` times."""
+    return 0.25 if epochs >= DROPOUT_EPOCHS else 0.1

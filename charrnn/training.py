@@ -124,7 +124,8 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         probed = ""
         if (source_ckpt is None and opts.hidden_size is None and not dist.enabled
                 and follows_machine(n, train_config.max_time)):
-            model_config, probed, probe_seconds = _fit_machine(model_config, train_config)
+            model_config, probed, probe_seconds = _fit_machine(
+                model_config, train_config, n, opts.dropout is None)
         if dist.is_main and source_ckpt is None and None in (opts.num_layers,
                                                              opts.hidden_size, opts.dropout):
             log(f"model size chosen for {n:,} training characters and this budget"
@@ -176,23 +177,27 @@ def _budget(opts: TrainOptions) -> dict[str, Any]:
             "max_steps": opts.max_steps, "epochs": opts.epochs}
 
 
-def _fit_machine(mc: ModelConfig, tc: TrainConfig) -> tuple[ModelConfig, str, float]:
-    """The hidden size this machine can train well in the time budget (charrnn.probe),
-    what to say about it, and the seconds the probe took."""
+def _fit_machine(mc: ModelConfig, tc: TrainConfig, train_chars: int,
+                 choose_dropout: bool) -> tuple[ModelConfig, str, float]:
+    """The hidden size (and unless given, the dropout) this machine can train well in the
+    time budget (charrnn.probe), what to say about it, and the seconds the probe took."""
     from charrnn.device import pick_device, pick_dtype
-    from charrnn.probe import budget_chars, choose_size
+    from charrnn.probe import budget_chars, choose_size, dropout_for
 
     device = pick_device(tc.device)
     assert tc.max_time is not None  # follows_machine() needs a time budget
     choice = choose_size(mc, tc.batch_size, tc.seq_len, device,
                          pick_dtype(tc.precision, device, mc.cell), tc.max_time)
     rate = choice.rates[choice.hidden_size]
+    chars = budget_chars(rate, tc.max_time)
     others = ", ".join(f"{mc.num_layers}x{h}: {r:,.0f}" for h, r in choice.rates.items()
                        if h != choice.hidden_size)
-    return replace(mc, hidden_size=choice.hidden_size), (
+    dropout = dropout_for(chars / train_chars) if choose_dropout else mc.dropout
+    return replace(mc, hidden_size=choice.hidden_size, dropout=dropout), (
         f" on this machine: {mc.num_layers}x{choice.hidden_size} trains at {rate:,.0f} "
-        f"chars/s here ({others}), about {budget_chars(rate, tc.max_time) / 1e6:.1f}M "
-        f"characters in the budget; probed in {choice.seconds:.1f}s"), choice.seconds
+        f"chars/s here ({others}), about {chars / 1e6:.1f}M characters "
+        f"({chars / train_chars:.1f} passes) in the budget; probed in {choice.seconds:.1f}s"
+    ), choice.seconds
 
 
 def _describe(corpus, mc: ModelConfig, tc: TrainConfig, run_dir: Path, resumed: bool) -> None:

@@ -46,11 +46,16 @@ def test_the_largest_size_the_budget_affords_is_chosen(monkeypatch, rates, chose
 def test_train_reports_the_probe_and_counts_its_time(monkeypatch):
     _fake_rates(monkeypatch, {256: 20_000, 384: 10_000, 512: 6_000})
     mc = ModelConfig(vocab_size=65, hidden_size=384, dropout=0.25)
-    fitted, message, seconds = training._fit_machine(
-        mc, TrainConfig(max_time=600.0, precision="fp32"))
-    assert fitted.hidden_size == 384 and fitted.dropout == 0.25 and seconds >= 0
+    tc = TrainConfig(max_time=600.0, precision="fp32")
+    fitted, message, seconds = training._fit_machine(mc, tc, 1_000_000, True)
+    assert fitted.hidden_size == 384 and seconds >= 0
     assert "2x384 trains at 10,000 chars/s here (2x256: 20,000, 2x512: 6,000)" in message
-    assert "about 5.6M characters in the budget" in message
+    assert "about 5.6M characters (5.6 passes) in the budget" in message
+    assert fitted.dropout == 0.1  # a few passes over the text: little dropout
+    fitted, _, _ = training._fit_machine(mc, tc, 300_000, True)
+    assert fitted.dropout == 0.25  # 19 passes: more
+    fitted, _, _ = training._fit_machine(mc, tc, 1_000_000, False)
+    assert fitted.dropout == 0.25  # --dropout given: kept
 
 
 @pytest.mark.parametrize(("chars", "budget", "follows"), [
