@@ -87,7 +87,7 @@ def choose_size(base: ModelConfig, batch_size: int, seq_len: int, device: torch.
     ``CHARS_PER_PARAM`` per parameter (the smallest if none does).
 
     Sizes are timed smallest first and the probe stops at the first that falls short,
-    as larger ones would too: about a second on a 2-core CPU.
+    as larger ones would too: 2-4 seconds on a 2-core CPU.
     """
     t0 = time.perf_counter()
     rates: dict[int, float] = {}
