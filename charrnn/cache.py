@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from charrnn.errors import CharRNNError
-from charrnn.files import atomic_write_bytes
+from charrnn.files import atomic_write_bytes, replacing
 from charrnn.text import Vocab, check_file, check_head, nul_error, utf8_error
 
 CACHE_VERSION = 1
@@ -143,16 +143,10 @@ def _encode(src: Path, ids_path: Path, block_size: int, progress: bool,
 
         # ---- pass 2: ids, written block by block into a temporary file, then renamed
         lookup = _Lookup(np.flatnonzero(seen).astype(np.uint32), vocab.dtype)
-        ids_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ids_path.with_name(f".{ids_path.name}.{os.getpid()}.tmp")
-        try:
-            with tmp.open("wb") as out:
-                for block in _blocks(src, block_size, bar, check_utf8=False):
-                    ids = lookup.ids(block)
-                    out.write(ids if isinstance(ids, bytes) else ids.data)
-            os.replace(tmp, ids_path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with replacing(ids_path) as out:
+            for block in _blocks(src, block_size, bar, check_utf8=False):
+                ids = lookup.ids(block)
+                out.write(ids if isinstance(ids, bytes) else ids.data)
     finally:
         if bar is not None:
             bar.close()

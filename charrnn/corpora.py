@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from charrnn import cache
-from charrnn.checkpoint import atomic_write_bytes
 from charrnn.errors import CharRNNError
+from charrnn.files import atomic_write_bytes, replacing
 from charrnn.text import Vocab
 
 MULTI_VERSION = 1
@@ -257,33 +257,27 @@ def _encode(found: Found, separator: str, ids_path: Path, block_size: int,
         lookup = cache._Lookup(np.flatnonzero(scan.seen).astype(np.uint32), vocab.dtype)
         newline, sep = vocab.encode("\n").tobytes(), vocab.encode(separator).tobytes()
         digest, spans, pos = hashlib.sha256(), [], 0
-        ids_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ids_path.with_name(f".{ids_path.name}.{os.getpid()}.tmp")
-        try:
-            with tmp.open("wb") as out:
-                for i, (f, chars, ends_nl) in enumerate(used):
-                    if i:
-                        out.write(sep)
-                        digest.update(separator.encode("utf-8"))
-                        pos += len(separator)
-                    try:
-                        for block in cache._blocks(f, block_size, bar, check_utf8=False):
-                            ids = lookup.ids(block)
-                            out.write(ids if isinstance(ids, bytes) else ids.data)
-                            digest.update(block)
-                    except CharRNNError:
-                        raise CharRNNError(f"{f} vanished or changed while it was being "
-                                           "read; try again") from None
-                    if not ends_nl:
-                        out.write(newline)
-                        digest.update(b"\n")
-                    spans.append([pos, pos + chars + (not ends_nl)])
-                    pos = spans[-1][1]
-            if tmp.stat().st_size != pos * vocab.dtype.itemsize:
+        with replacing(ids_path) as out:
+            for i, (f, chars, ends_nl) in enumerate(used):
+                if i:
+                    out.write(sep)
+                    digest.update(separator.encode("utf-8"))
+                    pos += len(separator)
+                try:
+                    for block in cache._blocks(f, block_size, bar, check_utf8=False):
+                        ids = lookup.ids(block)
+                        out.write(ids if isinstance(ids, bytes) else ids.data)
+                        digest.update(block)
+                except CharRNNError:
+                    raise CharRNNError(f"{f} vanished or changed while it was being "
+                                       "read; try again") from None
+                if not ends_nl:
+                    out.write(newline)
+                    digest.update(b"\n")
+                spans.append([pos, pos + chars + (not ends_nl)])
+                pos = spans[-1][1]
+            if out.tell() != pos * vocab.dtype.itemsize:
                 raise CharRNNError("an input file changed while it was being read; try again")
-            os.replace(tmp, ids_path)
-        finally:
-            tmp.unlink(missing_ok=True)
     finally:
         if bar is not None:
             bar.close()
@@ -341,16 +335,12 @@ def split(joined: Joined, val_fraction: float, root: Path | None = None
             val_parts.append((cut, end))
             prev = end
         train_parts.append((prev, n))
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            with tmp.open("wb") as out:
+            with replacing(path) as out:
                 for a, b in train_parts + val_parts:
                     out.write(np.ascontiguousarray(joined.ids[a:b]).tobytes())
-            os.replace(tmp, path)
         except OSError as e:
             raise CharRNNError(f"cannot write the corpus cache in {path.parent}: "
                                f"{e.strerror or e}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
     both = np.memmap(path, dtype=joined.ids.dtype, mode="r", shape=(n,))
     return both[: n - total_val], both[n - total_val :]

@@ -6,9 +6,12 @@ reader never sees half a file and every OS failure reads the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from charrnn.errors import CharRNNError
 
@@ -48,6 +51,24 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.close(dir_fd)
     except OSError:
         pass
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[BinaryIO]:
+    """Stream a file into ``path``: written to ``.<name>.<pid>.tmp`` beside it and renamed
+    over it when the block ends normally; an exception (a check raised inside the block,
+    a full disk) removes the temp file and leaves ``path`` as it was.
+
+    Not synced: for files that can be rebuilt (caches, indexes, notes), where an fsync
+    would cost more than it saves; checkpoints use ``atomic_write_bytes``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    try:
+        with tmp.open("wb") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def remove_partial_writes(folder: Path, suffix: str) -> list[Path]:

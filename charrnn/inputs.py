@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from charrnn.errors import CharRNNError
+from charrnn.files import replacing
 
 STDIN = "-"
 MANIFEST = "inputs.json"
@@ -56,31 +57,22 @@ def spool(inputs: list[str], run_dir: Path, stdin=None) -> list[str]:
                 src = open(arg, "rb")  # noqa: SIM115 - closed below
             except OSError as e:
                 raise CharRNNError(f"cannot read {arg}: {e.strerror or e}") from None
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         size, text = 0, False
         try:
-            with tmp.open("wb") as f:
+            with replacing(dest) as f:
                 for block in cache.stream_blocks(src, name):
                     f.write(block)
                     size += len(block)
                     text = text or bool(block.strip())
+                if not size:
+                    raise CharRNNError(f"{name} closed before any text came through (0 bytes)")
+                if not text:
+                    raise CharRNNError(f"{name} held only whitespace")
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise CharRNNError(f"cannot write {dest}: {e.strerror or e}") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         finally:
             if arg != STDIN:
                 src.close()
-        if not size:
-            tmp.unlink(missing_ok=True)
-            raise CharRNNError(f"{name} closed before any text came through (0 bytes)")
-        if not text:
-            tmp.unlink(missing_ok=True)
-            raise CharRNNError(f"{name} held only whitespace")
-        os.replace(tmp, dest)
         cache.load(dest, checked=True)  # encoded now, while the text is known to be valid
         print(f"kept the {size:,} bytes read from {name} in {dest}", file=sys.stderr)
         out.append(str(dest))
@@ -110,13 +102,10 @@ def default_run_name(inputs: list[str] | None) -> tuple[str, str | None]:
 def manifest(run_dir: Path, files: list[list]) -> None:
     """Record the inputs' files (path, size, mtime) for a later ``changes`` (a note, not
     a checkpoint: replaced by rename, not synced; losing it only loses that message)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / f".{MANIFEST}.{os.getpid()}.tmp"
     try:
-        tmp.write_text(json.dumps({"files": files}), encoding="utf-8")
-        os.replace(tmp, run_dir / MANIFEST)
+        with replacing(run_dir / MANIFEST) as f:
+            f.write(json.dumps({"files": files}).encode("utf-8"))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise CharRNNError(f"cannot write to {run_dir}/: {e.strerror or e}") from None
 
 

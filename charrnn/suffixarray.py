@@ -21,13 +21,12 @@ need a byte -> character map for every answer.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from charrnn.errors import CharRNNError
-from charrnn.files import atomic_write_bytes
+from charrnn.files import atomic_write_bytes, replacing
 
 INDEX_VERSION = 1
 KEY_STEP = 64  # every KEY_STEP-th suffix's first characters are kept as a sorted key
@@ -115,13 +114,8 @@ def _write(path: Path, array: np.ndarray) -> None:
     No fsync (about 0.3 s per 100 MB, a few percent of the build): a file the disk lost
     in a crash fails the sidecar's size and time record or the spot check at opening,
     and is rebuilt."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as f:
-            array.tofile(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with replacing(path) as f:
+        array.tofile(f)
 
 
 def stored(ids: np.ndarray, ids_path: Path, vocab_size: int, digest: str, source: str,
