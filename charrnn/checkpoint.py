@@ -172,7 +172,7 @@ _NUMBERS = {  # metadata fields that readers (info, list, report, eval) format a
                  "chars_per_s", "val_loss", "best_val_loss", "epoch_chunk", "bad_evals",
                  "eval_seconds"),
     "train": ("batch_size", "seq_len", "lr", "min_lr_ratio", "warmup_steps", "weight_decay",
-              "grad_clip", "max_time", "max_steps", "epochs", "patience", "eval_every",
+              "grad_clip", "ema", "max_time", "max_steps", "epochs", "patience", "eval_every",
               "val_fraction", "seed"),
     "corpus": ("train_chars", "val_chars"),
 }

@@ -86,6 +86,7 @@ class TrainConfig:
     warmup_steps: int = 50
     weight_decay: float = 0.1
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    ema: float = 0.995  # decay of the weight average that is validated and saved; 0: off
     max_time: float | None = None  # seconds of wall time, everything included
     max_steps: int | None = None
     epochs: float | None = None
@@ -109,6 +110,8 @@ class TrainConfig:
         _require(0 <= self.min_lr_ratio <= 1, "min lr ratio must be in [0, 1]")
         _require(self.weight_decay >= 0, "weight decay must be >= 0")
         _require(self.grad_clip >= 0, "gradient clip must be >= 0 (0 disables it)")
+        _finite("ema", self.ema)
+        _require(0 <= self.ema < 1, f"ema decay must be in [0, 1) (0 disables it), got {self.ema}")
         _require(0 <= self.val_fraction < 1, "validation fraction must be in [0, 1)")
         _require(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0,
                  "warm-up steps must be >= 0")

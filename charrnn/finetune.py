@@ -132,7 +132,7 @@ def start(trainer, c: ckpt.Checkpoint) -> None:
     import torch
 
     weights = grown_weights(c, trainer.corpus.vocab)
-    trainer.model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+    trainer.load_weights({k: torch.from_numpy(v) for k, v in weights.items()})
     trainer.lineage = lineage(c, trainer.corpus.vocab)
 
 

@@ -60,6 +60,9 @@ class TrainOptions:
                                  "AdamW weight decay (matrices only).", panel=OPTIM)
     grad_clip: float = option(TrainConfig.grad_clip, "Max gradient norm; 0 disables clipping.",
                               panel=OPTIM)
+    ema: float = option(
+        TrainConfig.ema, "Decay of the moving average of the weights that is validated and "
+        "saved; 0 saves the trained weights themselves.", panel=OPTIM)
     warmup_steps: int | None = option(
         None, f"Warm-up steps (default {TrainConfig.warmup_steps}; fine-tuning 20).",
         "--warmup", panel=OPTIM, min=0)

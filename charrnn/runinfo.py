@@ -93,6 +93,8 @@ def describe(c: ckpt.Checkpoint) -> list[Section]:
             rows.append(("batch x seq", f"{train.get('batch_size')} x {train.get('seq_len')}"))
             rows.append(("lr", f"{train.get('lr', 0):g} (warm-up {train.get('warmup_steps')}, "
                                f"weight decay {train.get('weight_decay')})"))
+            if train.get("ema"):
+                rows.append(("weights saved", f"moving average, decay {train['ema']:g}"))
         sections.append(("Training", rows))
     versions = meta.get("versions", {})
     rows = [(k, str(v)) for k, v in versions.items()]

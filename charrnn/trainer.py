@@ -3,10 +3,16 @@
 The loop knows nothing about progress bars: it reports through ``Callbacks``, and the CLI
 draws them. It writes ``latest`` (everything needed to resume exactly) and ``best`` (the
 lowest validation loss) checkpoints and a JSON-lines metrics log into its run folder.
+
+With ``TrainConfig.ema`` the weights that are validated, previewed and saved are an
+exponential moving average of the trained ones (one lerp per step): it smooths out the
+noise of the last steps, which a short run's schedule never anneals away (measured in
+docs/benchmarks.md). ``latest`` also keeps the trained weights, for --resume.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import platform
 import time
@@ -76,6 +82,10 @@ class Trainer:
         self.dtype = pick_dtype(config.precision, self.device, model_config.cell)
         torch.manual_seed(config.seed)
         self.model = CharRNN(model_config).to(self.device)
+        # the weights that are validated and saved: a running average, or the model's own
+        self.average: CharRNN | None = None
+        if config.ema and dist.is_main:
+            self.average = copy.deepcopy(self.model).requires_grad_(False)
         net: torch.nn.Module = self.model
         if dist.enabled:  # DDP checks every rank holds the same weights, then syncs grads
             from torch.nn.parallel import DistributedDataParallel
@@ -98,6 +108,28 @@ class Trainer:
         self.eval_seconds = 0.0
         self._sigint = StopOnSignal()
         self.lineage: dict[str, Any] | None = None  # set by finetune.start: init_from meta
+
+    def load_weights(self, weights: dict[str, torch.Tensor],
+                     average: dict[str, torch.Tensor] | None = None) -> None:
+        """Set the trained weights, and the average (by default the same weights)."""
+        self.model.load_state_dict(weights)
+        if self.average is not None:
+            self.average.load_state_dict(weights if average is None else average)
+
+    def _update_average(self) -> None:
+        """One step of the moving average; its decay grows from 0.1 so that the first
+        steps' random weights are soon forgotten (as in Polyak averaging's warm-up)."""
+        if self.average is None:
+            return
+        decay = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.average.parameters()),
+                                 list(self.model.parameters()), 1.0 - decay)
+
+    @property
+    def scored(self) -> CharRNN:
+        """The model that is validated, previewed and saved."""
+        return self.average if self.average is not None else self.model
 
     def _seed_rank(self, step: int) -> None:
         """Other ranks draw their own dropout masks; rank 0 keeps the single-process ones."""
@@ -124,9 +156,10 @@ class Trainer:
             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **({"init_from": self.lineage} if self.lineage else {}))
 
-    def _weights(self) -> dict[str, torch.Tensor]:
+    def _weights(self, model: CharRNN | None = None) -> dict[str, torch.Tensor]:
+        """The saved weights: by default the scored ones."""
         return {k: v.detach().float().cpu().contiguous()
-                for k, v in self.model.state_dict().items()}
+                for k, v in (self.scored if model is None else model).state_dict().items()}
 
     def save(self, name: str, progress: Progress, full: bool,
              carry: State | None = None) -> Path:
@@ -140,7 +173,8 @@ class Trainer:
         tensors = self._weights()
         meta = self._meta(progress)
         if full:  # everything needed to continue exactly where we are
-            state, meta["optimizer"] = trainstate.pack(self.opt, carry, self.device)
+            trained = self._weights(self.model) if self.average is not None else None
+            state, meta["optimizer"] = trainstate.pack(self.opt, carry, self.device, trained)
             tensors.update(state)
         path = runfolder.checkpoint_path(self.run_dir, name)
         with defer_sigint():
@@ -155,7 +189,7 @@ class Trainer:
             raise CharRNNError("the corpus's characters differ from the checkpoint's vocabulary")
         r = trainstate.unpack(c, ckpt.load_tensors(c, "cpu"), self.opt, self.mc,
                               self.cfg.batch_size)
-        self.model.load_state_dict(r.weights)
+        self.load_weights(r.weights, r.average)
         self.opt.load_state_dict(r.optimizer)
         if isinstance(r.carry, tuple):  # this rank's streams
             h, cell = r.carry
@@ -276,6 +310,7 @@ class Trainer:
                 self.opt.step()
                 self.state = detach_state(state)  # carry the values, cut the gradient
                 self.step, self.chunk = self.step + 1, self.chunk + 1
+                self._update_average()
                 chars = x.numel() * dist.world
                 self.chars_seen += chars
                 dt = time.perf_counter() - t0
@@ -358,7 +393,7 @@ class Trainer:
             return verdict
         if len(self.corpus.val) >= 2:
             with self._sigint.immediate():
-                scores = [score_ids(self.model, w) for w in self.val_sample]
+                scores = [score_ids(self.scored, w) for w in self.val_sample]
             val = sum(s.nats for s in scores) / sum(s.chars for s in scores)
             if not math.isfinite(val):
                 self.cb.on_message(self._diverged_note(

@@ -79,6 +79,8 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         trainstate.check_meta(saved)
         model_config = saved.config
         train_config = TrainConfig.from_dict(saved.meta["train"])
+        if "ema" not in saved.meta["train"]:  # a run from before weight averaging
+            train_config = replace(train_config, ema=0.0)
         if given:  # a new budget replaces the saved one (it is the run's total)
             train_config = replace(train_config, **budget)
         # these follow the command line; the rest is the run's own (None: keep it)

@@ -2,6 +2,8 @@
 
 Besides the weights, ``latest`` holds what --resume needs to continue exactly:
 
+    train.<weight name>          the trained weights, when the saved ones are their
+                                 moving average (TrainConfig.ema)
     optim.<param index>.<name>   AdamW moments and step of each parameter (torch's order)
     carry.h, carry.c             the hidden (and LSTM cell) state carried by all B streams
     rng.cpu, rng.cuda            random-generator states (dropout masks)
@@ -25,11 +27,15 @@ from charrnn.config import ModelConfig, TrainConfig
 from charrnn.errors import CharRNNError, CheckpointError
 from charrnn.model import State
 
+TRAINED = "train."  # prefix of the trained weights beside their saved average
 
-def pack(opt: torch.optim.Optimizer, carry: State | None, device: torch.device
+
+def pack(opt: torch.optim.Optimizer, carry: State | None, device: torch.device,
+         trained: dict[str, torch.Tensor] | None = None
          ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The tensors and the metadata section that let a run continue where it is."""
-    tensors: dict[str, torch.Tensor] = {}
+    """The tensors and the metadata section that let a run continue where it is;
+    ``trained``: the trained weights, where the saved ones are an average."""
+    tensors = {f"{TRAINED}{k}": v for k, v in (trained or {}).items()}
     state = opt.state_dict()
     for idx, st in state["state"].items():
         for key, t in st.items():
@@ -48,7 +54,8 @@ def pack(opt: torch.optim.Optimizer, carry: State | None, device: torch.device
 class Restored:
     """What ``unpack`` read back, checked: apply with ``Trainer.resume``."""
 
-    weights: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor]  # the trained ones
+    average: dict[str, torch.Tensor] | None  # the saved average of them, if it is one
     optimizer: dict[str, Any]  # an optimizer state_dict
     carry: State | None  # all B streams, on the CPU
     rng_cpu: torch.Tensor
@@ -102,8 +109,13 @@ def unpack(c: ckpt.Checkpoint, t: dict[str, torch.Tensor], opt: torch.optim.Opti
     carry: State | None = None
     if "carry.h" in t:
         carry = (t["carry.h"], t["carry.c"]) if "carry.c" in t else t["carry.h"]
-    return Restored({k: t[k] for k in mc.weight_shapes()}, state, carry, t["rng.cpu"],
-                    t.get("rng.cuda"), c.meta["progress"])
+    saved = {k: t[k] for k in mc.weight_shapes()}
+    if f"{TRAINED}{next(iter(saved))}" in t:
+        weights, average = {k: t[f"{TRAINED}{k}"] for k in saved}, saved
+    else:
+        weights, average = saved, None
+    return Restored(weights, average, state, carry, t["rng.cpu"], t.get("rng.cuda"),
+                    c.meta["progress"])
 
 
 def _check_tensors(c: ckpt.Checkpoint, t: dict[str, torch.Tensor], opt: torch.optim.Optimizer,
@@ -124,6 +136,12 @@ def _check_tensors(c: ckpt.Checkpoint, t: dict[str, torch.Tensor], opt: torch.op
                 ok = value.shape == params[int(idx)].shape
             if not ok:
                 raise CheckpointError(f"{c.path}: tensor {key} does not fit the model")
+    shapes = mc.weight_shapes()
+    trained = [k for k in t if k.startswith(TRAINED)]
+    if trained and (sorted(trained) != sorted(f"{TRAINED}{k}" for k in shapes) or any(
+            t[f"{TRAINED}{k}"].dtype != torch.float32
+            or tuple(t[f"{TRAINED}{k}"].shape) != s for k, s in shapes.items())):
+        raise CheckpointError(f"{c.path}: trained weights do not fit the model")
     want = (mc.num_layers, batch_size, mc.hidden_size)
     carried = [k for k in ("carry.h", "carry.c") if k in t]
     if any(tuple(t[k].shape) != want for k in carried) or (

@@ -189,12 +189,27 @@ def test_damaged_training_state_is_refused_on_resume(cli, trained_run, corpus_fi
     assert message in r.stderr
 
 
+def test_a_run_from_before_weight_averaging_resumes_without_it(cli, corpus_file, tmp_path):
+    r = cli("train", corpus_file, "-o", "run", "--max-steps", "4", "--hidden-size", "16",
+            "--ema", "0")
+    assert r.exit_code == 0
+    _edit(tmp_path / "run" / "latest.safetensors",
+          meta_edit=lambda m: m["train"].pop("ema"))
+    r = cli("train", corpus_file, "-o", "run", "--resume", "--max-steps", "8")
+    assert r.exit_code == 0, r.stderr
+    c = ckpt.inspect(tmp_path / "run" / "latest.safetensors")
+    assert c.meta["train"]["ema"] == 0 and c.meta["progress"]["step"] == 8
+    assert not any(k.startswith("train.") for k in c.tensors)
+
+
 @pytest.mark.parametrize("name, value, message", [
     ("optim.0.exp_avg", torch.zeros(3), "tensor optim.0.exp_avg does not fit the model"),
     ("optim.99.exp_avg", torch.zeros(3), "tensor optim.99.exp_avg does not fit the model"),
     ("optim.0", torch.zeros(3), "tensor optim.0 does not fit the model"),
     ("carry.h", torch.zeros(1, 2, 3), "carried state does not fit the model"),
     ("rng.cpu", torch.zeros(10, dtype=torch.uint8), "random-generator state"),
+    ("train.head.bias", torch.zeros(3), "trained weights do not fit the model"),
+    ("train.extra", torch.zeros(3), "trained weights do not fit the model"),
 ])
 def test_wrong_shaped_training_tensors_are_refused_on_resume(
         cli, trained_run, corpus_file, tmp_path, name, value, message):
@@ -242,7 +257,8 @@ def test_a_pickle_renamed_into_a_run_folder_never_runs(cli, tmp_path, corpus_fil
     ["-b", "0"], ["-t", "-1"], ["--max-steps", "0"], ["--warmup", "-1"], ["--patience", "-1"],
     ["--eval-every", "-2"], ["--dropout", "1"], ["--dropout", "-0.1"], ["--dropout", "nan"],
     ["--lr", "0"], ["--lr", "-1"], ["--lr", "nan"], ["--lr", "inf"], ["--weight-decay", "-1"],
-    ["--grad-clip", "-1"], ["--grad-clip", "nan"], ["--epochs", "0"], ["--epochs", "nan"],
+    ["--grad-clip", "-1"], ["--grad-clip", "nan"], ["--ema", "1"], ["--ema", "-0.1"],
+    ["--epochs", "0"], ["--epochs", "nan"],
     ["--val-fraction", "1"], ["--val-fraction", "-0.1"], ["--max-time", "0"],
     ["--max-time", "-5m"], ["--seed", "-1"], ["--seed", str(2**64)], ["--device", "tpu"],
     ["--hidden-size", "x"],

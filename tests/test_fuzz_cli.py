@@ -76,6 +76,7 @@ TRAIN_OPTIONS = {
     "--lr": opt(floats(1e-5, 0.05), ["0", "-1", "nan", "inf", "-inf"]),
     "--weight-decay": opt(floats(0, 1), ["-1", "nan"]),
     "--grad-clip": opt(floats(0, 10), ["-1", "nan", "inf"]),
+    "--ema": opt(floats(0, 0.999), ["-1", "1", "nan"]),
     "--warmup": opt(st.integers(0, 5), ["-1"]),
     "--max-steps": opt(st.just(1), ["0", "-1"]),
     "--max-time": opt(st.sampled_from(["30s", "1m", "1h30m", "2.5h"]),

@@ -118,6 +118,41 @@ def test_validations_are_logged_and_best_keeps_the_lowest_weights_only(tmp_path)
     assert "optim.0.exp_avg" not in best.tensors  # best holds weights only
 
 
+@pytest.mark.parametrize("ema", [0.9, 0.0])
+def test_saved_weights_are_the_moving_average_and_latest_keeps_the_trained_ones(tmp_path, ema):
+    corpus = _corpus(tmp_path)
+    mc = ModelConfig(vocab_size=len(corpus.vocab), hidden_size=16, num_layers=1, embed_size=8)
+    cfg = TrainConfig(batch_size=4, seq_len=16, max_steps=25, eval_every=25, ema=ema,
+                      device="cpu")
+    trainer = Trainer(mc, cfg, corpus, tmp_path / "run")
+    snapshots = [{k: v.clone() for k, v in trainer.model.state_dict().items()}]
+    step = trainer.opt.step
+
+    def step_and_keep(*args, **kwargs):
+        out = step(*args, **kwargs)
+        snapshots.append({k: v.clone() for k, v in trainer.model.state_dict().items()})
+        return out
+
+    trainer.opt.step = step_and_keep  # type: ignore[method-assign]
+    trainer.run()
+    # the average by hand: its decay grows from 0.1 towards ``ema``
+    want = dict(snapshots[0])
+    for s, w in enumerate(snapshots[1:], start=1):
+        decay = min(ema, (1 + s) / (10 + s))
+        want = {k: decay * want[k] + (1 - decay) * w[k] for k in w}
+    if not ema:
+        want = snapshots[-1]
+    latest = ckpt.load_tensors(ckpt.inspect(tmp_path / "run" / "latest.safetensors"))
+    best = ckpt.load_tensors(ckpt.inspect(tmp_path / "run" / "best.safetensors"))
+    for k, w in snapshots[-1].items():
+        torch.testing.assert_close(latest[k], want[k], rtol=0, atol=1e-6)
+        assert torch.equal(best[k], latest[k])
+        if ema:  # the trained weights, exactly, for --resume
+            assert torch.equal(latest[f"train.{k}"], w) and not torch.equal(latest[k], w)
+    assert any(k.startswith("train.") for k in latest) == bool(ema)
+    assert not any(k.startswith("train.") for k in best)
+
+
 @pytest.mark.skipif(pick_dtype("auto", torch.device("cpu")) is None,
                     reason="this CPU has no native bfloat16 (AMX, AVX-512 BF16)")
 def test_bf16_autocast_trains_and_saves_float32(tmp_path):
