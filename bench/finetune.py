@@ -80,7 +80,7 @@ def main() -> None:
         if not args.no_scratch:
             charrnn("train", str(args.corpus_b), "-o", str(run), *ARCH, *COMMON, *limit,
                     env=env)
-            print(f"{'scratch (lr 4e-3, warm-up 50)':<34} {budget:>6} {steps_of(run):>6} "
+            print(f"{'scratch (the training defaults)':<34} {budget:>6} {steps_of(run):>6} "
                   f"{held_out(run, env):>23.4f}", flush=True)
         for warmup in args.warmups.split(","):
             for lr in args.lrs.split(","):

@@ -81,7 +81,7 @@ class TrainConfig:
 
     batch_size: int = 32  # B parallel streams through the corpus
     seq_len: int = 32  # T characters per chunk: the truncated-BPTT window
-    lr: float = 4e-3  # peak AdamW learning rate, after warm-up
+    lr: float = 1.6e-2  # peak AdamW learning rate, after warm-up
     min_lr_ratio: float = 0.1  # the schedule decays to lr * min_lr_ratio at the end
     warmup_steps: int = 50
     weight_decay: float = 0.1
