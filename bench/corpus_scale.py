@@ -33,8 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHAKESPEARE = Path("/work/shared/data/tinyshakespeare.txt")
+from benchpaths import ROOT, SHAKESPEARE
 
 
 def status() -> dict[str, int]:

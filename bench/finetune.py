@@ -25,7 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-SHAKESPEARE = Path("/work/shared/data/tinyshakespeare.txt")
+from benchpaths import SHAKESPEARE
+
 ARCH = ["--layers", "2", "--hidden-size", "256"]
 COMMON = ["--val-max-chars", "30000", "--patience", "0", "--seed", "1"]
 

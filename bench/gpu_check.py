@@ -16,17 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-DEFAULT_FILE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+from benchpaths import ROOT, SHAKESPEARE
 
 
 def _train(args: list[str], run: Path, torchrun: bool, timeout: float) -> tuple[int, float, str]:
@@ -41,7 +37,7 @@ def _train(args: list[str], run: Path, torchrun: bool, timeout: float) -> tuple[
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--file", default=str(DEFAULT_FILE) if DEFAULT_FILE.exists() else None,
+    ap.add_argument("--file", default=str(SHAKESPEARE) if SHAKESPEARE.exists() else None,
                     help="corpus (default Tiny Shakespeare, else the built-in text)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--seconds", type=float, default=60.0, help="budget per cell run")
@@ -92,8 +88,7 @@ def main() -> None:
             meta = ckpt.inspect(run / "latest.safetensors").meta
             p = meta["progress"]
             loop = p["chars_seen"] / max(p["elapsed"] - p.get("eval_seconds", 0.0), 1e-9)
-            kernel = statistics.median(raw_kernel_chars_per_s(run / "latest.safetensors",
-                                                              args.kernel_seconds))
+            kernel = raw_kernel_chars_per_s(run / "latest.safetensors", args.kernel_seconds)
             print(f"| {name} | {precision} | {wall:.0f} | {p['step']:,} "
                   f"| {p.get('best_val_loss') or float('nan'):.4f} | {loop:,.0f} "
                   f"| {kernel:,.0f} | {loop / kernel:.2f} |", flush=True)

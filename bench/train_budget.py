@@ -20,9 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DEFAULT_FILE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+from benchpaths import SHAKESPEARE
 
 
 def raw_kernel_chars_per_s(checkpoint: Path, seconds: float) -> float:
@@ -42,7 +40,7 @@ def raw_kernel_chars_per_s(checkpoint: Path, seconds: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--file", default=str(DEFAULT_FILE))
+    ap.add_argument("--file", default=str(SHAKESPEARE))
     ap.add_argument("--budget", default="10m")
     ap.add_argument("--kernel-seconds", type=float, default=20.0)
     ap.add_argument("--threads", type=int, default=0,

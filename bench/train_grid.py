@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DEFAULT_FILE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+from benchpaths import SHAKESPEARE
 
 
 def main() -> None:
     from charrnn.config import ModelConfig, TrainConfig
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--file", default=str(DEFAULT_FILE))
+    ap.add_argument("--file", default=str(SHAKESPEARE))
     ap.add_argument("--steps", type=int, required=True)
     ap.add_argument("--hidden", type=int, default=384)
     ap.add_argument("--layers", type=int, default=2)
