@@ -75,13 +75,19 @@ class ModelConfig:
         return cls(**_known_fields(cls, d))
 
 
+# Peak learning rate by cell, for runs with the weight average: the LSTM's gates keep it
+# stable at twice the rate that suits a GRU or tanh RNN (docs/benchmarks.md, "lr and
+# average"). TrainConfig's default is the LSTM's; the CLI takes the chosen cell's.
+CELL_LR = {"lstm": 1.6e-2, "gru": 8e-3, "rnn": 8e-3}
+
+
 @dataclass
 class TrainConfig:
     """How to train: batching, optimisation, budget and evaluation."""
 
     batch_size: int = 32  # B parallel streams through the corpus
     seq_len: int = 32  # T characters per chunk: the truncated-BPTT window
-    lr: float = 1.6e-2  # peak AdamW learning rate, after warm-up
+    lr: float = CELL_LR["lstm"]  # peak AdamW learning rate, after warm-up
     min_lr_ratio: float = 0.1  # the schedule decays to lr * min_lr_ratio at the end
     warmup_steps: int = 50
     weight_decay: float = 0.1
@@ -222,9 +228,10 @@ SMALL_CORPUS = 200_000  # training characters: below this a 2x256 model, whateve
 
 
 def follows_machine(train_chars: int, max_time: float | None) -> bool:
-    """Whether the model size is worth measuring this machine for (``charrnn.probe``):
-    a time budget of a few minutes or more on a corpus that is not small."""
-    return max_time is not None and max_time >= SHORT_BUDGET and train_chars >= SMALL_CORPUS
+    """Whether the model is worth measuring this machine for (``charrnn.probe``): a time
+    budget on a corpus that is not small. Below ``SHORT_BUDGET`` only the dropout follows
+    the machine (the size stays 2x256); from it, the hidden size too."""
+    return max_time is not None and train_chars >= SMALL_CORPUS
 
 
 def auto_model(train_chars: int, max_time: float | None = None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from charrnn.config import CELLS, DEVICE_HELP, PRECISIONS, ModelConfig, TrainConfig
+from charrnn.config import CELL_LR, CELLS, DEVICE_HELP, PRECISIONS, ModelConfig, TrainConfig
 
 MODEL, OPTIM, BUDGET, CKPT, OUTPUT = "Model", "Optimization", "Budget", "Checkpoints", "Output"
 DEFAULT_BUDGET = "10m"  # when no budget option is given
@@ -54,7 +54,8 @@ class TrainOptions:
         None, f"Truncated-BPTT window in characters (default {TrainConfig.seq_len}).",
         "--seq-len", "-t", panel=OPTIM, min=1)
     lr: float | None = option(
-        None, f"Peak learning rate (default {TrainConfig.lr:g}; fine-tuning 8e-3).",
+        None, f"Peak learning rate (default {CELL_LR['lstm']:g} for LSTM, "
+        f"{CELL_LR['gru']:g} for GRU and RNN; fine-tuning 0.008).",
         panel=OPTIM)
     weight_decay: float = option(TrainConfig.weight_decay,
                                  "AdamW weight decay (matrices only).", panel=OPTIM)

@@ -82,8 +82,9 @@ def budget_chars(rate: float, max_time: float) -> float:
 
 
 def choose_size(base: ModelConfig, batch_size: int, seq_len: int, device: torch.device,
-                dtype: torch.dtype | None, max_time: float, seconds: float = 0.3) -> Choice:
-    """The largest of ``SIZES`` whose characters in ``max_time`` on this machine reach
+                dtype: torch.dtype | None, max_time: float, seconds: float = 0.3,
+                sizes: tuple[int, ...] = SIZES) -> Choice:
+    """The largest of ``sizes`` whose characters in ``max_time`` on this machine reach
     ``CHARS_PER_PARAM`` per parameter (the smallest if none does).
 
     Sizes are timed smallest first and the probe stops at the first that falls short,
@@ -91,8 +92,8 @@ def choose_size(base: ModelConfig, batch_size: int, seq_len: int, device: torch.
     """
     t0 = time.perf_counter()
     rates: dict[int, float] = {}
-    chosen = SIZES[0]
-    for h in SIZES:
+    chosen = sizes[0]
+    for h in sizes:
         config = replace(base, hidden_size=h)
         rates[h] = kernel_rate(config, batch_size, seq_len, device, dtype, seconds)
         if budget_chars(rates[h], max_time) < CHARS_PER_PARAM * config.num_params():

@@ -13,6 +13,8 @@ from typing import Any
 from charrnn import checkpoint as ckpt
 from charrnn import runfolder, trainstate
 from charrnn.config import (
+    CELL_LR,
+    SHORT_BUDGET,
     ModelConfig,
     TrainConfig,
     auto_batch,
@@ -113,7 +115,8 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         n = len(corpus.train)
         batch_size, seq_len = auto_batch(n, opts.batch_size or TrainConfig.batch_size,
                                          opts.seq_len or TrainConfig.seq_len)
-        tuning = {"lr": finetune.LR, "warmup_steps": finetune.WARMUP} if source_ckpt else {}
+        tuning = ({"lr": finetune.LR, "warmup_steps": finetune.WARMUP} if source_ckpt
+                  else {"lr": CELL_LR[opts.cell or ModelConfig.cell]})
         train_config = TrainConfig(**{**tuning, **_given(opts, _fields(TrainConfig)),
                                       "batch_size": opts.batch_size or batch_size,
                                       "seq_len": opts.seq_len or seq_len, **budget})
@@ -184,20 +187,22 @@ def _fit_machine(mc: ModelConfig, tc: TrainConfig, train_chars: int,
     """The hidden size (and unless given, the dropout) this machine can train well in the
     time budget (charrnn.probe), what to say about it, and the seconds the probe took."""
     from charrnn.device import pick_device, pick_dtype
-    from charrnn.probe import budget_chars, choose_size, dropout_for
+    from charrnn.probe import SIZES, budget_chars, choose_size, dropout_for
 
     device = pick_device(tc.device)
     assert tc.max_time is not None  # follows_machine() needs a time budget
+    sizes = SIZES if tc.max_time >= SHORT_BUDGET else (mc.hidden_size,)
     choice = choose_size(mc, tc.batch_size, tc.seq_len, device,
-                         pick_dtype(tc.precision, device, mc.cell), tc.max_time)
+                         pick_dtype(tc.precision, device, mc.cell), tc.max_time, sizes=sizes)
     rate = choice.rates[choice.hidden_size]
     chars = budget_chars(rate, tc.max_time)
     others = ", ".join(f"{mc.num_layers}x{h}: {r:,.0f}" for h, r in choice.rates.items()
                        if h != choice.hidden_size)
+    others = f" ({others})" if others else ""
     dropout = dropout_for(chars / train_chars) if choose_dropout else mc.dropout
     return replace(mc, hidden_size=choice.hidden_size, dropout=dropout), (
         f" on this machine: {mc.num_layers}x{choice.hidden_size} trains at {rate:,.0f} "
-        f"chars/s here ({others}), about {chars / 1e6:.1f}M characters "
+        f"chars/s here{others}, about {chars / 1e6:.1f}M characters "
         f"({chars / train_chars:.1f} passes) in the budget; probed in {choice.seconds:.1f}s"
     ), choice.seconds
 

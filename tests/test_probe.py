@@ -58,8 +58,19 @@ def test_train_reports_the_probe_and_counts_its_time(monkeypatch):
     assert fitted.dropout == 0.25  # --dropout given: kept
 
 
+def test_a_short_budget_probes_only_its_small_model_for_the_dropout(monkeypatch):
+    seen = _fake_rates(monkeypatch, {256: 20_000, 384: 10_000, 512: 6_000})
+    mc = ModelConfig(vocab_size=65, hidden_size=256, dropout=0.25)
+    fitted, message, _ = training._fit_machine(mc, TrainConfig(max_time=60.0), 1_000_000, True)
+    assert seen == [256] and fitted.hidden_size == 256
+    assert fitted.dropout == 0.1  # 1.1 passes: the model underfits, little dropout
+    assert "2x256 trains at 20,000 chars/s here, about 1.1M characters" in message
+    fitted, _, _ = training._fit_machine(mc, TrainConfig(max_time=60.0), 100_000, True)
+    assert fitted.dropout == 0.25  # 11 passes over a short text: more
+
+
 @pytest.mark.parametrize(("chars", "budget", "follows"), [
-    (1_000_000, 600.0, True), (1_000_000, 60.0, False), (1_000_000, None, False),
+    (1_000_000, 600.0, True), (1_000_000, 60.0, True), (1_000_000, None, False),
     (50_000, 3600.0, False)])
 def test_only_a_time_budget_on_a_real_corpus_probes(chars, budget, follows):
     assert follows_machine(chars, budget) is follows

@@ -104,6 +104,14 @@ def test_train_shows_the_chosen_size_and_takes_overrides(cli, corpus_file):
     assert "model size chosen" not in r.stderr
 
 
+@pytest.mark.parametrize(("args", "lr"), [
+    ((), "lr 0.016"), (("--cell", "gru"), "lr 0.008"), (("--cell", "rnn"), "lr 0.008"),
+    (("--cell", "gru", "--lr", "3e-3"), "lr 0.003")])
+def test_the_default_learning_rate_follows_the_cell(cli, corpus_file, args, lr):
+    r = cli("train", corpus_file, "-o", "run", "--max-steps", "1", *args)
+    assert r.exit_code == 0 and f", {lr}, " in r.stderr
+
+
 def test_validations_are_logged_and_best_keeps_the_lowest_weights_only(tmp_path):
     corpus = _corpus(tmp_path)
     mc = ModelConfig(vocab_size=len(corpus.vocab), hidden_size=16, num_layers=1, embed_size=8)
