@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from charrnn.cli import CheckpointOpt, app, err
+from charrnn.config import DEFAULT_ROOT, ServeConfig
 from charrnn.options import CKPT, OUTPUT
 
 
@@ -130,24 +131,25 @@ def serve(
              "--root.")] = None,
     root: Annotated[Path, typer.Option(rich_help_panel=CKPT,
                     help="Folder whose runs are served (by their path in it).")
-                    ] = Path("checkpoints"),
+                    ] = ServeConfig.root,
     host: Annotated[str, typer.Option(rich_help_panel=SERVING,
                     help="Address to bind; another than loopback without --api-key "
-                         "warns.")] = "127.0.0.1",
+                         "warns.")] = ServeConfig.host,
     port: Annotated[int, typer.Option(min=0, max=65535, rich_help_panel=SERVING,
-                    help="TCP port.")] = 8000,
+                    help="TCP port.")] = ServeConfig.port,
     api_key: Annotated[str | None, typer.Option(
         "--api-key", envvar="CHARRNN_API_KEY", rich_help_panel=SERVING, show_default=False,
         help="Require 'Authorization: Bearer KEY' on the API. Default: none (or "
              "$CHARRNN_API_KEY).")] = None,
     max_streams: Annotated[int, typer.Option(min=1, rich_help_panel=SERVING,
                            help="Streams generated at once; past this, 429 with "
-                                "Retry-After.")] = 128,
+                                "Retry-After.")] = ServeConfig.max_streams,
     max_chars: Annotated[int, typer.Option(min=1, rich_help_panel=SERVING,
                          help="Largest max_tokens (characters) a request may ask for.")
-                         ] = 4096,
+                         ] = ServeConfig.max_chars,
     grace: Annotated[float, typer.Option(min=0.0, rich_help_panel=SERVING,
-                     help="Seconds streams in flight get to finish after SIGTERM.")] = 30.0,
+                     help="Seconds streams in flight get to finish after SIGTERM.")
+                     ] = ServeConfig.grace,
 ) -> None:
     """Serve models over HTTP: OpenAI-compatible /v1/completions, and a playground at /.
 
@@ -163,7 +165,6 @@ def serve(
     from charrnn.threads import set_blas_threads
 
     set_blas_threads()  # as for sampling, before numpy loads (docs/serving.md)
-    from charrnn.serve.runner import ServeConfig
     from charrnn.serve.runner import serve as run_server
 
     run_server(ServeConfig(target=checkpoint, root=root, host=host, port=port,
@@ -175,7 +176,7 @@ def serve(
 @app.command("list")
 def list_(
     root: Annotated[Path, typer.Option(help="Folder to search for runs.")
-                    ] = Path("checkpoints"),
+                    ] = DEFAULT_ROOT,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """List the runs under checkpoints/ with their size, progress and best validation loss.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from charrnn.errors import ConfigError
@@ -223,6 +224,8 @@ def parse_duration(text: str) -> float:
     return total
 
 
+DEFAULT_ROOT = Path("checkpoints")  # where runs are saved, listed and served from
+
 SHORT_BUDGET = 180.0  # seconds: below this a 2x256 model learns more than a bigger one
 SMALL_CORPUS = 200_000  # training characters: below this a 2x256 model, whatever the budget
 
@@ -278,3 +281,30 @@ class AdaptConfig:
             raise ConfigError(f"--adapt-lr must be >= 0, got {self.lr}")
         if not 0 <= self.decay <= 1:
             raise ConfigError(f"--adapt-decay must be in [0, 1], got {self.decay}")
+
+
+@dataclass
+class ServeConfig:
+    """``charrnn serve`` (charrnn/serve/runner.py): what is served, where, and its limits."""
+
+    target: str | None = None  # one run folder or checkpoint; None: every run under root
+    root: Path = DEFAULT_ROOT
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = None
+    max_streams: int = 128
+    max_chars: int = 4096
+    grace: float = 30.0  # seconds in-flight streams get to finish after SIGTERM
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be in 0..65535, got {self.port}")
+        for name in ("max_streams", "max_chars"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be >= 1")
+        if self.grace < 0:
+            raise ConfigError("grace must be >= 0 seconds")
+        if self.api_key is not None and (not self.api_key or not self.api_key.isprintable()
+                                         or not self.api_key.isascii()):
+            raise ConfigError("the API key must be printable ASCII text")

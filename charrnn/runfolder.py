@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from charrnn import checkpoint as ckpt
+from charrnn.config import DEFAULT_ROOT
 from charrnn.errors import CheckpointError
 from charrnn.files import remove_partial_writes
 from charrnn.text import BUILTIN_CORPUS
 
-DEFAULT_ROOT = Path("checkpoints")
 LATEST, BEST, METRICS = "latest", "best", "metrics.jsonl"
 
 

@@ -12,39 +12,12 @@ import logging
 import math
 import signal
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 
-from charrnn import runfolder
-from charrnn.errors import CharRNNError, ConfigError
+from charrnn.config import ServeConfig
+from charrnn.errors import CharRNNError
 
 log = logging.getLogger("charrnn.serve")
-
-
-@dataclass
-class ServeConfig:
-    target: str | None = None  # one run folder or checkpoint; None: every run under root
-    root: Path = runfolder.DEFAULT_ROOT
-    host: str = "127.0.0.1"
-    port: int = 8000
-    api_key: str | None = None
-    max_streams: int = 128
-    max_chars: int = 4096
-    grace: float = 30.0  # seconds in-flight streams get to finish after SIGTERM
-    log_level: str = field(default="info")
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port must be in 0..65535, got {self.port}")
-        for name in ("max_streams", "max_chars"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be >= 1")
-        if self.grace < 0:
-            raise ConfigError("grace must be >= 0 seconds")
-        if self.api_key is not None and (not self.api_key or not self.api_key.isprintable()
-                                         or not self.api_key.isascii()):
-            raise ConfigError("the API key must be printable ASCII text")
 
 
 def is_loopback(host: str) -> bool:
