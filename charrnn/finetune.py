@@ -34,13 +34,12 @@ from charrnn.errors import ConfigError
 from charrnn.text import Vocab
 
 NEW_MASS = 1e-5  # at most this much probability on the new characters at step 0
-# Fine-tuning defaults (docs/benchmarks.md, bench/finetune.py). Peak lr: of 1e-3 to
-# 1.6e-2, 1e-3 and 2e-3 trailed; 4e-3 was 0.02-0.04 nats behind 8e-3 at 150 and 400
-# steps, and 8e-3, 1.2e-2 and 1.6e-2 were within 0.01 of each other: the lowest of that
-# plateau is the safest. Warm-up: 0, 20 and 50 steps within 0.01 at 8e-3, 20 best. A
-# 2-minute budget instead of 10: fine-tuning was 0.12 nats ahead of training from
-# scratch at 1 and 2 minutes, and 0.05 at 5.
-LR = 8e-3
+# Fine-tuning defaults (docs/benchmarks.md, bench/finetune.py). The peak lr is the cell's
+# training default (config.CELL_LR): with the weight average, fine-tuning an LSTM at
+# 1.2e-2 and 1.6e-2 was 0.014-0.026 nats ahead of 8e-3 at 150 and 400 steps, a GRU was
+# best at 6e-3-8e-3 (1.2e-2: 0.024 behind), an RNN flat from 4e-3 to 8e-3. Warm-up: 0,
+# 20 and 50 steps within 0.01 at 8e-3, 20 best. A 2-minute budget instead of 10: the
+# lead over training from scratch is largest early (0.11 at 1 minute, 0.03 at 5).
 WARMUP = 20
 BUDGET = 120.0  # seconds
 

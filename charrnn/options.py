@@ -55,7 +55,7 @@ class TrainOptions:
         "--seq-len", "-t", panel=OPTIM, min=1)
     lr: float | None = option(
         None, f"Peak learning rate (default {CELL_LR['lstm']:g} for LSTM, "
-        f"{CELL_LR['gru']:g} for GRU and RNN; fine-tuning 0.008).",
+        f"{CELL_LR['gru']:g} for GRU and RNN, fine-tuning too).",
         panel=OPTIM)
     weight_decay: float = option(TrainConfig.weight_decay,
                                  "AdamW weight decay (matrices only).", panel=OPTIM)

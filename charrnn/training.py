@@ -115,8 +115,9 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         n = len(corpus.train)
         batch_size, seq_len = auto_batch(n, opts.batch_size or TrainConfig.batch_size,
                                          opts.seq_len or TrainConfig.seq_len)
-        tuning = ({"lr": finetune.LR, "warmup_steps": finetune.WARMUP} if source_ckpt
-                  else {"lr": CELL_LR[opts.cell or ModelConfig.cell]})
+        cell = source_ckpt.config.cell if source_ckpt else opts.cell or ModelConfig.cell
+        tuning = {"lr": CELL_LR[cell],
+                  **({"warmup_steps": finetune.WARMUP} if source_ckpt else {})}
         train_config = TrainConfig(**{**tuning, **_given(opts, _fields(TrainConfig)),
                                       "batch_size": opts.batch_size or batch_size,
                                       "seq_len": opts.seq_len or seq_len, **budget})

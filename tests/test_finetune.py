@@ -70,6 +70,18 @@ def test_init_from_trains_a_new_run_learns_new_characters_and_records_lineage(
     assert ckpt.inspect(run / "latest.safetensors").meta["init_from"] == lineage
 
 
+@pytest.mark.parametrize(("cell", "lr"), [("lstm", 0.016), ("gru", 0.008)])
+def test_fine_tuning_takes_the_source_cells_learning_rate_and_a_short_warm_up(
+        cli, corpus_file, cell, lr):
+    r = cli("train", corpus_file, "-o", "src", "--cell", cell, "--layers", "1",
+            "--hidden-size", "16", "--embed-size", "8", "--max-steps", "1")
+    assert r.exit_code == 0, r
+    r = cli("train", corpus_file, "-o", "ft", "--init-from", "src", "--max-steps", "1")
+    assert r.exit_code == 0, r
+    train = ckpt.inspect("ft/latest.safetensors").meta["train"]
+    assert (train["lr"], train["warmup_steps"]) == (lr, finetune.WARMUP)
+
+
 def _one_line(r, code: int) -> None:
     assert r.exit_code == code, r
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r
