@@ -20,7 +20,7 @@ from charrnn import checkpoint as ckpt
 from charrnn import evaluate, runfolder
 from charrnn.adapt import AdaptConfig, score_adaptive
 from charrnn.config import TrainConfig
-from charrnn.data import Corpus
+from charrnn.data.corpus import Corpus
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ def generate(path: Path, size_mb: int, mixed: bool) -> None:
     if SHAKESPEARE.is_file():
         base = SHAKESPEARE.read_text(encoding="utf-8")
     else:
-        from charrnn.text import builtin_corpus
+        from charrnn.data.text import builtin_corpus
 
         base = builtin_corpus()
     lines = base.splitlines(keepends=True)
@@ -69,7 +69,7 @@ def generate(path: Path, size_mb: int, mixed: bool) -> None:
 
 # ---------------------------------------------------------------- child processes
 def child_encode(path: str, cache_dir: str) -> dict:
-    from charrnn import cache
+    from charrnn.data import cache
 
     t0, c0 = time.perf_counter(), time.process_time()
     enc = cache.load(path, Path(cache_dir), progress=False)
@@ -80,7 +80,7 @@ def child_encode(path: str, cache_dir: str) -> dict:
 
 def child_train(path: str, steps: int, t_start: float) -> dict:
     from charrnn.config import ModelConfig, TrainConfig
-    from charrnn.data import Corpus
+    from charrnn.data.corpus import Corpus
     from charrnn.trainer import Callbacks, Trainer
 
     peak = {"RssAnon": 0}
@@ -107,7 +107,7 @@ def child_train(path: str, steps: int, t_start: float) -> dict:
 
 
 def child_folder(folder: str, cache_dir: str) -> dict:
-    from charrnn import corpora
+    from charrnn.data import corpora
 
     t0, c0 = time.perf_counter(), time.process_time()
     joined = corpora.load([folder], "\n", Path(cache_dir), progress=False)
@@ -116,7 +116,7 @@ def child_folder(folder: str, cache_dir: str) -> dict:
 
 
 def child_stdin(run_dir: str, cache_dir: str) -> dict:
-    from charrnn import cache, inputs
+    from charrnn.data import cache, inputs
 
     os.environ["CHARRNN_CACHE_DIR"] = cache_dir
     t0, c0 = time.perf_counter(), time.process_time()
@@ -130,7 +130,7 @@ def make_folder(root: Path, files: int) -> int:
     """``files`` small texts (1-20 kB slices of the base text), 100 per sub-folder."""
     base = (SHAKESPEARE.read_text(encoding="utf-8") if SHAKESPEARE.is_file() else None)
     if base is None:
-        from charrnn.text import builtin_corpus
+        from charrnn.data.text import builtin_corpus
 
         base = builtin_corpus()
     rng = random.Random(0)

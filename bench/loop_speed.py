@@ -35,7 +35,7 @@ def main() -> None:
     import torch
 
     from charrnn.config import ModelConfig, TrainConfig
-    from charrnn.data import Corpus
+    from charrnn.data.corpus import Corpus
     from charrnn.probe import kernel_rate
     from charrnn.trainer import Callbacks, Trainer
 

@@ -67,7 +67,8 @@ def _memory() -> dict:
 
 
 def phase(name: str, corpus: Path) -> dict:
-    from charrnn import cache, novelty
+    from charrnn import novelty
+    from charrnn.data import cache
 
     enc = cache.load(corpus, progress=False)
     if name == "encode":

@@ -67,8 +67,8 @@ def main() -> None:
     import torch
 
     from charrnn.config import ModelConfig
+    from charrnn.data.text import Vocab
     from charrnn.model import CharRNN
-    from charrnn.text import Vocab
     from charrnn.trainer import MIN_EVAL_GAP
 
     vocab = Vocab(tuple(chr(32 + i) if i else "\n" for i in range(args.vocab)))

@@ -43,8 +43,8 @@ def make_checkpoint(folder: Path, hidden: int, cell: str = "lstm") -> Path:
     sys.path.insert(0, str(ROOT))
     from charrnn import checkpoint as ckpt
     from charrnn.config import ModelConfig
+    from charrnn.data.text import Vocab
     from charrnn.model import CharRNN
-    from charrnn.text import Vocab
 
     torch.manual_seed(0)
     vocab = Vocab(tuple(sorted("\n !$&',-.3:;?" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

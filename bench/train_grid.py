@@ -46,7 +46,8 @@ def main() -> None:
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    from charrnn.data import Corpus, val_windows
+    from charrnn.data.batches import val_windows
+    from charrnn.data.corpus import Corpus
     from charrnn.evaluate import score_ids
     from charrnn.trainer import Trainer
 

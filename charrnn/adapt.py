@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.config import AdaptConfig
-from charrnn.data import EvalStreams
+from charrnn.data.batches import EvalStreams
 from charrnn.evaluate import Score, score_ids
 from charrnn.model import CharRNN, detach_state
 
@@ -144,7 +144,7 @@ def eval_command(file: str | None, target: str | None, device: str,
     from charrnn import checkpoint as ckpt
     from charrnn import runfolder
     from charrnn.config import TrainConfig
-    from charrnn.data import val_windows
+    from charrnn.data.batches import val_windows
     from charrnn.device import pick_device
     from charrnn.evaluate import eval_ids
 

@@ -25,9 +25,9 @@ import numpy as np
 from charrnn import checkpoint as ckpt
 from charrnn import runfolder
 from charrnn.config import AdaptConfig, SampleConfig
+from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.infer import NumpyRNN
-from charrnn.text import Vocab
 from charrnn.trace import Activations, Surprisal, activations, surprisal
 
 if TYPE_CHECKING:  # torch is imported only when scoring

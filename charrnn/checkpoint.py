@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from charrnn.config import ModelConfig
+from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError, CheckpointError
 from charrnn.files import atomic_write_bytes, os_reason
-from charrnn.text import Vocab
 
 FORMAT = "charrnn-checkpoint"
 FORMAT_VERSION = 1

@@ -218,7 +218,8 @@ def sample(
 
     set_blas_threads()  # before numpy loads (docs/sampling.md)
     from charrnn import sample as smp
-    from charrnn.streaming import stream, unescape
+    from charrnn.escapes import unescape
+    from charrnn.streaming import stream
 
     stops = tuple(unescape(s) for s in stop or ())
     seed = smp.fresh_seed() if seed is None else seed
@@ -226,7 +227,7 @@ def sample(
                               seed=seed, stop=stops, num_samples=num_samples)
     sampler = smp.Sampler.load(checkpoint)  # a missing checkpoint fails before stdin waits
     if prime == "-":
-        from charrnn.text import decode_utf8
+        from charrnn.data.text import decode_utf8
 
         prime = decode_utf8(sys.stdin.buffer.read(), "stdin")
     prime, dropped = sampler.clean_prime(prime, drop_unknown)

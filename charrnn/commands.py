@@ -220,21 +220,21 @@ def cache_(
 
         charrnn cache --clear
     """
-    from charrnn import cachectl
-    from charrnn.cache import cache_root
+    from charrnn.data import cachedir
+    from charrnn.data.cachedir import cache_root
 
     if prune or clear:
-        gone = cachectl.clear() if clear else cachectl.prune()
-        err(f"removed {len(gone)} entries ({cachectl.human(sum(e.size for e in gone))}) "
+        gone = cachedir.clear() if clear else cachedir.prune()
+        err(f"removed {len(gone)} entries ({cachedir.human(sum(e.size for e in gone))}) "
              f"from {cache_root()}/")
         return
-    found = cachectl.entries()
+    found = cachedir.entries()
     if as_json:
         for e in found:
             print(json.dumps(e.as_dict(), ensure_ascii=False))
         return
     for e in reversed(found):  # most recently used first
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.used))
-        print(f"{cachectl.human(e.size):>10}  {e.status:<7}  {used}  {e.source}")
-    print(f"{cachectl.human(sum(e.size for e in found)):>10}  total in {len(found)} entries "
-          f"under {cache_root()}/ (cap {cachectl.human(cachectl.cap_bytes())})")
+        print(f"{cachedir.human(e.size):>10}  {e.status:<7}  {used}  {e.source}")
+    print(f"{cachedir.human(sum(e.size for e in found)):>10}  total in {len(found)} entries "
+          f"under {cache_root()}/ (cap {cachedir.human(cachedir.cap_bytes())})")

@@ -18,11 +18,11 @@ import numpy as np
 from charrnn import checkpoint as ckpt
 from charrnn import runfolder
 from charrnn.config import TrainConfig
-from charrnn.data import EvalStreams
+from charrnn.data.batches import EvalStreams
+from charrnn.data.text import BUILTIN_CORPUS
 from charrnn.errors import CharRNNError
 from charrnn.files import write_page
 from charrnn.infer import NumpyRNN
-from charrnn.text import BUILTIN_CORPUS
 
 if TYPE_CHECKING:
     from charrnn.model import CharRNN
@@ -90,7 +90,7 @@ def eval_command(file: str | None, target: str | None, device: str) -> dict[str,
     ``val_max_chars`` characters, in the same fixed windows, so a huge corpus stays cheap
     and the loss matches the checkpoint's validation loss.
     """
-    from charrnn.data import val_windows
+    from charrnn.data.batches import val_windows
     from charrnn.device import pick_device
 
     c = runfolder.open_checkpoint(target)
@@ -113,12 +113,12 @@ def eval_ids(c: ckpt.Checkpoint, file: str | None) -> tuple[np.ndarray, Counter[
     The held-out split comes from the corpus's id cache (a memory map), so a huge
     corpus is never read into memory. Returns (ids, Counter of skipped unknown
     characters, a label for reports)."""
-    from charrnn.data import remap_ids, split_ids
-    from charrnn.text import read_text, text_digest
+    from charrnn.data.corpus import remap_ids, split_ids
+    from charrnn.data.text import read_text, text_digest
 
     vocab = c.vocab
     if file is None and "inputs" in c.meta.get("corpus", {}):  # several files: every tail
-        from charrnn.data import held_out_many
+        from charrnn.data.corpus import held_out_many
 
         ids, unknown, label = held_out_many(
             c.meta["corpus"], vocab,
@@ -130,7 +130,7 @@ def eval_ids(c: ckpt.Checkpoint, file: str | None) -> tuple[np.ndarray, Counter[
             raise CharRNNError(f"{c.path} does not record its corpus; give a file to score")
         cached = None
         if source != BUILTIN_CORPUS:
-            from charrnn import cache
+            from charrnn.data import cache
 
             cached = cache.load(source)
             if not set(cached.vocab.chars) <= set(vocab.chars):

@@ -30,8 +30,8 @@ import numpy as np
 from charrnn import checkpoint as ckpt
 from charrnn import runfolder
 from charrnn.config import ModelConfig
+from charrnn.data.text import Vocab
 from charrnn.errors import ConfigError
-from charrnn.text import Vocab
 
 NEW_MASS = 1e-5  # at most this much probability on the new characters at step 0
 # Fine-tuning defaults (docs/benchmarks.md, bench/finetune.py). The peak lr is the cell's
@@ -104,7 +104,7 @@ def grown_weights(c: ckpt.Checkpoint, vocab: Vocab) -> dict[str, np.ndarray]:
 
 def retarget(corpus, c: ckpt.Checkpoint):
     """``corpus`` re-expressed in the vocabulary grown from the source's (ids remapped)."""
-    from charrnn.data import remap_ids
+    from charrnn.data.corpus import remap_ids
 
     vocab = grown_vocab(c.vocab, corpus.vocab)
     if vocab != corpus.vocab:

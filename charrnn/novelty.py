@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from charrnn.data.text import BUILTIN_CORPUS, Vocab, read_text, text_digest
 from charrnn.errors import CharRNNError
 from charrnn.sieve import DEFAULT_MIN_COPY
 from charrnn.suffixarray import KEY_STEP, key_shape, pack, sample_keys, stored, suffix_array
-from charrnn.text import BUILTIN_CORPUS, Vocab, read_text, text_digest
 
 __all__ = ["CopyReport", "Index", "open_cached", "open_source", "for_checkpoint",
            "suffix_array", "sample_keys"]
@@ -327,7 +327,7 @@ def open_source(source: str, digest: str | None = None, name: str = "the checkpo
         ids, found = vocab.encode(text), text_digest(text)
         index = None
     else:
-        from charrnn import cache
+        from charrnn.data import cache
 
         if not Path(source).is_file():
             raise CharRNNError(f"the training text of {name} is missing: {source} "

@@ -24,13 +24,12 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from charrnn.config import ModelConfig
+from charrnn.data.text import Vocab
 from charrnn.infer import NumpyRNN
 from charrnn.sample import pick
-from charrnn.text import Vocab
 
 PREVIEW_TEMPERATURE = 0.8  # readable early on, yet not stuck in one loop as greedy gets
 REPORT_ROWS = 40  # previews shown in a report; a longer run shows this many, spread out
-_SHORT = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def generate(config: ModelConfig, weights: dict[str, np.ndarray], vocab: Vocab,
@@ -56,23 +55,6 @@ def generate(config: ModelConfig, weights: dict[str, np.ndarray], vocab: Vocab,
 def _thread_pools() -> ThreadpoolController:
     """The loaded BLAS and OpenMP libraries, found once (about 15 ms)."""
     return ThreadpoolController()
-
-
-def escape(text: str, keep: str = "") -> str:
-    """``text`` with backslashes, line breaks and unprintable characters written as
-    escapes (``\\n``, ``\\x1b``, ``\\u2028``), so it cannot break a line or drive a
-    terminal; characters in ``keep`` (e.g. newline and tab) stay as they are."""
-    def one(ch: str) -> str:
-        if ch in keep:
-            return ch
-        if ch in _SHORT:
-            return _SHORT[ch]
-        if ch.isprintable() or ch == " ":
-            return ch
-        code = ord(ch)
-        return f"\\x{code:02x}" if code < 0x100 else (
-            f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-    return "".join(map(one, text))
 
 
 def table(metrics: Sequence[dict[str, Any]], limit: int = REPORT_ROWS

@@ -69,7 +69,8 @@ class ConsoleProgress(Callbacks):
     def on_preview(self, step: int, text: str) -> None:
         """On a terminal the sample as text, indented under its validation line;
         otherwise one line per preview (line breaks escaped), for logs and grep."""
-        from charrnn.preview import PREVIEW_TEMPERATURE, escape
+        from charrnn.escapes import escape
+        from charrnn.preview import PREVIEW_TEMPERATURE
 
         if self.bar is not None and not self.bar.disable:
             body = escape(text, keep="\n\t").replace("\n", "\n  | ")

@@ -15,9 +15,9 @@ from typing import Any
 
 from charrnn import checkpoint as ckpt
 from charrnn.config import DEFAULT_ROOT
+from charrnn.data.text import BUILTIN_CORPUS
 from charrnn.errors import CheckpointError
 from charrnn.files import remove_partial_writes
-from charrnn.text import BUILTIN_CORPUS
 
 LATEST, BEST, METRICS = "latest", "best", "metrics.jsonl"
 

@@ -23,9 +23,9 @@ import numpy as np
 from charrnn import checkpoint as ckpt
 from charrnn import runfolder
 from charrnn.config import SampleConfig
+from charrnn.data.text import Vocab, normalize
 from charrnn.errors import CharRNNError
 from charrnn.infer import NumpyRNN
-from charrnn.text import Vocab, normalize
 
 END = ""
 """The character ``Sampler.stream`` yields for a sample that has ended."""

@@ -8,15 +8,6 @@ import time
 
 import typer
 
-_ESCAPES = {"n": "\n", "t": "\t", "0": "\0", "\\": "\\"}
-
-
-def unescape(text: str) -> str:
-    """Turn \\n, \\t, \\0 and \\\\ into the characters; leave other backslashes alone."""
-    import re
-
-    return re.sub(r"\\([nt0\\])", lambda m: _ESCAPES[m[1]], text)
-
 
 def stream(pieces, end_line: bool = False) -> None:
     """Write text to stdout as UTF-8, flushing the first piece at once, then at line ends

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charrnn.data import EvalStreams
+from charrnn.data.batches import EvalStreams
 from charrnn.errors import CharRNNError, ConfigError
 from charrnn.evaluate import bits as to_bits
 from charrnn.infer import NumpyRNN

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from charrnn import checkpoint as ckpt
 from charrnn import preview, runfolder, trainstate
 from charrnn.config import ModelConfig, TrainConfig
-from charrnn.data import Batches, Corpus, min_train_chars, val_windows
+from charrnn.data.batches import Batches, min_train_chars, val_windows
+from charrnn.data.corpus import Corpus
 from charrnn.device import pick_device, pick_dtype
 from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError

@@ -22,11 +22,13 @@ from charrnn.config import (
     follows_machine,
     parse_duration,
 )
+from charrnn.data.corpus import Corpus, corpora, separator_of, source_of
+from charrnn.data.inputs import STDIN, changes, current_files, is_stream, manifest, spool
+from charrnn.data.text import BUILTIN_CORPUS
 from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
 from charrnn.options import DEFAULT_BUDGET, TrainOptions
 from charrnn.progress import ConsoleProgress, log
-from charrnn.text import BUILTIN_CORPUS
 
 
 def train_command(opts: TrainOptions):
@@ -45,11 +47,11 @@ def train_command(opts: TrainOptions):
 
 def _train(opts: TrainOptions, dist: Dist):
     """One rank's work; rank 0, the only one that writes, holds the run folder's lock."""
-    from charrnn import finetune, inputs, runlock
+    from charrnn import finetune, runlock
 
     finetune.check_request(opts.init_from, opts.resume)
     source: str | list[str] = opts.corpus or BUILTIN_CORPUS
-    name, note = inputs.default_run_name(opts.corpus)
+    name, note = default_run_name(opts.corpus)
     run_dir = Path(opts.out) if opts.out else runfolder.DEFAULT_ROOT / name
     if note and not opts.out and dist.is_main:
         log(note)
@@ -63,10 +65,9 @@ def _train(opts: TrainOptions, dist: Dist):
 
 def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_dir: Path):
     """The train command's work; on rank 0 it runs only while holding the folder's lock."""
-    from charrnn import finetune, inputs
-    from charrnn.data import separator_of, source_of
+    from charrnn import finetune
     from charrnn.distributed import local_main_first
-    from charrnn.streaming import unescape
+    from charrnn.escapes import unescape
     from charrnn.trainer import Callbacks, Trainer
 
     latest = runfolder.checkpoint_path(run_dir, runfolder.LATEST)
@@ -92,7 +93,7 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         if not opts.corpus:
             source = source_of(saved.meta["corpus"])
         with local_main_first(dist):  # one process per machine builds the corpus cache
-            corpus = inputs.load_corpus(
+            corpus = load_corpus(
                 source, train_config.val_fraction, run_dir, vocab=saved.vocab,
                 separator=separator_of(saved.meta["corpus"]), resume=True,
                 verbose=opts.verbose, main=dist.is_main, log=log)
@@ -107,7 +108,7 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         budget = budget if given else {
             "max_time": finetune.BUDGET if source_ckpt else parse_duration(DEFAULT_BUDGET)}
         with local_main_first(dist):  # one process per machine builds the corpus cache
-            corpus = inputs.load_corpus(source, opts.val_fraction, run_dir,
+            corpus = load_corpus(source, opts.val_fraction, run_dir,
                                         separator=unescape(opts.file_separator),
                                         verbose=opts.verbose, main=dist.is_main, log=log)
         if source_ckpt is not None:  # the vocabulary grows by the new text's characters
@@ -143,7 +144,7 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
     trainer = Trainer(model_config, train_config, corpus, run_dir, callbacks, dist)
     trainer.elapsed_before = probe_seconds  # the probe was part of the budget
     if dist.is_main and corpus.stamps:  # for --resume to say what changed
-        inputs.manifest(run_dir, corpus.stamps)
+        manifest(run_dir, corpus.stamps)
     if opts.resume:
         trainer.resume(latest)
     elif source_ckpt is not None:
@@ -219,3 +220,48 @@ def _describe(corpus, mc: ModelConfig, tc: TrainConfig, run_dir: Path, resumed: 
          f"dropout {mc.dropout:g}, {mc.num_params():,} parameters")
     log(f"batch {tc.batch_size} x {tc.seq_len}, lr {tc.lr:g}, budget: {budget}; "
          f"run folder {run_dir}/")
+
+
+def default_run_name(inputs: list[str] | None) -> tuple[str, str | None]:
+    """The run folder's name, and a note to show when it was not obvious.
+
+    One file or folder names the run; stdin is 'stdin'; several inputs are named after
+    the first with '-plus-N'."""
+    if not inputs:
+        return runfolder.run_name(BUILTIN_CORPUS), None
+    if inputs == [STDIN] or (len(inputs) == 1 and is_stream(inputs[0])):
+        return "stdin", "reading a pipe: run folder checkpoints/stdin/ (choose one with -o)"
+    first = Path(inputs[0])
+    name = runfolder.run_name(first.resolve().name if first.is_dir() else str(first))
+    if len(inputs) == 1:
+        return name, None
+    name = f"{name}-plus-{len(inputs) - 1}"
+    return name, f"{len(inputs)} inputs: run folder checkpoints/{name}/ (choose one with -o)"
+
+
+def load_corpus(source: str | list[str], val_fraction: float, run_dir: Path, *,
+                vocab=None, separator: str = "\n", resume: bool = False,
+                verbose: bool = False, main: bool = True, log=print):
+    """The train command's corpus: pipes kept, changes reported, skipped files listed."""
+    if isinstance(source, list):
+        if resume and any(is_stream(a) for a in source):
+            raise CharRNNError("--resume cannot read a pipe: the run kept what came through "
+                               "it; resume without giving a corpus")
+        if not resume:
+            source = spool(source, run_dir)
+    if resume and main:
+        what = changes(run_dir, current_files(source))
+        if what:
+            log(f"the inputs changed since this run started: {what}; re-encoding them and "
+                "training on the new text from where the run stopped, with its vocabulary "
+                "(a new character is an error; validation losses before and after the "
+                "change are not comparable)")
+    corpus = Corpus.load(source, val_fraction, vocab=vocab, separator=separator)
+    if main and corpus.skipped:
+        total = corpus.files + len(corpus.skipped)
+        log(corpora.summary(corpus.skipped, total)
+            + ("" if verbose else " (--verbose lists them all)"))
+        if verbose:
+            for path, reason in corpus.skipped:
+                log(f"  skipped {path} ({reason})")
+    return corpus

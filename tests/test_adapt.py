@@ -13,7 +13,7 @@ from charrnn import api, runfolder
 from charrnn import checkpoint as ckpt
 from charrnn.adapt import Adapter, adapted_nll
 from charrnn.config import AdaptConfig
-from charrnn.data import EvalStreams
+from charrnn.data.batches import EvalStreams
 from charrnn.evaluate import score_ids
 from tests.conftest import PATTERN
 

@@ -7,10 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charrnn import cache
-from charrnn.data import Corpus, val_windows
+from charrnn.data import cache, cachedir
+from charrnn.data.batches import val_windows
+from charrnn.data.corpus import Corpus
+from charrnn.data.text import Vocab, read_text, text_digest
 from charrnn.errors import CharRNNError
-from charrnn.text import Vocab, read_text, text_digest
 
 
 def reference(path):
@@ -92,10 +93,10 @@ def test_damaged_cache_is_rebuilt_or_refused(tmp_path):
 
 def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "mine"))
-    assert cache.cache_root() == tmp_path / "mine"
+    assert cachedir.cache_root() == tmp_path / "mine"
     monkeypatch.delenv("CHARRNN_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cache.cache_root() == tmp_path / "xdg" / "charrnn" / "corpora"
+    assert cachedir.cache_root() == tmp_path / "xdg" / "charrnn" / "corpora"
 
 
 BAD = [

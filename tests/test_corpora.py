@@ -1,4 +1,4 @@
-"""Training on folders, several files and pipes (charrnn.corpora, charrnn.inputs)."""
+"""Training on folders, several files and pipes (charrnn.data.corpora, charrnn.data.inputs)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from charrnn import checkpoint as ckpt
-from charrnn import corpora
-from charrnn.data import Corpus
+from charrnn.data import corpora
+from charrnn.data.corpus import Corpus
 
 TINY = ["--hidden-size", "16", "--layers", "1", "--embed-size", "8", "-b", "4", "-t", "16"]
 
@@ -135,13 +135,13 @@ def test_folder_without_text_and_vanishing_files_are_one_line_errors(cli, tmp_pa
     assert "no usable text in 1 files: skipped all 1 of 1 files: 1 binary" in r.stderr
     _one_line(cli("train", "nothing"))
     d = _folder(tmp_path)
-    real = corpora.cache._blocks
+    real = corpora.file_blocks
 
     def vanishing(path, *a, **k):  # b.md disappears while a.txt is being read
         (d / "sub" / "b.md").unlink(missing_ok=True)
         return real(path, *a, **k)
 
-    monkeypatch.setattr(corpora.cache, "_blocks", vanishing)
+    monkeypatch.setattr(corpora, "file_blocks", vanishing)
     r = cli("train", d, "--max-steps", "1")
     _one_line(r)
     assert "vanished" in r.stderr or "changed while" in r.stderr

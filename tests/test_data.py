@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from charrnn.data import Batches, EvalStreams, split_ids
+from charrnn.data.batches import Batches, EvalStreams
+from charrnn.data.corpus import split_ids
 from charrnn.errors import CharRNNError
 
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from charrnn.cli import main
 from charrnn.config import ModelConfig, TrainConfig
-from charrnn.data import Corpus
+from charrnn.data.corpus import Corpus
 from charrnn.device import cpu_bf16_runs
 from charrnn.distributed import Dist, from_env
 from charrnn.errors import CharRNNError

@@ -8,7 +8,7 @@ import re
 import numpy as np
 
 from charrnn import api
-from charrnn.text import read_text
+from charrnn.data.text import read_text
 from charrnn.trace import Surprisal
 from tests.conftest import page_data
 

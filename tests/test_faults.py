@@ -22,7 +22,7 @@ from charrnn import checkpoint as ckpt
 from charrnn import files, progress, runfolder
 from charrnn import trainer as train
 from charrnn.config import ModelConfig, TrainConfig
-from charrnn.data import Corpus
+from charrnn.data.corpus import Corpus
 from charrnn.evaluate import Score
 from tests.conftest import PATTERN
 

@@ -10,8 +10,8 @@ import torch
 
 from charrnn import checkpoint as ckpt
 from charrnn import finetune
+from charrnn.data.text import Vocab
 from charrnn.model import CharRNN
-from charrnn.text import Vocab
 from tests.conftest import PATTERN
 
 

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 
 from test_readme import readme_rows
 
-from charrnn import html_pages, preview, progress
+from charrnn import escapes, html_pages, preview, progress
 from charrnn import trainer as train
 from charrnn.config import ModelConfig, TrainConfig
-from charrnn.data import Corpus
+from charrnn.data.corpus import Corpus
 from tests.conftest import PATTERN
 
 TINY = ["--hidden-size", "16", "--layers", "1", "--embed-size", "8", "-b", "4", "-t", "16",
@@ -143,10 +143,10 @@ def test_report_table_escapes_text_and_spreads_long_runs():
 
 def test_escape_keeps_a_preview_on_one_line_and_a_terminal_safe():
     text = "a\nb\\c\x1b[31m\u2028\td\r\u00e9"
-    one = preview.escape(text)
+    one = escapes.escape(text)
     assert len(one.splitlines()) == 1 and "\x1b" not in one
     assert one == "a\\nb\\\\c\\x1b[31m\\u2028\\td\\r\u00e9"
-    assert preview.escape(text, keep="\n\t") == "a\nb\\\\c\\x1b[31m\\u2028\td\\r\u00e9"
+    assert escapes.escape(text, keep="\n\t") == "a\nb\\\\c\\x1b[31m\\u2028\td\\r\u00e9"
 
 
 def test_on_a_terminal_the_preview_is_text_under_its_validation_line(capsys):

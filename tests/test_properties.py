@@ -10,10 +10,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from charrnn.data import Batches, EvalStreams
+from charrnn.data.batches import Batches, EvalStreams
+from charrnn.data.text import Vocab, normalize, read_text
 from charrnn.errors import CharRNNError
 from charrnn.sample import pick
-from charrnn.text import Vocab, normalize, read_text
 
 # Any Unicode scalar value (no lone surrogates: they cannot be UTF-8), with the awkward
 # ones drawn often: astral characters, combining marks, and CR/LF in every mix.

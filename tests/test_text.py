@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from charrnn.data.text import BUILTIN_CORPUS, Vocab, normalize, read_text
 from charrnn.errors import CharRNNError
-from charrnn.text import BUILTIN_CORPUS, Vocab, normalize, read_text
 
 
 @pytest.mark.parametrize("text", ["hello", "한국어 텍스트", "ภาษาไทย", "def f(x):\n\treturn x\n",

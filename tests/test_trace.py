@@ -10,9 +10,9 @@ import torch
 
 from charrnn import checkpoint as ckpt
 from charrnn import runfolder
+from charrnn.data.text import read_text
 from charrnn.evaluate import score_ids
 from charrnn.infer import NumpyRNN
-from charrnn.text import read_text
 from charrnn.trace import Surprisal, activations, surprisal
 
 

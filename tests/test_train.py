@@ -12,7 +12,7 @@ import torch
 
 from charrnn import checkpoint as ckpt
 from charrnn.config import ModelConfig, TrainConfig, auto_model
-from charrnn.data import Corpus
+from charrnn.data.corpus import Corpus
 from charrnn.device import pick_dtype
 from charrnn.trainer import Callbacks, Trainer, lr_at
 

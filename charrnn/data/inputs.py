@@ -1,4 +1,4 @@
-"""The train command's inputs: pipes kept with the run, run names, and what changed.
+"""The train command's inputs: pipes kept with the run, and what changed since it started.
 
 ``-`` (stdin), a named pipe and a process substitution (``<(cat a b)``, a /dev/fd path
 whose size is 0) can be read only once, so ``spool`` copies what comes through, checked
@@ -16,6 +16,9 @@ import stat
 import sys
 from pathlib import Path
 
+from charrnn.data import cache, corpora
+from charrnn.data.encoding import stream_blocks
+from charrnn.data.text import BUILTIN_CORPUS
 from charrnn.errors import CharRNNError
 from charrnn.files import replacing
 
@@ -36,8 +39,6 @@ def is_stream(arg: str) -> bool:
 
 def spool(inputs: list[str], run_dir: Path, stdin=None) -> list[str]:
     """``inputs`` with every stream replaced by a file in ``run_dir`` holding its text."""
-    from charrnn import cache
-
     out, pipes = [], 0
     for arg in inputs:
         if not is_stream(arg):
@@ -60,7 +61,7 @@ def spool(inputs: list[str], run_dir: Path, stdin=None) -> list[str]:
         size, text = 0, False
         try:
             with replacing(dest) as f:
-                for block in cache.stream_blocks(src, name):
+                for block in stream_blocks(src, name):
                     f.write(block)
                     size += len(block)
                     text = text or bool(block.strip())
@@ -77,26 +78,6 @@ def spool(inputs: list[str], run_dir: Path, stdin=None) -> list[str]:
         print(f"kept the {size:,} bytes read from {name} in {dest}", file=sys.stderr)
         out.append(str(dest))
     return out
-
-
-def default_run_name(inputs: list[str] | None) -> tuple[str, str | None]:
-    """The run folder's name, and a note to show when it was not obvious.
-
-    One file or folder names the run; stdin is 'stdin'; several inputs are named after
-    the first with '-plus-N'."""
-    from charrnn.runfolder import run_name
-    from charrnn.text import BUILTIN_CORPUS
-
-    if not inputs:
-        return run_name(BUILTIN_CORPUS), None
-    if inputs == [STDIN] or (len(inputs) == 1 and is_stream(inputs[0])):
-        return "stdin", "reading a pipe: run folder checkpoints/stdin/ (choose one with -o)"
-    first = Path(inputs[0])
-    name = run_name(first.resolve().name if first.is_dir() else str(first))
-    if len(inputs) == 1:
-        return name, None
-    name = f"{name}-plus-{len(inputs) - 1}"
-    return name, f"{len(inputs)} inputs: run folder checkpoints/{name}/ (choose one with -o)"
 
 
 def manifest(run_dir: Path, files: list[list]) -> None:
@@ -133,43 +114,9 @@ def changes(run_dir: Path, files: list[list]) -> str | None:
 
 def current_files(source: str | list[str]) -> list[list]:
     """(path, size, mtime) of the files ``source`` means now, for ``changes``."""
-    from charrnn import corpora
-    from charrnn.text import BUILTIN_CORPUS
-
     if source == BUILTIN_CORPUS:
         return []
     args = source if isinstance(source, list) else [source]
     if len(args) == 1 and not Path(args[0]).is_dir():
         return corpora.stamps([Path(args[0])]) if Path(args[0]).is_file() else []
     return corpora.stamps(corpora.walk(args).files)
-
-
-def load_corpus(source: str | list[str], val_fraction: float, run_dir: Path, *,
-                vocab=None, separator: str = "\n", resume: bool = False,
-                verbose: bool = False, main: bool = True, log=print):
-    """The train command's corpus: pipes kept, changes reported, skipped files listed."""
-    from charrnn import corpora
-    from charrnn.data import Corpus
-
-    if isinstance(source, list):
-        if resume and any(is_stream(a) for a in source):
-            raise CharRNNError("--resume cannot read a pipe: the run kept what came through "
-                               "it; resume without giving a corpus")
-        if not resume:
-            source = spool(source, run_dir)
-    if resume and main:
-        what = changes(run_dir, current_files(source))
-        if what:
-            log(f"the inputs changed since this run started: {what}; re-encoding them and "
-                "training on the new text from where the run stopped, with its vocabulary "
-                "(a new character is an error; validation losses before and after the "
-                "change are not comparable)")
-    corpus = Corpus.load(source, val_fraction, vocab=vocab, separator=separator)
-    if main and corpus.skipped:
-        total = corpus.files + len(corpus.skipped)
-        log(corpora.summary(corpus.skipped, total)
-            + ("" if verbose else " (--verbose lists them all)"))
-        if verbose:
-            for path, reason in corpus.skipped:
-                log(f"  skipped {path} ({reason})")
-    return corpus

@@ -1,138 +1,60 @@
-"""Big corpora in bounded memory: stream a text file once into a memory-mapped id file.
+"""Text files to ids in bounded memory: UTF-8 read in blocks, checked, normalised, encoded.
 
-``load(path)`` returns the corpus's vocabulary and its ids as a read-only ``np.memmap``,
-so training reads batches straight from disk and a 2 GB text never sits in memory. The
-file is encoded in two streaming passes over fixed-size blocks (vocabulary and content
-hash first, then ids in the smallest dtype the vocabulary allows) and the result is
-cached: ``<cache>/<name>-<path hash>.ids`` plus a ``.json`` that records the source's
-size and modification time; the cache is reused until either changes.
-
-The cache lives in ``$CHARRNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/charrnn``, else
-``~/.cache/charrnn`` (under ``corpora/``); deleting it is always safe.
-
-The result is exactly ``Vocab.from_text(read_text(path))`` and its ``encode``: the same
-normalisation (BOM dropped, CRLF / CR -> LF, also when a block edge splits them), the
-same one-line errors with byte offsets into the whole file. Work is vectorised per block:
-pure-ASCII blocks never become Python strings.
+``stream_blocks`` yields normalised UTF-8 blocks that end on character boundaries (a
+UTF-8 sequence or a CR cut by the block edge is carried over, so CRLF and multi-byte
+characters come out whole), with the one-line errors of ``text.read_text`` and byte
+offsets into the whole file. ``encode_file`` makes two streaming passes over a file:
+vocabulary, content hash and length first, then the ids in the smallest dtype the
+vocabulary allows. The result is exactly ``Vocab.from_text(read_text(path))`` and its
+``encode``. Work is vectorised per block: pure-ASCII blocks never become Python strings.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
-import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from charrnn.data.text import Vocab, check_head, nul_error, utf8_error
 from charrnn.errors import CharRNNError
-from charrnn.files import atomic_write_bytes, replacing
-from charrnn.text import Vocab, check_file, check_head, nul_error, utf8_error
+from charrnn.files import replacing
 
-CACHE_VERSION = 1
 BLOCK_SIZE = 8 << 20  # bytes read at a time: bounds memory, amortises per-block overhead
 _BOM = b"\xef\xbb\xbf"
 _CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 bytes that do not start a character
 
 
-def cache_root() -> Path:
-    """Where encoded corpora are kept (see the module docstring)."""
-    env = os.environ.get("CHARRNN_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "charrnn" / "corpora"
+def progress_bar(total: int, desc: str):
+    """A byte-count bar on stderr for an encoding (hidden when stderr is not a terminal)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc=desc, file=sys.stderr,
+                disable=None, leave=False)
 
 
-@dataclass
-class Encoded:
-    """A corpus as ids: its own vocabulary, the ids (memory-mapped) and a content hash."""
-
-    vocab: Vocab
-    ids: np.ndarray  # read-only np.memmap of vocab.dtype
-    digest: str  # text.text_digest of the normalised text
-    ids_path: Path
-
-
-def load(path: str | Path, cache: Path | None = None, block_size: int = BLOCK_SIZE,
-         progress: bool = True, checked: bool = False) -> Encoded:
-    """The cached ids of a text file, (re-)encoding it first when it is new or changed.
-
-    ``checked``: the file was just written as valid UTF-8 (a spooled pipe), so the first
-    pass skips the UTF-8 check."""
-    src = check_file(path)
-    cache = Path(cache) if cache is not None else cache_root()
-    key = hashlib.sha256(str(src.resolve()).encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in src.stem)[:40]
-    meta_path, ids_path = cache / f"{stem}-{key}.json", cache / f"{stem}-{key}.ids"
-    stamp = _stamp(src)
-    meta = _read_meta(meta_path)
-    if not (meta and meta.get("version") == CACHE_VERSION and meta.get("stamp") == stamp
-            and ids_path.is_file()):
-        try:
-            meta = _encode(src, ids_path, block_size, progress, not checked)
-            if _stamp(src) != stamp:
-                raise CharRNNError(f"{src} changed while it was being read; try again")
-            meta = {"version": CACHE_VERSION, "source": str(src.resolve()), "stamp": stamp,
-                    **meta}
-            atomic_write_bytes(meta_path, json.dumps(meta).encode("utf-8"))
-            from charrnn import cachectl
-
-            cachectl.prune(cache, keep=meta_path)  # a new entry: keep the cache bounded
-        except OSError as e:
-            raise CharRNNError(f"cannot write the corpus cache in {cache}: {e.strerror or e} "
-                               "(set CHARRNN_CACHE_DIR to a writable folder)") from None
-    vocab = Vocab(tuple(meta["vocab"]))
-    expected = meta["chars"] * vocab.dtype.itemsize
-    if ids_path.stat().st_size != expected:
-        raise CharRNNError(f"the corpus cache {ids_path} is damaged; delete it and retry")
-    ids = np.memmap(ids_path, dtype=vocab.dtype, mode="r", shape=(meta["chars"],))
-    with contextlib.suppress(OSError):  # last use, for the cache's size cap (cachectl)
-        os.utime(meta_path)
-    return Encoded(vocab, ids, meta["digest"], ids_path)
-
-
-def _stamp(src: Path) -> list[int]:
-    st = src.stat()
-    return [st.st_size, st.st_mtime_ns]
-
-
-def _read_meta(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _encode(src: Path, ids_path: Path, block_size: int, progress: bool,
-            check_utf8: bool = True) -> dict:
+def encode_file(src: Path, ids_path: Path, block_size: int = BLOCK_SIZE,
+                progress: bool = True, check_utf8: bool = True) -> dict:
     """Two streaming passes: vocabulary + hash + length, then ids into ``ids_path``."""
     size = src.stat().st_size
     if size == 0:
         raise CharRNNError(f"{src} is empty")
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=2 * size, unit="B", unit_scale=True, desc=f"encoding {src.name}",
-                   file=sys.stderr, disable=None, leave=False)
+    bar = progress_bar(2 * size, f"encoding {src.name}") if progress else None
     try:
         # ---- pass 1: check the text; which characters occur, how many; the content hash
         seen = np.zeros(0x110000, bool)
         known_ascii = b""  # bytes already in the vocabulary: deleted before looking further
         digest, chars = hashlib.sha256(), 0
-        for block in _blocks(src, block_size, bar, check_utf8=check_utf8):
+        for block in file_blocks(src, block_size, bar, check_utf8=check_utf8):
             digest.update(block)
             chars += len(block)
             rest = np.frombuffer(block.translate(None, known_ascii), np.uint8)
             if len(rest):  # every non-ASCII byte, and ASCII not seen before
                 seen[rest[rest < 0x80]] = True
                 if rest.max() >= 0x80:
-                    _, cps, extra = _multibyte(rest)
+                    _, cps, extra = multibyte(rest)
                     seen[cps] = True
                     chars -= int(extra.sum())  # continuation bytes are not characters
                 known_ascii = bytes(np.flatnonzero(seen[:128]).astype(np.uint8))
@@ -142,9 +64,9 @@ def _encode(src: Path, ids_path: Path, block_size: int, progress: bool,
         vocab = Vocab(found)
 
         # ---- pass 2: ids, written block by block into a temporary file, then renamed
-        lookup = _Lookup(np.flatnonzero(seen).astype(np.uint32), vocab.dtype)
+        lookup = Lookup(np.flatnonzero(seen).astype(np.uint32), vocab.dtype)
         with replacing(ids_path) as out:
-            for block in _blocks(src, block_size, bar, check_utf8=False):
+            for block in file_blocks(src, block_size, bar, check_utf8=False):
                 ids = lookup.ids(block)
                 out.write(ids if isinstance(ids, bytes) else ids.data)
     finally:
@@ -154,7 +76,7 @@ def _encode(src: Path, ids_path: Path, block_size: int, progress: bool,
             "dtype": vocab.dtype.name}
 
 
-def _multibyte(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def multibyte(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Positions, code points and continuation-byte counts of the multi-byte characters.
 
     Vectorised UTF-8 decoding of bytes ``a``: for ASCII-heavy text far faster than
@@ -171,7 +93,7 @@ def _multibyte(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return lead, cps, extra
 
 
-class _Lookup:
+class Lookup:
     """Code point -> id for one vocabulary (sorted code points ``cps``), by whole blocks."""
 
     def __init__(self, cps: np.ndarray, dtype: np.dtype) -> None:
@@ -200,13 +122,13 @@ class _Lookup:
         else:
             ids = self.bmp[np.frombuffer(block.translate(None, _CONTINUATION), np.uint8)]
         if not block.isascii():  # the multi-byte characters, where their lead bytes were
-            lead, cps, extra = _multibyte(np.frombuffer(block, np.uint8))
+            lead, cps, extra = multibyte(np.frombuffer(block, np.uint8))
             ids[lead - (np.cumsum(extra) - extra)] = self.of(cps)
         return ids
 
 
-def _blocks(src: Path, block_size: int, bar=None, check_utf8: bool = True
-            ) -> Iterator[bytes]:
+def file_blocks(src: Path, block_size: int = BLOCK_SIZE, bar=None,
+                check_utf8: bool = True) -> Iterator[bytes]:
     """Normalised UTF-8 blocks that end on character boundaries, checked like read_text.
 
     A UTF-8 sequence or a CR cut by the block edge is carried over to the next block, so
@@ -225,7 +147,7 @@ def _blocks(src: Path, block_size: int, bar=None, check_utf8: bool = True
 
 def stream_blocks(f, name: str, block_size: int = BLOCK_SIZE, bar=None,
                   check_utf8: bool = True) -> Iterator[bytes]:
-    """``_blocks`` over an open binary file or pipe (read once, never seeked)."""
+    """``file_blocks`` over an open binary file or pipe (read once, never seeked)."""
     head = _read(f, 4096, name)  # judged first, and again by nul_error
     check_head(head, name)
     pos, carry = 0, b""  # pos: offset of carry's first byte

@@ -1,7 +1,7 @@
 """Many files as one corpus: folders walked, unusable files skipped, texts joined, one cache.
 
 ``load(inputs, separator)`` turns files and folders into one id file in the corpus cache
-(``charrnn.cache``) and returns it with the span of every file in it. The joined text is
+(``charrnn.data.cachedir``) and returns it with the span of every file in it. The joined text is
 
     file 1's text + ("\\n" unless it ends with one) + separator + file 2's text + ... ,
 
@@ -19,21 +19,20 @@ re-encodes. Validation holds out the last ``val_fraction`` of every file
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import stat
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from charrnn import cache
+from charrnn.data import cachedir
+from charrnn.data.encoding import BLOCK_SIZE, Lookup, file_blocks, multibyte, progress_bar
+from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.files import atomic_write_bytes, replacing
-from charrnn.text import Vocab
+from charrnn.files import replacing
 
 MULTI_VERSION = 1
 DEFAULT_SEPARATOR = "\n"  # with each file's own final newline: a blank line between files
@@ -120,15 +119,14 @@ def entry_key(inputs: list[str], separator: str) -> str:
 
 def entry_paths(inputs: list[str], separator: str, root: Path | None = None
                 ) -> tuple[Path, Path]:
-    root = Path(root) if root is not None else cache.cache_root()
-    name = Path(inputs[0]).resolve().name or "root"
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:40]
-    base = f"{stem}-multi-{entry_key(inputs, separator)}"
-    return root / f"{base}.json", root / f"{base}.ids"
+    root = Path(root) if root is not None else cachedir.cache_root()
+    base = cachedir.entry_base(root, Path(inputs[0]).resolve().name or "root",
+                               f"multi-{entry_key(inputs, separator)}")
+    return base.with_name(base.name + ".json"), base.with_name(base.name + ".ids")
 
 
 def load(inputs: list[str], separator: str = DEFAULT_SEPARATOR, root: Path | None = None,
-         block_size: int = cache.BLOCK_SIZE, progress: bool = True) -> Joined:
+         block_size: int = BLOCK_SIZE, progress: bool = True) -> Joined:
     """The joined corpus of ``inputs`` from the cache, (re-)encoding it when anything changed."""
     found = walk(inputs)
     if not found.files and not found.skipped:
@@ -136,7 +134,7 @@ def load(inputs: list[str], separator: str = DEFAULT_SEPARATOR, root: Path | Non
                            "such as .git are skipped)")
     current = stamps(found.files)
     meta_path, ids_path = entry_paths(inputs, separator, root)
-    meta = cache._read_meta(meta_path)
+    meta = cachedir.read_meta(meta_path)
     if not (meta and meta.get("version") == MULTI_VERSION and meta.get("stamps") == current
             and ids_path.is_file()):
         try:
@@ -146,20 +144,10 @@ def load(inputs: list[str], separator: str = DEFAULT_SEPARATOR, root: Path | Non
             meta = {"version": MULTI_VERSION, "kind": "multi",
                     "inputs": [str(Path(a).resolve()) for a in inputs],
                     "separator": separator, "stamps": current, **meta}
-            atomic_write_bytes(meta_path, json.dumps(meta).encode("utf-8"))
-            from charrnn import cachectl
-
-            cachectl.prune(meta_path.parent, keep=meta_path)  # keep the cache bounded
+            cachedir.publish(meta_path, meta)
         except OSError as e:
-            raise CharRNNError(f"cannot write the corpus cache in {ids_path.parent}: "
-                               f"{e.strerror or e} (set CHARRNN_CACHE_DIR to a writable "
-                               "folder)") from None
-    vocab = Vocab(tuple(meta["vocab"]))
-    if ids_path.stat().st_size != meta["chars"] * vocab.dtype.itemsize:
-        raise CharRNNError(f"the corpus cache {ids_path} is damaged; delete it and retry")
-    ids = np.memmap(ids_path, dtype=vocab.dtype, mode="r", shape=(meta["chars"],))
-    with contextlib.suppress(OSError):  # last use, for the cache's size cap
-        os.utime(meta_path)
+            raise cachedir.write_error(ids_path.parent, e) from None
+    vocab, ids = cachedir.open_ids(meta_path, ids_path, meta)
     return Joined(vocab, ids, meta["digest"], ids_path, meta["files"],
                   np.asarray(meta["spans"], dtype=np.int64).reshape(-1, 2),
                   [tuple(s) for s in meta["skipped"]], current)
@@ -188,7 +176,7 @@ class _Scan:
         added: list[np.ndarray] = []
         chars, last, text = 0, b"", False
         try:
-            for block in cache._blocks(path, block_size, bar, check_utf8=True):
+            for block in file_blocks(path, block_size, bar, check_utf8=True):
                 chars += len(block)
                 last = block[-1:]
                 text = text or bool(block.strip())
@@ -197,7 +185,7 @@ class _Scan:
                     continue
                 cps = rest[rest < 0x80].astype(np.uint32)
                 if rest.max() >= 0x80:
-                    _, multi, extra = cache._multibyte(rest)
+                    _, multi, extra = multibyte(rest)
                     cps = np.concatenate([cps, multi])
                     chars -= int(extra.sum())
                 new = np.unique(cps[~self.seen[cps]])
@@ -227,13 +215,8 @@ def _encode(found: Found, separator: str, ids_path: Path, block_size: int,
             sizes[f] = f.stat().st_size
         except OSError:
             sizes[f] = 0
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=2 * sum(sizes.values()), unit="B", unit_scale=True,
-                   desc=f"encoding {len(found.files):,} files", file=sys.stderr,
-                   disable=None, leave=False)
+    bar = (progress_bar(2 * sum(sizes.values()), f"encoding {len(found.files):,} files")
+           if progress else None)
     try:
         scan, skipped, used = _Scan(), list(found.skipped), []
         for f in found.files:
@@ -254,7 +237,7 @@ def _encode(found: Found, separator: str, ids_path: Path, block_size: int,
         cps = np.frombuffer(extra.encode("utf-32-le"), "<u4")
         scan.seen[cps] = True
         vocab = Vocab(tuple(chr(c) for c in np.flatnonzero(scan.seen)))
-        lookup = cache._Lookup(np.flatnonzero(scan.seen).astype(np.uint32), vocab.dtype)
+        lookup = Lookup(np.flatnonzero(scan.seen).astype(np.uint32), vocab.dtype)
         newline, sep = vocab.encode("\n").tobytes(), vocab.encode(separator).tobytes()
         digest, spans, pos = hashlib.sha256(), [], 0
         with replacing(ids_path) as out:
@@ -264,7 +247,7 @@ def _encode(found: Found, separator: str, ids_path: Path, block_size: int,
                     digest.update(separator.encode("utf-8"))
                     pos += len(separator)
                 try:
-                    for block in cache._blocks(f, block_size, bar, check_utf8=False):
+                    for block in file_blocks(f, block_size, bar, check_utf8=False):
                         ids = lookup.ids(block)
                         out.write(ids if isinstance(ids, bytes) else ids.data)
                         digest.update(block)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from charrnn import cache, cachectl, corpora
+from charrnn.data import cache, cachedir, corpora
 
 
 def _text(path, n: int = 50) -> str:
@@ -21,22 +21,22 @@ def test_prune_drops_gone_and_stale_entries_then_least_recently_used(tmp_path, m
     d.mkdir()
     _text(d / "x.txt")
     corpora.split(corpora.load([str(d)], "\n", root, progress=False), 0.1)  # + a split file
-    assert {e.status for e in cachectl.entries(root)} == {"ok"}
+    assert {e.status for e in cachedir.entries(root)} == {"ok"}
     os.remove(a)
     _text(tmp_path / "b.txt", 60)  # changed since it was encoded
-    gone = {e.source: e.status for e in cachectl.prune(root, cap=10**9)}
+    gone = {e.source: e.status for e in cachedir.prune(root, cap=10**9)}
     assert gone == {a: "gone", b: "stale"}
-    left = cachectl.entries(root)
+    left = cachedir.entries(root)
     assert len(left) == 2 and not any(root.glob("a-*")) and not any(root.glob("b-*"))
     folder = next(e for e in left if e.source == str(d))
     assert len(folder.files) == 3  # .json, .ids and the held-out split file
     other = next(e for e in left if e.source == c)
     os.utime(folder.meta, (1, 1))  # used long ago: the first to go over the cap
-    removed = cachectl.prune(root, cap=other.size)
+    removed = cachedir.prune(root, cap=other.size)
     assert [e.source for e in removed] == [str(d)]  # c fits under the cap alone
-    assert cachectl.prune(root, keep=other.meta, cap=1) == []  # the entry in use stays
+    assert cachedir.prune(root, keep=other.meta, cap=1) == []  # the entry in use stays
     monkeypatch.setenv("CHARRNN_CACHE_MAX", "2K")
-    assert cachectl.cap_bytes() == 2000
+    assert cachedir.cap_bytes() == 2000
 
 
 def test_encoding_a_new_corpus_prunes_and_cache_command_lists_and_clears(
@@ -53,7 +53,7 @@ def test_encoding_a_new_corpus_prunes_and_cache_command_lists_and_clears(
     assert "total in 1 entries" in lines[1]
     r = cli("cache", "--clear")
     assert r.exit_code == 0 and "removed 1 entries" in r.stderr and r.stdout == ""
-    assert cachectl.entries() == []
+    assert cachedir.entries() == []
     monkeypatch.setenv("CHARRNN_CACHE_MAX", "lots")
     r = cli("cache", "--prune")
     assert r.exit_code == 2 and "CHARRNN_CACHE_MAX='LOTS'" in r.stderr

@@ -1,17 +1,20 @@
-"""Keeping the corpus cache bounded: list its entries, prune stale ones, cap its size.
+"""The corpus cache folder: where entries live, how they are opened, and keeping it bounded.
 
 An entry is ``<base>.json`` (what it was built from) with ``<base>.ids`` and, for several
-inputs, held-out split files ``<base>.val*.ids``. After every new encoding the cache is
-pruned: entries whose source is gone or has changed since (it would be re-encoded
-anyway) are deleted, then the least recently used ones until the cache is under its cap
-(``$CHARRNN_CACHE_MAX``, e.g. ``500M`` or ``20G``; default 10G; never the entry in use).
-``charrnn cache`` lists the entries, ``--prune`` and ``--clear`` act by hand. Deleting
-any of it is safe: an entry is rebuilt from its source when next needed (a pipe's text
-is kept in its run folder, not here).
+inputs, held-out split files ``<base>.val*.ids``. The folder is ``$CHARRNN_CACHE_DIR``,
+else ``$XDG_CACHE_HOME/charrnn/corpora``, else ``~/.cache/charrnn/corpora``.
+
+After every new encoding the cache is pruned: entries whose source is gone or has
+changed since (it would be re-encoded anyway) are deleted, then the least recently used
+ones until the cache is under its cap (``$CHARRNN_CACHE_MAX``, e.g. ``500M`` or ``20G``;
+default 10G; never the entry in use). ``charrnn cache`` lists the entries, ``--prune``
+and ``--clear`` act by hand. Deleting any of it is safe: an entry is rebuilt from its
+source when next needed (a pipe's text is kept in its run folder, not here).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,11 +22,62 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from charrnn import cache
-from charrnn.errors import ConfigError
+import numpy as np
+
+from charrnn.data.text import Vocab
+from charrnn.errors import CharRNNError, ConfigError
+from charrnn.files import atomic_write_bytes
 
 DEFAULT_CAP = 10 * 10**9  # bytes (decimal units throughout, as du --si)
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def cache_root() -> Path:
+    """Where encoded corpora are kept (see the module docstring)."""
+    env = os.environ.get("CHARRNN_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "charrnn" / "corpora"
+
+
+def entry_base(root: Path, name: str, key: str) -> Path:
+    """``<root>/<name>-<key>``: a readable, safe file name for an entry (add a suffix)."""
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:40]
+    return root / f"{stem}-{key}"
+
+
+def read_meta(path: Path) -> dict | None:
+    """An entry's JSON record, or None when it is missing or unreadable."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def publish(meta_path: Path, meta: dict) -> None:
+    """Record a freshly encoded entry (its ids are written already), then prune the cache
+    around it: a new entry is when the cache can outgrow its cap."""
+    atomic_write_bytes(meta_path, json.dumps(meta).encode("utf-8"))
+    prune(meta_path.parent, keep=meta_path)
+
+
+def open_ids(meta_path: Path, ids_path: Path, meta: dict) -> tuple[Vocab, np.ndarray]:
+    """An entry's vocabulary and ids (read-only ``np.memmap``), checked against its record;
+    marks the entry used, for the size cap."""
+    vocab = Vocab(tuple(meta["vocab"]))
+    if ids_path.stat().st_size != meta["chars"] * vocab.dtype.itemsize:
+        raise CharRNNError(f"the corpus cache {ids_path} is damaged; delete it and retry")
+    ids = np.memmap(ids_path, dtype=vocab.dtype, mode="r", shape=(meta["chars"],))
+    with contextlib.suppress(OSError):  # last use, for the cache's size cap
+        os.utime(meta_path)
+    return vocab, ids
+
+
+def write_error(folder: Path, e: OSError) -> CharRNNError:
+    return CharRNNError(f"cannot write the corpus cache in {folder}: {e.strerror or e} "
+                        "(set CHARRNN_CACHE_DIR to a writable folder)")
 
 
 @dataclass
@@ -52,7 +106,7 @@ def cap_bytes() -> int:
 
 def entries(root: Path | None = None) -> list[Entry]:
     """Every entry in the cache, least recently used first."""
-    root = Path(root) if root is not None else cache.cache_root()
+    root = Path(root) if root is not None else cache_root()
     if not root.is_dir():
         return []
     out = []
@@ -75,7 +129,7 @@ def glob_escape(text: str) -> str:
 def _judge(meta: Path) -> tuple[str, str]:
     try:
         m = json.loads(meta.read_text(encoding="utf-8"))
-        if "stamps" in m:  # several inputs (charrnn.corpora): every file found then
+        if "stamps" in m:  # several inputs (charrnn.data.corpora): every file found then
             source = " + ".join(m["inputs"])
             stamps = m["stamps"]
         else:
@@ -104,7 +158,7 @@ def prune(root: Path | None = None, keep: Path | None = None,
     """Delete entries whose source is gone or stale, then the least recently used until
     the cache fits ``cap``; ``keep`` (an entry's .json) is never deleted. Also removes
     temporary files that a killed encoder left an hour ago or more."""
-    root = Path(root) if root is not None else cache.cache_root()
+    root = Path(root) if root is not None else cache_root()
     cap = cap_bytes() if cap is None else cap
     removed, kept = [], []
     for e in entries(root):
