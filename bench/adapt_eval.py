@@ -16,11 +16,12 @@ import argparse
 import numpy as np
 import torch
 
-from charrnn import checkpoint as ckpt
-from charrnn import evaluate, runfolder
+from charrnn import evaluate
 from charrnn.adapt import AdaptConfig, score_adaptive
 from charrnn.config import TrainConfig
 from charrnn.data.corpus import Corpus
+from charrnn.model.network import load_model
+from charrnn.runs import folder as runfolder
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
         ids = Corpus.load(c.meta["corpus"]["source"], tc.val_fraction, c.vocab).train
     end = args.start + args.chars if args.chars else len(ids)
     ids = np.asarray(ids[args.start : end])
-    model = ckpt.load_model(c)
+    model = load_model(c)
     d = AdaptConfig()
     grid = args.grid or [f"{d.segment},{d.streams},{d.lr},{d.decay}"]
     print(f"{c.path}: {args.text} text [{args.start}:{end}] ({len(ids):,} characters), "

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from charrnn.config import ModelConfig
-from charrnn.infer import NumpyRNN
+from charrnn.model.infer import NumpyRNN
 from charrnn.trace import activations, surprisal
 
 

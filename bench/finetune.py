@@ -94,7 +94,7 @@ def main() -> None:
 
 
 def steps_of(run: Path) -> int:
-    from charrnn import checkpoint as ckpt
+    from charrnn.runs import checkpoint as ckpt
 
     return ckpt.inspect(run / "latest.safetensors").meta["progress"]["step"]
 

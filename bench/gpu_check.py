@@ -48,7 +48,7 @@ def main() -> None:
     import torch
     from train_budget import raw_kernel_chars_per_s
 
-    from charrnn import checkpoint as ckpt
+    from charrnn.runs import checkpoint as ckpt
 
     if args.device.startswith("cuda"):
         if not torch.cuda.is_available():

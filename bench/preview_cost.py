@@ -4,7 +4,7 @@
     python bench/preview_cost.py --length 500 --repeats 11
 
 For each size it times, from a torch model's weights as training holds them:
-  numpy  the way training previews: copy the weights out, build charrnn.infer.NumpyRNN,
+  numpy  the way training previews: copy the weights out, build charrnn.model.infer.NumpyRNN,
          generate (charrnn.preview.generate);
   torch  the model itself stepped at batch 1 (eval mode, no grad), drawing the same way.
 Both are medians over --repeats, in wall seconds (CPU seconds of this process beside them:
@@ -68,7 +68,7 @@ def main() -> None:
 
     from charrnn.config import ModelConfig
     from charrnn.data.text import Vocab
-    from charrnn.model import CharRNN
+    from charrnn.model.network import CharRNN
     from charrnn.trainer import MIN_EVAL_GAP
 
     vocab = Vocab(tuple(chr(32 + i) if i else "\n" for i in range(args.vocab)))

@@ -41,10 +41,10 @@ def make_checkpoint(folder: Path, hidden: int, cell: str = "lstm") -> Path:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from charrnn import checkpoint as ckpt
     from charrnn.config import ModelConfig
     from charrnn.data.text import Vocab
-    from charrnn.model import CharRNN
+    from charrnn.model.network import CharRNN
+    from charrnn.runs import checkpoint as ckpt
 
     torch.manual_seed(0)
     vocab = Vocab(tuple(sorted("\n !$&',-.3:;?" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

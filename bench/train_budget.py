@@ -26,10 +26,10 @@ from benchpaths import SHAKESPEARE
 def raw_kernel_chars_per_s(checkpoint: Path, seconds: float) -> float:
     """Forward + backward + AdamW step of the bare model, batch shape as trained
     (charrnn.probe.kernel_rate: the median step)."""
-    from charrnn import checkpoint as ckpt
     from charrnn.config import TrainConfig
-    from charrnn.device import pick_device, pick_dtype
+    from charrnn.model.device import pick_device, pick_dtype
     from charrnn.probe import kernel_rate
+    from charrnn.runs import checkpoint as ckpt
 
     c = ckpt.inspect(checkpoint)
     tc = TrainConfig.from_dict(c.meta["train"])
@@ -72,7 +72,7 @@ def main() -> None:
         after = raw_kernel_chars_per_s(run / "latest.safetensors", args.kernel_seconds / 2)
         report = eval_command(None, str(run / "best.safetensors"), "auto")
 
-        from charrnn import checkpoint as ckpt
+        from charrnn.runs import checkpoint as ckpt
 
         meta = ckpt.inspect(run / "latest.safetensors").meta
         p = meta["progress"]

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from charrnn.config import AdaptConfig
 from charrnn.data.batches import EvalStreams
 from charrnn.evaluate import Score, score_ids
-from charrnn.model import CharRNN, detach_state
+from charrnn.model.network import CharRNN, detach_state
 
 
 @dataclass
@@ -141,19 +141,19 @@ def eval_command(file: str | None, target: str | None, device: str,
                  config: AdaptConfig) -> dict:
     """``charrnn eval --adapt``: eval's report (static figures) with the adapted ones
     beside, over the same text and windows as plain eval."""
-    from charrnn import checkpoint as ckpt
-    from charrnn import runfolder
     from charrnn.config import TrainConfig
     from charrnn.data.batches import val_windows
-    from charrnn.device import pick_device
     from charrnn.evaluate import eval_ids
+    from charrnn.model.device import pick_device
+    from charrnn.model.network import load_model
+    from charrnn.runs import folder as runfolder
 
     c = runfolder.open_checkpoint(target)
     ids, unknown, label = eval_ids(c, file)
     windows = [ids]
     if file is None:
         windows = val_windows(ids, TrainConfig.from_dict(c.meta["train"]).val_max_chars)
-    model = ckpt.load_model(c, str(pick_device(device)))
+    model = load_model(c, str(pick_device(device)))
     score = score_adaptive(model, [np.asarray(w) for w in windows], config)
     if score.static is not None:
         score.static.unknown = unknown

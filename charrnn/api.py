@@ -22,17 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from charrnn import checkpoint as ckpt
-from charrnn import runfolder
 from charrnn.config import AdaptConfig, SampleConfig
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.infer import NumpyRNN
+from charrnn.model.infer import NumpyRNN
+from charrnn.runs import checkpoint as ckpt
+from charrnn.runs import folder as runfolder
 from charrnn.trace import Activations, Surprisal, activations, surprisal
 
 if TYPE_CHECKING:  # torch is imported only when scoring
     from charrnn.evaluate import Score
-    from charrnn.model import CharRNN
+    from charrnn.model.network import CharRNN
     from charrnn.novelty import CopyReport, Index
     from charrnn.sample import Sampler
 
@@ -121,11 +121,12 @@ class Model:
         are the adapted ones and whose ``static`` holds the plain Score of the same pass.
         The loaded model itself is never changed."""
         from charrnn.evaluate import score_ids
+        from charrnn.model.network import load_model
 
         ids = self._ids(text)
         model = self._torch_model
         if model is None or str(model.head.weight.device) != device:
-            model = self._torch_model = ckpt.load_model(self.checkpoint, device)
+            model = self._torch_model = load_model(self.checkpoint, device)
         if adapt is not False:
             from charrnn.adapt import score_adaptive
 

@@ -306,9 +306,9 @@ def eval_(
 
         charrnn eval play.txt --adapt
     """
-    from charrnn import checkpoint as ckpt
     from charrnn import evaluate
     from charrnn.files import check_out
+    from charrnn.runs import checkpoint as ckpt
 
     if html is not None:
         check_out(html)

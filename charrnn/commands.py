@@ -49,9 +49,9 @@ def neurons(
         charrnn neurons play.txt -c checkpoints/shakespeare --top 40
     """
     from charrnn import neurons as units
-    from charrnn import runfolder
     from charrnn.evaluate import eval_ids
     from charrnn.files import check_out
+    from charrnn.runs import folder as runfolder
 
     if html is not None:
         check_out(html)
@@ -110,7 +110,8 @@ def info(
 
         charrnn info --json | jq .progress
     """
-    from charrnn import runfolder, runinfo
+    from charrnn import runinfo
+    from charrnn.runs import folder as runfolder
 
     c = runfolder.open_checkpoint(checkpoint)
     if as_json:

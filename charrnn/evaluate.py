@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from charrnn import checkpoint as ckpt
-from charrnn import runfolder
 from charrnn.config import TrainConfig
 from charrnn.data.batches import EvalStreams
 from charrnn.data.text import BUILTIN_CORPUS
 from charrnn.errors import CharRNNError
 from charrnn.files import write_page
-from charrnn.infer import NumpyRNN
+from charrnn.model.infer import NumpyRNN
+from charrnn.runs import checkpoint as ckpt
+from charrnn.runs import folder as runfolder
 
 if TYPE_CHECKING:
-    from charrnn.model import CharRNN
+    from charrnn.model.network import CharRNN
 
 EVAL_CHUNK = 256  # columns per forward pass; the state is carried between them
 
@@ -91,7 +91,8 @@ def eval_command(file: str | None, target: str | None, device: str) -> dict[str,
     and the loss matches the checkpoint's validation loss.
     """
     from charrnn.data.batches import val_windows
-    from charrnn.device import pick_device
+    from charrnn.model.device import pick_device
+    from charrnn.model.network import load_model
 
     c = runfolder.open_checkpoint(target)
     ids, unknown, label = eval_ids(c, file)
@@ -101,7 +102,7 @@ def eval_command(file: str | None, target: str | None, device: str) -> dict[str,
         scored = sum(len(w) for w in windows)
         if scored < len(ids):
             label += f", scored on a fixed sample of {scored:,} as in training validation"
-    model = ckpt.load_model(c, str(pick_device(device)))
+    model = load_model(c, str(pick_device(device)))
     scores = [score_ids(model, w) for w in windows]
     score = Score(sum(s.nats for s in scores), sum(s.chars for s in scores), unknown)
     return {"checkpoint": str(c.path), "text": label, **score.as_dict()}

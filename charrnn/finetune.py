@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from charrnn import checkpoint as ckpt
-from charrnn import runfolder
 from charrnn.config import ModelConfig
 from charrnn.data.text import Vocab
 from charrnn.errors import ConfigError
+from charrnn.runs import checkpoint as ckpt
+from charrnn.runs import folder as runfolder
 
 NEW_MASS = 1e-5  # at most this much probability on the new characters at step 0
 # Fine-tuning defaults (docs/benchmarks.md, bench/finetune.py). The peak lr is the cell's

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn import checkpoint as ckpt
 from charrnn import html_pages
 from charrnn.files import write_page
-from charrnn.infer import NumpyRNN
+from charrnn.model.infer import NumpyRNN
+from charrnn.runs import checkpoint as ckpt
 from charrnn.trace import activations, excerpt
 
 OPEN, CLOSE = "([{", ")]}"

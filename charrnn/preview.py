@@ -7,7 +7,7 @@ view of "The Unreasonable Effectiveness of RNNs", noise turning into words. A pr
 exactly what ``charrnn sample --seed SEED --temp 0.8 -n N`` prints from the checkpoint saved
 at that validation.
 
-It runs on the numpy twin of the model (charrnn.infer), built from a copy of the weights:
+It runs on the numpy twin of the model (charrnn.model.infer), built from a copy of the weights:
 at batch 1 that is about ten times cheaper than stepping the torch model. It runs on one
 BLAS thread: training keeps the cores busy, and a batch-1 step that waits for a second,
 descheduled BLAS thread took 20-30 times longer (docs/benchmarks.md, 2026-12-03).
@@ -25,7 +25,7 @@ from threadpoolctl import ThreadpoolController
 
 from charrnn.config import ModelConfig
 from charrnn.data.text import Vocab
-from charrnn.infer import NumpyRNN
+from charrnn.model.infer import NumpyRNN
 from charrnn.sample import pick
 
 PREVIEW_TEMPERATURE = 0.8  # readable early on, yet not stuck in one loop as greedy gets

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.config import ModelConfig
-from charrnn.model import CharRNN, detach_state
+from charrnn.model.network import CharRNN, detach_state
 
 SIZES = (256, 384, 512)  # hidden sizes the probe chooses from, smallest first
 # A size is chosen when the budget shows it this many characters per parameter: on Tiny

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from charrnn import html_pages, preview, runfolder, runinfo
+from charrnn import html_pages, preview, runinfo
 from charrnn.evaluate import bits
 from charrnn.files import check_out, write_page
+from charrnn.runs import folder as runfolder
+from charrnn.runs.metrics import read_metrics
 from charrnn.sample import SampleConfig, Sampler
 
 REPORT_TEMPERATURES = (0.5, 0.8, 1.0)
@@ -23,7 +25,7 @@ def run_report(run: str | Path | None, out: str | Path | None = None, length: in
     sampler = Sampler.load(best)
     samples = [(t, "".join(sampler.generate("", SampleConfig(length, t, 0, seed))))
                for t in temperatures]
-    metrics = runfolder.read_metrics(run_dir)
+    metrics = read_metrics(run_dir)
     previews, total = preview.table(metrics)
     preview_note = ("At each validation, the first characters drawn from the weights of that "
                     f"moment (temperature {preview.PREVIEW_TEMPERATURE:g}, the same seed each "

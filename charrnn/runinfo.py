@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from charrnn import checkpoint as ckpt
-from charrnn import runfolder
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import bits
+from charrnn.runs import checkpoint as ckpt
+from charrnn.runs import folder as runfolder
 
 Section = tuple[str, list[tuple[str, str]]]
 

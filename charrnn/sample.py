@@ -1,6 +1,6 @@
 """Generation: one character at a time, fed back in, the recurrent state carried along.
 
-Runs on the numpy twin of the model (``charrnn.infer``), so sampling never imports torch.
+Runs on the numpy twin of the model (``charrnn.model.infer``), so sampling never imports torch.
 The prime is fed once to warm the state; K samples then run as one batch of K rows.
 
 Reproducibility: sample ``i`` of a run with seed ``s`` draws its random numbers from
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn import checkpoint as ckpt
-from charrnn import runfolder
 from charrnn.config import SampleConfig
 from charrnn.data.text import Vocab, normalize
 from charrnn.errors import CharRNNError
-from charrnn.infer import NumpyRNN
+from charrnn.model.infer import NumpyRNN
+from charrnn.runs import checkpoint as ckpt
+from charrnn.runs import folder as runfolder
 
 END = ""
 """The character ``Sampler.stream`` yields for a sample that has ended."""

@@ -1,7 +1,7 @@
 """Per-character traces of a model over a (bounded) text: surprisal, top-k and hidden
 units.
 
-Runs the numpy twin of the model (``charrnn.infer``), so it needs no torch. Stepping one
+Runs the numpy twin of the model (``charrnn.model.infer``), so it needs no torch. Stepping one
 character at a time at batch 1 is bound by reading the weights from memory, so the text
 is cut into parallel streams with a burn-in, exactly as ``evaluate.score_ids`` does
 (``data.EvalStreams``): a step over many streams costs little more than one. Every
@@ -17,7 +17,7 @@ import numpy as np
 from charrnn.data.batches import EvalStreams
 from charrnn.errors import CharRNNError, ConfigError
 from charrnn.evaluate import bits as to_bits
-from charrnn.infer import NumpyRNN
+from charrnn.model.infer import NumpyRNN
 
 
 @dataclass

@@ -24,19 +24,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from charrnn import checkpoint as ckpt
-from charrnn import preview, runfolder, trainstate
+from charrnn import preview, trainstate
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data.batches import Batches, min_train_chars, val_windows
 from charrnn.data.corpus import Corpus
-from charrnn.device import pick_device, pick_dtype
 from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import score_ids
 from charrnn.events import Callbacks, Progress, Result
-from charrnn.files import os_reason
-from charrnn.model import CharRNN, State, detach_state
-from charrnn.runfolder import BEST, LATEST
+from charrnn.model.device import pick_device, pick_dtype
+from charrnn.model.network import CharRNN, State, detach_state, load_tensors
+from charrnn.runs import checkpoint as ckpt
+from charrnn.runs import folder as runfolder
+from charrnn.runs.folder import BEST, LATEST
+from charrnn.runs.metrics import MetricsLog
 from charrnn.signals import StopOnSignal, defer_sigint
 
 MIN_EVAL_GAP = 30.0  # seconds between time-based validations, at the least
@@ -188,7 +189,7 @@ class Trainer:
         trainstate.check_meta(c)
         if c.vocab != self.corpus.vocab:
             raise CharRNNError("the corpus's characters differ from the checkpoint's vocabulary")
-        r = trainstate.unpack(c, ckpt.load_tensors(c, "cpu"), self.opt, self.mc,
+        r = trainstate.unpack(c, load_tensors(c, "cpu"), self.opt, self.mc,
                               self.cfg.batch_size)
         self.load_weights(r.weights, r.average)
         self.opt.load_state_dict(r.optimizer)
@@ -247,15 +248,7 @@ class Trainer:
                           "precision": str(self.dtype or torch.float32).replace("torch.", ""),
                           "params": self.mc.num_params(),
                           "steps_per_epoch": steps_per_epoch, "run_dir": str(self.run_dir)})
-        metrics = None  # only rank 0 writes to the run folder
-        if dist.is_main:
-            try:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-                runfolder.drop_partial_line(runfolder.metrics_path(self.run_dir))
-                metrics = runfolder.metrics_path(self.run_dir).open("a", encoding="utf-8")
-            except OSError as e:
-                raise CharRNNError(f"cannot write to {self.run_dir}/: {os_reason(e)}"
-                                   ) from None
+        metrics = MetricsLog(self.run_dir) if dist.is_main else None  # only rank 0 writes
         self._t0 = time.perf_counter()
         reserve = 0.0  # seconds kept back at the end for the final validation and save
         last_eval_time = time.perf_counter()
@@ -436,15 +429,6 @@ class Trainer:
                               "chars": p.chars_seen, "time": round(p.elapsed, 3),
                               "lr": p.lr, "loss": loss, "chars_per_s": round(p.chars_per_s)})
 
-    def _write(self, metrics, record: dict[str, Any]) -> None:
-        import json
-
-        if metrics is None:
-            return
-        try:
-            metrics.write(json.dumps(record) + "\n")
-            metrics.flush()
-        except OSError as e:
-            raise CharRNNError(f"cannot write {runfolder.metrics_path(self.run_dir)}: "
-                               f"{os_reason(e)}; the checkpoints already saved are intact"
-                               ) from None
+    def _write(self, metrics: MetricsLog | None, record: dict[str, Any]) -> None:
+        if metrics is not None:
+            metrics.write(record)

@@ -10,8 +10,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from charrnn import checkpoint as ckpt
-from charrnn import runfolder, trainstate
+from charrnn import trainstate
 from charrnn.config import (
     CELL_LR,
     SHORT_BUDGET,
@@ -29,6 +28,8 @@ from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
 from charrnn.options import DEFAULT_BUDGET, TrainOptions
 from charrnn.progress import ConsoleProgress, log
+from charrnn.runs import checkpoint as ckpt
+from charrnn.runs import folder as runfolder
 
 
 def train_command(opts: TrainOptions):
@@ -47,7 +48,8 @@ def train_command(opts: TrainOptions):
 
 def _train(opts: TrainOptions, dist: Dist):
     """One rank's work; rank 0, the only one that writes, holds the run folder's lock."""
-    from charrnn import finetune, runlock
+    from charrnn import finetune
+    from charrnn.runs import lock as runlock
 
     finetune.check_request(opts.init_from, opts.resume)
     source: str | list[str] = opts.corpus or BUILTIN_CORPUS
@@ -188,7 +190,7 @@ def _fit_machine(mc: ModelConfig, tc: TrainConfig, train_chars: int,
                  choose_dropout: bool) -> tuple[ModelConfig, str, float]:
     """The hidden size (and unless given, the dropout) this machine can train well in the
     time budget (charrnn.probe), what to say about it, and the seconds the probe took."""
-    from charrnn.device import pick_device, pick_dtype
+    from charrnn.model.device import pick_device, pick_dtype
     from charrnn.probe import SIZES, budget_chars, choose_size, dropout_for
 
     device = pick_device(tc.device)

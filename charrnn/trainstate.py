@@ -22,10 +22,10 @@ from typing import Any
 
 import torch
 
-from charrnn import checkpoint as ckpt
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.errors import CharRNNError, CheckpointError
-from charrnn.model import State
+from charrnn.model.network import State
+from charrnn.runs import checkpoint as ckpt
 
 TRAINED = "train."  # prefix of the trained weights beside their saved average
 

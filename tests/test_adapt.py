@@ -9,18 +9,19 @@ import random
 import numpy as np
 import pytest
 
-from charrnn import api, runfolder
-from charrnn import checkpoint as ckpt
+from charrnn import api
 from charrnn.adapt import Adapter, adapted_nll
 from charrnn.config import AdaptConfig
 from charrnn.data.batches import EvalStreams
 from charrnn.evaluate import score_ids
+from charrnn.model.network import load_model
+from charrnn.runs import folder as runfolder
 from tests.conftest import PATTERN
 
 
 @pytest.fixture(scope="module")
 def model(trained_run):
-    return ckpt.load_model(runfolder.open_checkpoint(trained_run))
+    return load_model(runfolder.open_checkpoint(trained_run))
 
 
 @pytest.fixture(scope="module")

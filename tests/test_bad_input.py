@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn import checkpoint as ckpt
+from charrnn.model.network import load_tensors
+from charrnn.runs import checkpoint as ckpt
 from tests.conftest import PATTERN
 
 TINY = ["--hidden-size", "8", "--layers", "1", "--embed-size", "4", "-b", "4", "-t", "16",
@@ -214,7 +215,7 @@ def test_a_run_from_before_weight_averaging_resumes_without_it(cli, corpus_file,
 def test_wrong_shaped_training_tensors_are_refused_on_resume(
         cli, trained_run, corpus_file, tmp_path, name, value, message):
     c = ckpt.inspect(trained_run / "latest.safetensors")
-    tensors = ckpt.load_tensors(c)
+    tensors = load_tensors(c)
     tensors[name] = value
     ckpt.write(tmp_path / "run" / "latest.safetensors", tensors, c.meta)
     r = cli("train", corpus_file, "-o", "run", "--resume", "--max-steps", "200")
@@ -287,7 +288,7 @@ def test_an_unexpected_error_is_still_one_line(cli, monkeypatch):
 
 def test_weights_with_nan_are_refused(cli, trained_run, corpus_file, tmp_path):
     c = ckpt.inspect(trained_run / "latest.safetensors")
-    tensors = ckpt.load_tensors(c)
+    tensors = load_tensors(c)
     tensors["head.bias"][2] = float("nan")
     ckpt.write(tmp_path / "run" / "latest.safetensors", tensors, c.meta)
     for args in (["sample", "-c", "run"], ["eval", "-c", "run"],

@@ -159,7 +159,7 @@ def test_unwritable_cache_is_a_one_line_error(tmp_path):
 def test_eval_scores_the_same_held_out_sample_as_training(cli, tmp_path):
     import json
 
-    from charrnn import checkpoint as ckpt
+    from charrnn.runs import checkpoint as ckpt
 
     p = tmp_path / "lines.txt"
     p.write_text("".join(f"{i * 7919 % 1000} bottles of beer\n" for i in range(400)))

@@ -6,15 +6,16 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from charrnn import checkpoint as ckpt
-from charrnn import runfolder
 from charrnn.errors import CheckpointError
+from charrnn.model.network import load_model
+from charrnn.runs import checkpoint as ckpt
+from charrnn.runs import folder as runfolder
 
 
 def test_round_trip_gives_identical_logits(trained_run):
     c = ckpt.inspect(trained_run / "best.safetensors")
-    model = ckpt.load_model(c)
-    twin = ckpt.load_model(ckpt.inspect(trained_run / "best.safetensors"))
+    model = load_model(c)
+    twin = load_model(ckpt.inspect(trained_run / "best.safetensors"))
     idx = torch.randint(0, c.config.vocab_size, (2, 50))
     with torch.no_grad():
         assert torch.equal(model(idx)[0], twin(idx)[0])
@@ -38,7 +39,7 @@ def test_metadata_holds_config_vocab_and_versions(trained_run):
 
 def test_numpy_weights_equal_torch_weights(trained_run):
     c = ckpt.inspect(trained_run / "best.safetensors")
-    sd = ckpt.load_model(c).state_dict()
+    sd = load_model(c).state_dict()
     for k, v in c.numpy_weights().items():
         np.testing.assert_array_equal(v, sd[k].numpy())
 

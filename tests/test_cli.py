@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charrnn import checkpoint as ckpt
 from charrnn.config import TrainConfig
+from charrnn.runs import checkpoint as ckpt
 
 
 def test_sample_stdout_is_exactly_the_sample(cli, trained_run):

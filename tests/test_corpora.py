@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn import checkpoint as ckpt
 from charrnn.data import corpora
 from charrnn.data.corpus import Corpus
+from charrnn.runs import checkpoint as ckpt
 
 TINY = ["--hidden-size", "16", "--layers", "1", "--embed-size", "8", "-b", "4", "-t", "16"]
 

@@ -13,9 +13,9 @@ from safetensors.torch import load_file
 from charrnn.cli import main
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data.corpus import Corpus
-from charrnn.device import cpu_bf16_runs
 from charrnn.distributed import Dist, from_env
 from charrnn.errors import CharRNNError
+from charrnn.model.device import cpu_bf16_runs
 from charrnn.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,12 +18,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from charrnn import checkpoint as ckpt
-from charrnn import files, progress, runfolder
+from charrnn import files, progress
 from charrnn import trainer as train
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data.corpus import Corpus
 from charrnn.evaluate import Score
+from charrnn.model.network import load_model, load_tensors
+from charrnn.runs import checkpoint as ckpt
+from charrnn.runs import folder as runfolder
 from tests.conftest import PATTERN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +37,7 @@ TINY = ["--hidden-size", "16", "--layers", "1", "--embed-size", "8", "-b", "4", 
 def _loads(path: Path) -> ckpt.Checkpoint:
     """A checkpoint that inspects, loads into a model and holds only finite weights."""
     c = ckpt.inspect(path)
-    model = ckpt.load_model(c)
+    model = load_model(c)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     return c
 
@@ -84,8 +86,8 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, cell, budg
     after = sorted(second.losses)
     assert after == list(range(7, max(whole.losses) + 1)) and len(after) >= 8
     assert [second.losses[s] for s in after] == [whole.losses[s] for s in after]
-    a = ckpt.load_tensors(ckpt.inspect(tmp_path / "whole" / "latest.safetensors"))
-    b = ckpt.load_tensors(ckpt.inspect(tmp_path / "split" / "latest.safetensors"))
+    a = load_tensors(ckpt.inspect(tmp_path / "whole" / "latest.safetensors"))
+    b = load_tensors(ckpt.inspect(tmp_path / "split" / "latest.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -111,8 +113,8 @@ def test_cli_resume_after_ctrl_c_matches_uninterrupted_run(cli, tmp_path, monkey
     assert _loads(tmp_path / "split" / "latest.safetensors").meta["progress"]["step"] == 7
     monkeypatch.setattr(progress.ConsoleProgress, "on_step", real)
     assert cli("train", text, "-o", "split", "--resume", "--patience", "0").exit_code == 0
-    a = ckpt.load_tensors(ckpt.inspect(tmp_path / "whole" / "latest.safetensors"))
-    b = ckpt.load_tensors(ckpt.inspect(tmp_path / "split" / "latest.safetensors"))
+    a = load_tensors(ckpt.inspect(tmp_path / "whole" / "latest.safetensors"))
+    b = load_tensors(ckpt.inspect(tmp_path / "split" / "latest.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -378,7 +380,7 @@ def test_divergence_stops_without_a_poisoned_checkpoint(cli, corpus_file, monkey
         c = _loads(tmp_path / "run" / f"{name}.safetensors")
         assert c.meta["progress"]["step"] <= (2 if how == "val" else 4)
         if name == "latest":
-            assert all(torch.isfinite(t).all() for t in ckpt.load_tensors(c).values()
+            assert all(torch.isfinite(t).all() for t in load_tensors(c).values()
                        if t.is_floating_point())
 
 
@@ -386,7 +388,7 @@ def test_divergence_stops_without_a_poisoned_checkpoint(cli, corpus_file, monkey
 _HOLD = """
 import sys, time
 from pathlib import Path
-from charrnn import runlock
+from charrnn.runs import lock as runlock
 with runlock.hold(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(600)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn import checkpoint as ckpt
 from charrnn import finetune
 from charrnn.data.text import Vocab
-from charrnn.model import CharRNN
+from charrnn.model.network import CharRNN, load_model
+from charrnn.runs import checkpoint as ckpt
 from tests.conftest import PATTERN
 
 
@@ -23,7 +23,7 @@ def _probs(model: CharRNN, ids: np.ndarray) -> np.ndarray:
 
 def test_grown_model_keeps_the_sources_distribution_over_old_characters(trained_run):
     c = ckpt.inspect(trained_run / "best.safetensors")
-    source = ckpt.load_model(c)
+    source = load_model(c)
     # '!' sorts between ' ' and '.', 'Z' before the letters, 'é' after all: ids shift
     vocab = finetune.grown_vocab(c.vocab, Vocab.from_text("!Z\u00e9 the"))
     assert len(vocab) == len(c.vocab) + 3
@@ -62,7 +62,7 @@ def test_init_from_trains_a_new_run_learns_new_characters_and_records_lineage(
     assert lineage["corpus"].endswith("pattern.txt") and lineage["added_chars"] == "!"
     assert "fine-tuned from" in cli("info", run).stdout
     # the new character is learned: '!' after "the mat" became likely
-    model = ckpt.load_model(ckpt.inspect(run / "best.safetensors"))
+    model = load_model(ckpt.inspect(run / "best.safetensors"))
     prime = c.vocab.encode("the cat sat on the mat")
     assert _probs(model, prime)[-1, c.vocab.chars.index("!")] > 0.5
     r = cli("train", "new.txt", "-o", run, "--resume", "--max-steps", "31")

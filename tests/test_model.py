@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.config import ModelConfig
-from charrnn.infer import NumpyRNN
-from charrnn.model import CharRNN, detach_state
+from charrnn.model.infer import NumpyRNN
+from charrnn.model.network import CharRNN, detach_state
 
 
 def _model(cell: str, **kw) -> CharRNN:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from charrnn import checkpoint as ckpt
+from charrnn.runs import checkpoint as ckpt
 
 
 def test_info_describes_a_checkpoint_and_list_skips_a_broken_run(cli, trained_run, tmp_path):

@@ -24,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charrnn import checkpoint as ckpt
 from charrnn import files
+from charrnn.runs import checkpoint as ckpt
 from charrnn.sample import END, SampleConfig, Sampler
 from charrnn.serve.app import MAX_BODY, Limits, create_app
 from charrnn.serve.models import Models

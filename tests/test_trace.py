@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn import checkpoint as ckpt
-from charrnn import runfolder
 from charrnn.data.text import read_text
 from charrnn.evaluate import score_ids
-from charrnn.infer import NumpyRNN
+from charrnn.model.infer import NumpyRNN
+from charrnn.model.network import load_model
+from charrnn.runs import folder as runfolder
 from charrnn.trace import Surprisal, activations, surprisal
 
 
@@ -20,7 +20,7 @@ from charrnn.trace import Surprisal, activations, surprisal
 def model_and_ids(trained_run, corpus_file):
     c = runfolder.open_checkpoint(trained_run)
     ids = c.vocab.encode(read_text(corpus_file)[:1500]).astype(np.int64)
-    return c, NumpyRNN(c.config, c.numpy_weights()), ckpt.load_model(c), ids
+    return c, NumpyRNN(c.config, c.numpy_weights()), load_model(c), ids
 
 
 def test_surprisal_single_stream_equals_torch_at_every_position(model_and_ids):
@@ -74,7 +74,7 @@ def test_activations_equal_torch_hidden_and_cell_states(model_and_ids):
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_activations_of_every_layer_match_torch(cell):
     from charrnn.config import ModelConfig
-    from charrnn.model import CharRNN
+    from charrnn.model.network import CharRNN
 
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=7, cell=cell, num_layers=2, hidden_size=6, embed_size=4,

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn import checkpoint as ckpt
 from charrnn.config import ModelConfig, TrainConfig, auto_model
 from charrnn.data.corpus import Corpus
-from charrnn.device import pick_dtype
+from charrnn.model.device import pick_dtype
+from charrnn.model.network import load_tensors
+from charrnn.runs import checkpoint as ckpt
 from charrnn.trainer import Callbacks, Trainer, lr_at
 
 
@@ -150,8 +151,8 @@ def test_saved_weights_are_the_moving_average_and_latest_keeps_the_trained_ones(
         want = {k: decay * want[k] + (1 - decay) * w[k] for k in w}
     if not ema:
         want = snapshots[-1]
-    latest = ckpt.load_tensors(ckpt.inspect(tmp_path / "run" / "latest.safetensors"))
-    best = ckpt.load_tensors(ckpt.inspect(tmp_path / "run" / "best.safetensors"))
+    latest = load_tensors(ckpt.inspect(tmp_path / "run" / "latest.safetensors"))
+    best = load_tensors(ckpt.inspect(tmp_path / "run" / "best.safetensors"))
     for k, w in snapshots[-1].items():
         torch.testing.assert_close(latest[k], want[k], rtol=0, atol=1e-6)
         assert torch.equal(best[k], latest[k])

@@ -17,9 +17,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from charrnn import checkpoint as ckpt
-from charrnn import runfolder
 from charrnn.errors import CharRNNError
+from charrnn.runs import checkpoint as ckpt
+from charrnn.runs import folder as runfolder
 from charrnn.sample import Sampler
 
 log = logging.getLogger("charrnn.serve")

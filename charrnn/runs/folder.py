@@ -2,22 +2,20 @@
 
     checkpoints/<run>/latest.safetensors   weights + everything --resume needs
     checkpoints/<run>/best.safetensors     weights of the lowest validation loss
-    checkpoints/<run>/metrics.jsonl        one JSON line per train/val loss and preview
-    checkpoints/<run>/.lock                held by the run training there (runlock)
+    checkpoints/<run>/metrics.jsonl        one JSON line per train/val loss and preview (metrics)
+    checkpoints/<run>/.lock                held by the run training there (lock)
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
-from typing import Any
 
-from charrnn import checkpoint as ckpt
 from charrnn.config import DEFAULT_ROOT
 from charrnn.data.text import BUILTIN_CORPUS
 from charrnn.errors import CheckpointError
 from charrnn.files import remove_partial_writes
+from charrnn.runs import checkpoint as ckpt
 
 LATEST, BEST, METRICS = "latest", "best", "metrics.jsonl"
 
@@ -108,32 +106,3 @@ def newest_meta(run_dir: Path) -> ckpt.Checkpoint:
         if p.is_file():
             return ckpt.inspect(p)
     return open_checkpoint(run_dir)
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The records of a run's metrics.jsonl (damaged lines, e.g. a torn last line, skipped)."""
-    path = metrics_path(run_dir)
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and rec.get("kind") in ("train", "val", "preview"):
-            out.append(rec)
-    return out
-
-
-def drop_partial_line(path: Path) -> None:
-    """A run killed mid-write leaves half a JSON line at the end of the log: cut it, so
-    the resumed run's lines do not glue onto it and every line stays valid JSON."""
-    if not path.is_file():
-        return
-    with path.open("r+b") as f:
-        size = f.seek(0, 2)
-        f.seek(max(0, size - 65536))
-        tail = f.read()
-        if tail and not tail.endswith(b"\n") and (b"\n" in tail or len(tail) == size):
-            f.truncate(size - len(tail) + tail.rfind(b"\n") + 1)

@@ -26,7 +26,7 @@ import numpy as np
 from charrnn.config import ModelConfig
 
 if TYPE_CHECKING:
-    from charrnn.checkpoint import Checkpoint
+    from charrnn.runs.checkpoint import Checkpoint
 
 State = list[np.ndarray]
 """h for each layer, then (LSTM) c for each layer; each (B, H) float32."""

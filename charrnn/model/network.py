@@ -1,7 +1,7 @@
-"""The model: embedding -> fused multi-layer LSTM/GRU/RNN -> dropout -> linear head.
+"""The torch model: embedding -> fused multi-layer LSTM/GRU/RNN -> dropout -> linear head.
 
 Training and evaluation run torch's fused recurrent kernels over whole (B, T) chunks;
-there is no Python loop over time steps. ``charrnn.infer`` holds the same equations
+there is no Python loop over time steps. ``model.infer`` holds the same equations
 written out step by step in numpy for fast, torch-free sampling.
 """
 
@@ -11,6 +11,8 @@ import torch
 from torch import nn
 
 from charrnn.config import ModelConfig
+from charrnn.errors import CheckpointError
+from charrnn.runs.checkpoint import Checkpoint, require_finite
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 """Recurrent state: h (L, B, H), or (h, c) for an LSTM."""
@@ -58,3 +60,23 @@ def detach_state(state: State) -> State:
     if isinstance(state, tuple):
         return tuple(s.detach() for s in state)  # type: ignore[return-value]
     return state.detach()
+
+
+def load_tensors(checkpoint: Checkpoint, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """All tensors of a checkpoint as torch tensors (safetensors: no pickle, no code)."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(checkpoint.path), device=device)
+    except Exception as e:
+        raise CheckpointError(f"{checkpoint.path}: cannot read weights ({e})") from None
+
+
+def load_model(checkpoint: Checkpoint, device: str = "cpu") -> CharRNN:
+    """A ``CharRNN`` in eval mode with the checkpoint's weights."""
+    tensors = load_tensors(checkpoint, device)
+    weights = {k: tensors[k] for k in checkpoint.config.weight_shapes()}
+    require_finite(checkpoint.path, (w.isfinite().all() for w in weights.values()))
+    model = CharRNN(checkpoint.config).to(device)
+    model.load_state_dict(weights)
+    return model.eval()

@@ -6,7 +6,8 @@ a JSON document with the format version, model config, vocabulary, training conf
 progress and versions. One file means one atomic rename: a reader sees the old
 checkpoint or the new one, never half of each. Nothing is ever unpickled; the header is
 parsed here before safetensors touches the file, so a foreign or damaged file is refused
-with a clear message.
+with a clear message. numpy only: the torch side (``model.network.load_model``) reads
+through here.
 """
 
 from __future__ import annotations
@@ -68,11 +69,11 @@ class Checkpoint:
                     arrays[name] = a.astype(np.float32, copy=False)
         except OSError as e:
             raise CheckpointError(f"{self.path}: cannot read weights ({e})") from None
-        _require_finite(self.path, (np.isfinite(a).all() for a in arrays.values()))
+        require_finite(self.path, (np.isfinite(a).all() for a in arrays.values()))
         return arrays
 
 
-def _require_finite(path: Path, checks) -> None:
+def require_finite(path: Path, checks) -> None:
     """charrnn never saves NaN/inf weights; such a file was damaged or edited since."""
     if not all(bool(ok) for ok in checks):
         raise bad(path, "its weights contain NaN or infinite values")
@@ -212,10 +213,14 @@ def build_meta(config: ModelConfig, vocab: Vocab, **extra: Any) -> dict[str, Any
 
 def write(path: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
     """Atomically write a checkpoint; a failed write (disk full, read-only) leaves the
-    previous checkpoint as it was and becomes one clear CheckpointError."""
-    from safetensors.torch import save
+    previous checkpoint as it was and becomes one clear CheckpointError.
 
-    blob = save(tensors, metadata={"charrnn": json.dumps(meta, ensure_ascii=False)})
+    ``tensors`` are numpy arrays or CPU torch tensors (read through ``np.asarray``, so
+    this module needs no torch)."""
+    from safetensors.numpy import save
+
+    arrays = {k: np.require(np.asarray(v), requirements="C") for k, v in tensors.items()}
+    blob = save(arrays, metadata={"charrnn": json.dumps(meta, ensure_ascii=False)})
     try:
         atomic_write_bytes(path, blob)
     except OSError as e:
@@ -223,25 +228,3 @@ def write(path: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
                 else "nothing was saved")
         raise CheckpointError(f"cannot save checkpoint {path}: {os_reason(e)}; {kept}"
                               ) from None
-
-
-def load_tensors(ckpt: Checkpoint, device: str = "cpu") -> dict[str, Any]:
-    """All tensors of a checkpoint as torch tensors (safetensors: no pickle, no code)."""
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(ckpt.path), device=device)
-    except Exception as e:
-        raise CheckpointError(f"{ckpt.path}: cannot read weights ({e})") from None
-
-
-def load_model(checkpoint: Checkpoint, device: str = "cpu"):
-    """A ``CharRNN`` in eval mode with the checkpoint's weights (imports torch)."""
-    from charrnn.model import CharRNN
-
-    tensors = load_tensors(checkpoint, device)
-    weights = {k: tensors[k] for k in checkpoint.config.weight_shapes()}
-    _require_finite(checkpoint.path, (w.isfinite().all() for w in weights.values()))
-    model = CharRNN(checkpoint.config).to(device)
-    model.load_state_dict(weights)
-    return model.eval()
