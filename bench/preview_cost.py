@@ -39,7 +39,7 @@ def torch_way(model, mc, vocab, length: int) -> str:
     """The torch model stepped at batch 1, on one thread (at batch 1 two wait on each other)."""
     import torch
 
-    from charrnn.sample import pick
+    from charrnn.generate.pick import pick
 
     rng, out, threads = random.Random(1337), [], torch.get_num_threads()
     torch.set_num_threads(1)

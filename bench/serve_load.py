@@ -68,7 +68,7 @@ def engine_only(run: Path, rows: int, chars: int) -> float:
     """The batching engine alone, in this process (no HTTP): chars/s with ``rows`` rows.
     The ceiling the server's figures can be compared with."""
     sys.path.insert(0, str(ROOT))
-    from charrnn.sample import Sampler
+    from charrnn.generate.sampler import Sampler
     from charrnn.serve.engine import Batch, Choice, Job, Settings
 
     model = Sampler.load(run)

@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from charrnn.config import AdaptConfig, SampleConfig
+from charrnn.config import AdaptConfig
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
+from charrnn.generate.decoding import Decoding, SampleConfig
+from charrnn.generate.sampler import END, Sampler, fresh_seed
 from charrnn.model.infer import NumpyRNN
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
@@ -34,11 +36,10 @@ if TYPE_CHECKING:  # torch is imported only when scoring
     from charrnn.evaluate import Score
     from charrnn.model.network import CharRNN
     from charrnn.novelty import CopyReport, Index
-    from charrnn.sample import Sampler
 
-__all__ = ["Model", "load", "Surprisal", "Activations", "AdaptConfig"]
+__all__ = ["Model", "load", "Surprisal", "Activations", "AdaptConfig", "Decoding"]
 
-_D = SampleConfig  # the defaults of charrnn sample, shared
+_D, _LENGTH = Decoding, SampleConfig.length  # the defaults of charrnn sample, shared
 
 
 class Model:
@@ -61,43 +62,39 @@ class Model:
                 f"{len(self.vocab)} characters>")
 
     # ------------------------------------------------------------------ generation
-    def _sample(self, prime: str, config: Any) -> Iterator[tuple[int, str]]:
-        from charrnn.sample import Sampler
-
+    def _sample(self, prime: str, config: SampleConfig) -> Iterator[tuple[int, str]]:
         if self._sampler is None:
-            self._sampler = Sampler.load(self.path)
+            self._sampler = Sampler(self.checkpoint)
         return self._sampler.stream(prime, config)
 
-    def stream(self, prime: str = "", length: int = _D.length, temperature: float = _D.temperature,
-               top_k: int = _D.top_k, seed: int | None = None, *, top_p: float = _D.top_p,
-               stop: str | tuple[str, ...] = ()) -> Iterator[str]:
+    def stream(self, prime: str = "", length: int = _LENGTH,
+               temperature: float = _D.temperature, top_k: int = _D.top_k,
+               seed: int | None = None, *, stop: str | tuple[str, ...] = (),
+               **controls: Any) -> Iterator[str]:
         """Yield generated characters one at a time (not the prime); a stop string ends
-        the text right after it is produced."""
-        from charrnn.sample import END
-
-        config = SampleConfig(length=length, temperature=temperature, top_k=top_k,
-                              seed=seed, top_p=top_p, stop=stop)
+        the text right after it is produced. ``controls``: the other sampling controls
+        by name (``top_p=0.9``; every field of ``Decoding``)."""
+        config = SampleConfig(length, seed, stop, decoding=Decoding(
+            temperature=temperature, top_k=top_k, **controls))
         return (ch for _, ch in self._sample(prime, config) if ch != END)
 
-    def generate(self, prime: str = "", length: int = _D.length,
+    def generate(self, prime: str = "", length: int = _LENGTH,
                  temperature: float = _D.temperature, top_k: int = _D.top_k,
-                 seed: int | None = None, *, top_p: float = _D.top_p,
-                 stop: str | tuple[str, ...] = ()) -> str:
+                 seed: int | None = None, *, stop: str | tuple[str, ...] = (),
+                 **controls: Any) -> str:
         """The prime followed by up to ``length`` generated characters."""
         return prime + "".join(self.stream(prime, length, temperature, top_k, seed,
-                                           top_p=top_p, stop=stop))
+                                           stop=stop, **controls))
 
-    def samples(self, num_samples: int, prime: str = "", length: int = _D.length,
+    def samples(self, num_samples: int, prime: str = "", length: int = _LENGTH,
                 temperature: float = _D.temperature, top_k: int = _D.top_k,
-                seed: int | None = None, *, top_p: float = _D.top_p,
-                stop: str | tuple[str, ...] = ()) -> list[str]:
+                seed: int | None = None, *, stop: str | tuple[str, ...] = (),
+                **controls: Any) -> list[str]:
         """``num_samples`` independent texts (without the prime), generated as one batch;
         text i is what ``generate`` gives with seed ``seed + i``."""
-        from charrnn.sample import END, fresh_seed
-
-        config = SampleConfig(length=length, temperature=temperature, top_k=top_k,
-                              seed=fresh_seed() if seed is None else seed, top_p=top_p,
-                              stop=stop, num_samples=num_samples)
+        config = SampleConfig(length, fresh_seed() if seed is None else seed, stop,
+                              num_samples, Decoding(temperature=temperature, top_k=top_k,
+                                                    **controls))
         texts: list[list[str]] = [[] for _ in range(num_samples)]
         for i, ch in self._sample(prime, config):
             if ch != END:

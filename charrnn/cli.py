@@ -18,8 +18,9 @@ from typing import Annotated, Any
 import typer
 
 from charrnn import __version__
-from charrnn.config import DEVICE_HELP, AdaptConfig, SampleConfig, TrainConfig
+from charrnn.config import DEVICE_HELP, AdaptConfig, TrainConfig
 from charrnn.errors import CharRNNError
+from charrnn.generate.decoding import CONTROLS, Decoding, SampleConfig
 from charrnn.options import CKPT, OUTPUT, TrainOptions
 from charrnn.sieve import DEFAULT_MIN_COPY, DEFAULT_TRIES
 
@@ -94,6 +95,36 @@ def _from_options(cls: type, func: Callable[[Any], None]) -> Callable[..., None]
     return command
 
 
+def with_controls(func: Callable[..., None], panel: str) -> Callable[..., None]:
+    """``func`` with its ``decoding`` parameter offered as one option per control (see
+    charrnn.generate.decoding), called with the ``Decoding`` they make."""
+    import inspect
+    from dataclasses import fields
+    from functools import wraps
+    from typing import get_type_hints
+
+    def param(f: Any) -> inspect.Parameter:
+        s = f.metadata["spec"]
+        info = typer.Option(*s.flags, help=s.help, rich_help_panel=panel, min=s.min, max=s.max)
+        return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                 annotation=Annotated[int if f.type == "int" else float, info])
+
+    signature, hints = inspect.signature(func), get_type_hints(func, include_extras=True)
+    params = []
+    for p in signature.parameters.values():
+        params += [param(f) for f in fields(Decoding)] if p.name == "decoding" else [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[p.name])]
+
+    @wraps(func)
+    def command(**values: Any) -> None:
+        controls = {k: values.pop(k) for k in CONTROLS}
+        func(**values, decoding=Decoding(**controls))
+
+    command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
 def train(opts: TrainOptions) -> None:
     """Train a model on a text file, with progress on stderr and checkpoints in a run folder.
 
@@ -135,19 +166,9 @@ app.command("train")(_from_options(TrainOptions, train))
 SAMPLING, NOVELTY = "Sampling", "Copies of the training text"
 
 
-@app.command()
 def sample(
     checkpoint: CheckpointOpt = None,
-    temp: Annotated[float, typer.Option("--temp", "--temperature", min=0.0,
-                    rich_help_panel=SAMPLING, help="Sampling temperature; 0 is greedy.")
-                    ] = SampleConfig.temperature,
-    top_k: Annotated[int, typer.Option("--top-k", min=0, rich_help_panel=SAMPLING,
-                     help="Sample only among the k likeliest characters; 0 means all.")
-                     ] = SampleConfig.top_k,
-    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0,
-                     rich_help_panel=SAMPLING,
-                     help="Nucleus sampling: only the fewest likeliest characters whose "
-                          "probability adds up to this; 1 means all.")] = SampleConfig.top_p,
+    decoding: Decoding = Decoding(),  # one option per control (with_controls)
     seed: Annotated[int | None, typer.Option("--seed", min=0, rich_help_panel=SAMPLING,
                     help="Same seed, same text. With --num-samples, sample i uses "
                          "seed+i. Default: a fresh one (shown by --jsonl).",
@@ -214,17 +235,17 @@ def sample(
 
         charrnn sample -p $'\\n' --stop '\\n' --novel --num-samples 20 --no-echo
     """
-    from charrnn.threads import set_blas_threads
+    from charrnn.generate.threads import set_blas_threads
 
     set_blas_threads()  # before numpy loads (docs/sampling.md)
-    from charrnn import sample as smp
     from charrnn.escapes import unescape
+    from charrnn.generate import sampler as smp
     from charrnn.streaming import stream
 
     stops = tuple(unescape(s) for s in stop or ())
     seed = smp.fresh_seed() if seed is None else seed
-    config = smp.SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p,
-                              seed=seed, stop=stops, num_samples=num_samples)
+    config = SampleConfig(length=length, seed=seed, stop=stops, num_samples=num_samples,
+                          decoding=decoding)
     sampler = smp.Sampler.load(checkpoint)  # a missing checkpoint fails before stdin waits
     if prime == "-":
         from charrnn.data.text import decode_utf8
@@ -233,8 +254,8 @@ def sample(
     prime, dropped = sampler.clean_prime(prime, drop_unknown)
     if dropped:
         err(f"warning: dropped prime characters the model never saw: {dropped!r}")
-    fields = {"prime": prime, "temperature": temp, "top_k": top_k, "top_p": top_p,
-              "length": length, "stop": list(stops), "checkpoint": str(sampler.checkpoint.path)}
+    fields = {"prime": prime, **decoding.as_dict(), "length": length, "stop": list(stops),
+              "checkpoint": str(sampler.checkpoint.path)}
     if show_copies or novel or max_copy is not None:
         from charrnn import sieve
 
@@ -258,6 +279,9 @@ def sample(
     else:
         stream(smp.render(events, num_samples, prime if echo else "", unescape(separator)),
                 end_line=True)
+
+
+sample_command = app.command("sample")(with_controls(sample, SAMPLING))
 
 
 # --------------------------------------------------------------------------- eval
@@ -367,9 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from charrnn.fastpath import sample_options
 
-        fast = sample_options(sample, sys.argv[1:] if argv is None else list(argv))
+        fast = sample_options(sample_command, sys.argv[1:] if argv is None else list(argv))
         if fast is not None:
-            sample(**fast)
+            sample_command(**fast)
             return 0
         rv = app(args=argv, prog_name="charrnn", standalone_mode=False)
         return rv if isinstance(rv, int) else 0

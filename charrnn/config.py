@@ -161,36 +161,6 @@ def valid_device(name: str) -> bool:
     return name in DEVICES or (name.startswith("cuda:") and name[5:].isdigit())
 
 
-@dataclass
-class SampleConfig:
-    """How to sample: the defaults of charrnn sample, the API and the server."""
-
-    length: int = 1000  # characters to generate after the prime, at most
-    temperature: float = 1.0  # 0: greedy (always the most likely character)
-    top_k: int = 0  # keep only the k most likely characters; 0: all
-    seed: int | None = None  # sample i uses seed + i; None: a fresh random seed
-    top_p: float = 1.0  # nucleus: the fewest likeliest characters holding this much mass
-    stop: str | tuple[str, ...] = ()  # a sample ends right after producing any of these
-    num_samples: int = 1  # independent samples, generated as one batch
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.length, int) or self.length < 0:
-            raise ConfigError(f"length must be >= 0, got {self.length!r}")
-        if not math.isfinite(self.temperature) or self.temperature < 0:
-            raise ConfigError(f"temperature must be a finite number >= 0, got {self.temperature}")
-        if not isinstance(self.top_k, int) or self.top_k < 0:
-            raise ConfigError(f"top-k must be >= 1 (or 0 for all), got {self.top_k!r}")
-        if not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
-            raise ConfigError(f"top-p must be in (0, 1], got {self.top_p!r}")
-        if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
-            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if not isinstance(self.num_samples, int) or self.num_samples < 1:
-            raise ConfigError(f"number of samples must be >= 1, got {self.num_samples!r}")
-        self.stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
-        if any(not isinstance(s, str) or not s for s in self.stop):
-            raise ConfigError("a stop string must not be empty")
-
-
 def _known_fields(cls: type, d: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(d, dict):
         raise ConfigError(f"{cls.__name__} must be a JSON object")

@@ -25,10 +25,12 @@ from threadpoolctl import ThreadpoolController
 
 from charrnn.config import ModelConfig
 from charrnn.data.text import Vocab
+from charrnn.generate.decoding import Decoding
+from charrnn.generate.pick import pick
 from charrnn.model.infer import NumpyRNN
-from charrnn.sample import pick
 
 PREVIEW_TEMPERATURE = 0.8  # readable early on, yet not stuck in one loop as greedy gets
+_DECODING = Decoding(temperature=PREVIEW_TEMPERATURE)
 REPORT_ROWS = 40  # previews shown in a report; a longer run shows this many, spread out
 
 
@@ -44,7 +46,7 @@ def generate(config: ModelConfig, weights: dict[str, np.ndarray], vocab: Vocab,
     with _thread_pools().limit(limits=1, user_api="blas"):
         logits, state = engine.warm(start, engine.init_state(1))
         for t in range(length):
-            ids = pick(logits, [rng.random()], PREVIEW_TEMPERATURE)
+            ids = pick(logits, [rng.random()], _DECODING)
             out.append(chars[int(ids[0])])
             if t + 1 < length:
                 logits, state = engine.step(ids, state)

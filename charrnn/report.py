@@ -7,9 +7,10 @@ from pathlib import Path
 from charrnn import html_pages, preview, runinfo
 from charrnn.evaluate import bits
 from charrnn.files import check_out, write_page
+from charrnn.generate.decoding import Decoding, SampleConfig
+from charrnn.generate.sampler import Sampler
 from charrnn.runs import folder as runfolder
 from charrnn.runs.metrics import read_metrics
-from charrnn.sample import SampleConfig, Sampler
 
 REPORT_TEMPERATURES = (0.5, 0.8, 1.0)
 
@@ -23,8 +24,8 @@ def run_report(run: str | Path | None, out: str | Path | None = None, length: in
     meta_ckpt = runfolder.newest_meta(run_dir)
     best = runfolder.resolve(run_dir)
     sampler = Sampler.load(best)
-    samples = [(t, "".join(sampler.generate("", SampleConfig(length, t, 0, seed))))
-               for t in temperatures]
+    samples = [(t, "".join(sampler.generate("", SampleConfig(
+        length, seed, decoding=Decoding(temperature=t))))) for t in temperatures]
     metrics = read_metrics(run_dir)
     previews, total = preview.table(metrics)
     preview_note = ("At each validation, the first characters drawn from the weights of that "

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 from charrnn.errors import ConfigError
 
 if TYPE_CHECKING:
+    from charrnn.generate.decoding import SampleConfig
+    from charrnn.generate.sampler import Sampler
     from charrnn.novelty import CopyReport, Index
-    from charrnn.sample import SampleConfig, Sampler
 
 DEFAULT_MIN_COPY = 20  # copies at least this long count in a sample's copied share
 DEFAULT_TRIES = 20  # samples drawn at most per sample asked for, when filtering
@@ -87,7 +88,7 @@ def index_for(checkpoint, corpus: str | Path | None = None) -> Index:
 
 
 def _texts(sampler: Sampler, prime: str, config: SampleConfig) -> list[str]:
-    from charrnn.sample import END
+    from charrnn.generate.sampler import END
 
     texts: list[list[str]] = [[] for _ in range(config.num_samples)]
     for i, ch in sampler.stream(prime, config):
@@ -125,7 +126,7 @@ def draw(sampler: Sampler, prime: str, config: SampleConfig, index: Index,
 
 def jsonl(result: Drawn, fields: dict) -> Iterator[str]:
     """``--jsonl`` lines, as ``sample.render_jsonl`` writes them, plus the copy fields."""
-    from charrnn.sample import END, render_jsonl
+    from charrnn.generate.sampler import END, render_jsonl
 
     for j, k in enumerate(result.kept):
         events = [*((0, ch) for ch in k.text), (0, END)]

@@ -14,7 +14,8 @@ from charrnn.runs import checkpoint as ckpt
 
 
 def test_sample_stdout_is_exactly_the_sample(cli, trained_run):
-    from charrnn.sample import SampleConfig, Sampler
+    from charrnn.generate.decoding import SampleConfig
+    from charrnn.generate.sampler import Sampler
 
     r = cli("sample", "-c", trained_run, "-p", "the ", "-n", "80", "--seed", "5")
     assert r.exit_code == 0, r
@@ -158,7 +159,7 @@ def test_python_dash_m_and_sample_never_import_torch(trained_run):
     ("01", "garbage", 1)])
 def test_sampling_uses_a_second_blas_thread_only_while_a_core_is_idle(
         monkeypatch, tmp_path, cores, loadavg, threads):
-    from charrnn import threads as blas
+    from charrnn.generate import threads as blas
 
     (tmp_path / "loadavg").write_text(loadavg + "\n")
     monkeypatch.setattr(blas, "_LOADAVG", tmp_path / "loadavg")
@@ -181,10 +182,12 @@ def test_sample_sets_blas_threads_before_numpy_unless_the_user_did(trained_run):
     assert r.stdout.split()[-1] == "3", r
 
 
-def _alone(run, prime, **kw):
-    from charrnn.sample import SampleConfig, Sampler
+def _alone(run, prime, temperature=1.0, top_k=0, top_p=1.0, **kw):
+    from charrnn.generate.decoding import Decoding, SampleConfig
+    from charrnn.generate.sampler import Sampler
 
-    return "".join(Sampler.load(run).generate(prime, SampleConfig(**kw)))
+    config = SampleConfig(**kw, decoding=Decoding(temperature, top_k, top_p))
+    return "".join(Sampler.load(run).generate(prime, config))
 
 
 def test_num_samples_are_separated_and_each_is_its_seeds_sample(cli, trained_run):
@@ -275,7 +278,8 @@ def test_sample_fast_path_parses_exactly_as_typer(args):
     """Start-up skips Typer's parser for plain options; it must never disagree with it."""
     import typer
 
-    from charrnn.cli import app, sample
+    from charrnn.cli import app
+    from charrnn.cli import sample_command as sample
     from charrnn.fastpath import sample_options
 
     cmd = typer.main.get_command(app).commands["sample"]
@@ -290,14 +294,15 @@ def test_sample_fast_path_parses_exactly_as_typer(args):
 
 
 def test_sample_fast_path_takes_ordinary_command_lines():
-    from charrnn.cli import sample
+    from charrnn.cli import sample_command as sample
     from charrnn.fastpath import sample_options
 
     args = ["sample", "-c", "run", "-n500", "--temp=0.8", "--top-k", "40", "--top-p", ".9",
             "--seed", "1", "-p", "-", "--stop", r"\n\n", "--stop", "END", "--num-samples",
             "4", "--no-echo", "--separator", r"\0", "--jsonl", "--drop-unknown"]
     assert sample_options(sample, args) == {
-        "checkpoint": "run", "length": 500, "temp": 0.8, "top_k": 40, "top_p": 0.9, "seed": 1,
+        "checkpoint": "run", "length": 500, "temperature": 0.8, "top_k": 40, "top_p": 0.9,
+        "seed": 1,
         "prime": "-", "stop": [r"\n\n", "END"], "num_samples": 4, "echo": False,
         "separator": r"\0", "jsonl": True, "drop_unknown": True, "show_copies": False,
         "min_copy": 20, "max_copy": None, "novel": False, "tries": 20, "corpus": None}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from charrnn import novelty
-from charrnn.cli import sample
+from charrnn.cli import sample_command as sample
 from charrnn.data import cache
 from charrnn.data.text import BUILTIN_CORPUS, Vocab, read_text
 from charrnn.errors import CharRNNError

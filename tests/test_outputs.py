@@ -54,7 +54,7 @@ def test_neurons_html_to_an_unwritable_place_is_a_one_line_error(cli, trained_ru
 @pytest.mark.parametrize("path", BAD_PAGES)
 def test_report_to_an_unwritable_place_is_a_one_line_error(cli, trained_run, plain,
                                                            monkeypatch, path):
-    monkeypatch.setattr("charrnn.sample.Sampler.generate", _no_work)  # before sampling
+    monkeypatch.setattr("charrnn.generate.sampler.Sampler.generate", _no_work)  # before sampling
     _one_line_error(cli("report", trained_run, "-o", path), path)
 
 

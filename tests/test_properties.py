@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from charrnn.data.batches import Batches, EvalStreams
 from charrnn.data.text import Vocab, normalize, read_text
 from charrnn.errors import CharRNNError
-from charrnn.sample import pick
+from charrnn.generate.decoding import Decoding
+from charrnn.generate.pick import pick
 
 # Any Unicode scalar value (no lone surrogates: they cannot be UTF-8), with the awkward
 # ones drawn often: astral characters, combining marks, and CR/LF in every mix.
@@ -94,7 +95,7 @@ def test_sampled_ids_are_in_the_vocabulary_and_never_impossible(
     logits = (rng.normal(size=(rows, vocab)) * scale).astype(np.float32)
     logits[rng.random((rows, vocab)) < masked] = -np.inf  # impossible characters
     logits[np.arange(rows), rng.integers(vocab, size=rows)] = rng.normal(size=rows)
-    ids = pick(logits, rng.random(rows), temperature, top_k, top_p)
+    ids = pick(logits, rng.random(rows), Decoding(temperature, top_k, top_p))
     assert ids.shape == (rows,) and ids.dtype.kind in "iu"
     assert ((ids >= 0) & (ids < vocab)).all()
     chosen = logits[np.arange(rows), ids]
@@ -110,5 +111,6 @@ def test_sampled_ids_are_in_the_vocabulary_and_never_impossible(
 def test_tiny_temperature_is_still_the_likeliest_character(temperature):
     logits = np.array([[-3.0, 2.0, 1.5, 0.0]], np.float32)
     for u in (0.0, 0.5, 0.999):
-        assert pick(logits, [u], temperature)[0] == 1  # one row: the fast path
-        assert pick(np.repeat(logits, 2, 0), [u, u], temperature, top_k=3).tolist() == [1, 1]
+        assert pick(logits, [u], Decoding(temperature))[0] == 1  # one row: the fast path
+        two = pick(np.repeat(logits, 2, 0), [u, u], Decoding(temperature, top_k=3))
+        assert two.tolist() == [1, 1]

@@ -6,7 +6,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from charrnn.errors import CharRNNError
-from charrnn.sample import END, SampleConfig, Sampler, pick, render, render_jsonl
+from charrnn.generate.decoding import Decoding, SampleConfig
+from charrnn.generate.pick import pick
+from charrnn.generate.sampler import END, Sampler, render, render_jsonl
+
+GREEDY = Decoding(temperature=0)
 
 
 def test_seeded_samples_are_reproducible(trained_run):
@@ -19,7 +23,7 @@ def test_seeded_samples_are_reproducible(trained_run):
 
 def test_temperature_zero_is_argmax_of_the_carried_state(trained_run):
     s = Sampler.load(trained_run)
-    greedy = "".join(s.generate("the ", SampleConfig(length=60, temperature=0)))
+    greedy = "".join(s.generate("the ", SampleConfig(length=60, decoding=GREEDY)))
     # the same walk by hand: feed the prime, then always the most likely character
     logits, state = s.engine.warm(s.start_ids("the ")[None, :], s.engine.init_state(1))
     out = []
@@ -28,13 +32,14 @@ def test_temperature_zero_is_argmax_of_the_carried_state(trained_run):
         out.append(s.vocab.chars[int(nxt[0])])
         logits, state = s.engine.step(nxt, state)
     assert greedy == "".join(out)
-    top1 = "".join(s.generate("the ", SampleConfig(length=60, temperature=1.0, top_k=1, seed=3)))
+    top1 = "".join(s.generate("the ", SampleConfig(length=60, seed=3,
+                                                   decoding=Decoding(1.0, top_k=1))))
     assert top1 == greedy
 
 
 def test_trained_model_reproduces_its_pattern(trained_run):
     s = Sampler.load(trained_run)
-    text = "".join(s.generate("the cat ", SampleConfig(length=40, temperature=0)))
+    text = "".join(s.generate("the cat ", SampleConfig(length=40, decoding=GREEDY)))
     assert text.startswith("sat on the mat.")
 
 
@@ -42,11 +47,11 @@ def test_pick_stays_in_vocabulary_and_respects_top_k():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(64, 10)) * 3
     for temp in (0.1, 1.0, 5.0):
-        ids = pick(logits, rng.random(64), temp, 0)
+        ids = pick(logits, rng.random(64), Decoding(temp, 0))
         assert ids.shape == (64,) and ids.min() >= 0 and ids.max() < 10
     top3 = np.argsort(logits, axis=1)[:, -3:]
     for _ in range(20):
-        ids = pick(logits, rng.random(64), 2.0, 3)
+        ids = pick(logits, rng.random(64), Decoding(2.0, 3))
         assert all(i in row for i, row in zip(ids, top3, strict=True))
 
 
@@ -64,7 +69,7 @@ def _logits(probs):
 def _choices(logits, n=1000, **kw):
     """The ids pick gives over an even grid of u: how it cuts [0, 1) between characters."""
     u = (np.arange(n) + 0.5) / n
-    return np.array([pick(logits, [x], **kw)[0] for x in u])
+    return np.array([pick(logits, [x], Decoding(**kw))[0] for x in u])
 
 
 def test_pick_inverts_the_distribution_at_u():
@@ -93,14 +98,14 @@ def test_temperature_sharpens_and_flattens():
     p = np.array([0.5, 0.3, 0.15, 0.05])
     np.testing.assert_allclose(cold / 1000, p**2 / (p**2).sum(), atol=2e-3)
     np.testing.assert_allclose(hot / 1000, p**0.5 / (p**0.5).sum(), atol=2e-3)
-    assert pick(logits, [0.99], temperature=0)[0] == 0  # greedy ignores u
+    assert pick(logits, [0.99], Decoding(temperature=0))[0] == 0  # greedy ignores u
 
 
 @given(st.lists(st.floats(-20, 20), min_size=2, max_size=40), st.floats(0, 0.999999),
        st.integers(0, 45), st.floats(0.01, 1.0), st.floats(0.05, 5.0))
 def test_pick_only_returns_characters_the_filters_allow(values, u, top_k, top_p, temp):
     logits = np.array([values], dtype=np.float32)
-    i = int(pick(logits, [u], temp, top_k, top_p)[0])
+    i = int(pick(logits, [u], Decoding(temp, top_k, top_p))[0])
     rank = int((logits[0] > logits[0, i]).sum())  # likelier characters than the pick
     assert 0 <= i < len(values)
     assert top_k == 0 or rank < top_k
@@ -117,15 +122,16 @@ def test_pick_rows_are_independent(settings):
     """A row alone (batch 1 has its own fast path) picks what it picks in a batch."""
     rng = np.random.default_rng(1)
     logits, u = rng.normal(size=(200, 20)).astype(np.float32) * 3, rng.random(200)
-    batch = pick(logits, u, *settings)
-    alone = [pick(logits[r:r + 1], u[r:r + 1], *settings)[0] for r in range(200)]
+    batch = pick(logits, u, Decoding(*settings))
+    alone = [pick(logits[r:r + 1], u[r:r + 1], Decoding(*settings))[0] for r in range(200)]
     assert batch.tolist() == alone
 
 
 # ----------------------------------------------------------------------------- Sampler
 def test_each_batched_sample_is_the_single_run_with_its_seed(trained_run):
     s = Sampler.load(trained_run)
-    config = SampleConfig(length=120, seed=40, num_samples=5, temperature=1.3, stop=("log.",))
+    config = SampleConfig(length=120, seed=40, num_samples=5, stop=("log.",),
+                          decoding=Decoding(temperature=1.3))
     texts = [[] for _ in range(5)]
     ends = []
     for i, ch in s.stream("the ", config):
@@ -135,7 +141,8 @@ def test_each_batched_sample_is_the_single_run_with_its_seed(trained_run):
             texts[i].append(ch)
     assert sorted(ends) == list(range(5))
     for i in range(5):
-        alone = SampleConfig(length=120, seed=40 + i, temperature=1.3, stop=("log.",))
+        alone = SampleConfig(length=120, seed=40 + i, stop=("log.",),
+                             decoding=Decoding(temperature=1.3))
         assert "".join(texts[i]) == "".join(s.generate("the ", alone))
     assert len({"".join(t) for t in texts}) > 1  # different seeds, different samples
 
@@ -149,8 +156,8 @@ def test_stop_ends_right_after_the_stop_string(trained_run):
     both = "".join(s.generate("the ", SampleConfig(length=300, seed=2, stop=("log.", "mat."))))
     assert both == free[:min(free.index("log."), free.index("mat.")) + 4]
     # only generated text counts: a stop string inside the prime does not end the sample
-    greedy = "".join(s.generate("the cat ", SampleConfig(length=15, temperature=0,
-                                                          stop=("cat",))))
+    greedy = "".join(s.generate("the cat ", SampleConfig(length=15, stop=("cat",),
+                                                         decoding=GREEDY)))
     assert greedy == "sat on the mat."
 
 

@@ -1,4 +1,5 @@
-"""Sampling options are checked once, at both doors: the command line and SampleConfig.
+"""Sampling options are checked once, at both doors: the command line and the library's
+types (Decoding for the controls, SampleConfig for the rest).
 
 Each table row is one bad value and the one-line error it must give. The CLI table runs
 `charrnn sample` in-process (bounds declared on the options give click's "Invalid value"
@@ -11,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from charrnn.errors import ConfigError
-from charrnn.sample import SampleConfig
+from charrnn.generate.decoding import Decoding, SampleConfig
 
 
 @pytest.mark.parametrize("args, code, message", [
@@ -46,18 +47,18 @@ def test_top_k_zero_means_no_limit(cli, trained_run):
     assert r.exit_code == 0 and len(r.stdout) == 20, r
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"temperature": -1}, "temperature must be a finite number >= 0"),
-    ({"temperature": float("nan")}, "temperature must be a finite number >= 0"),
-    ({"length": -1}, "length must be >= 0"),
-    ({"top_k": -2}, "top-k must be >= 1 (or 0 for all)"),
-    ({"top_p": 0}, "top-p must be in (0, 1]"),
-    ({"top_p": 1.5}, "top-p must be in (0, 1]"),
-    ({"seed": -1}, "seed must be an integer >= 0"),
-    ({"num_samples": 0}, "number of samples must be >= 1"),
-    ({"stop": ("",)}, "a stop string must not be empty"),
+@pytest.mark.parametrize("kind, kw, message", [
+    (Decoding, {"temperature": -1}, "temperature must be a finite number >= 0"),
+    (Decoding, {"temperature": float("nan")}, "temperature must be a finite number >= 0"),
+    (SampleConfig, {"length": -1}, "length must be >= 0"),
+    (Decoding, {"top_k": -2}, "top-k must be >= 1 (or 0 for all)"),
+    (Decoding, {"top_p": 0}, "top-p must be in (0, 1]"),
+    (Decoding, {"top_p": 1.5}, "top-p must be in (0, 1]"),
+    (SampleConfig, {"seed": -1}, "seed must be an integer >= 0"),
+    (SampleConfig, {"num_samples": 0}, "number of samples must be >= 1"),
+    (SampleConfig, {"stop": ("",)}, "a stop string must not be empty"),
 ])
-def test_sample_config_refuses_a_bad_setting(kw, message):
+def test_sample_config_refuses_a_bad_setting(kind, kw, message):
     with pytest.raises(ConfigError) as refused:
-        SampleConfig(**kw)
+        kind(**kw)
     assert message in str(refused.value)

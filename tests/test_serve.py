@@ -1,6 +1,6 @@
 """charrnn serve: the OpenAI-compatible API against a real uvicorn server on loopback.
 
-Texts are checked against ``charrnn.sample.Sampler`` with the same seed and settings,
+Texts are checked against ``charrnn.generate.sampler.Sampler`` with the same seed and settings,
 so batching (joining, leaving, mixed settings) must not change a single character.
 """
 
@@ -25,8 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charrnn import files
+from charrnn.generate.decoding import Decoding, SampleConfig
+from charrnn.generate.sampler import END, Sampler
 from charrnn.runs import checkpoint as ckpt
-from charrnn.sample import END, SampleConfig, Sampler
 from charrnn.serve.app import MAX_BODY, Limits, create_app
 from charrnn.serve.models import Models
 
@@ -36,8 +37,8 @@ uvicorn = pytest.importorskip("uvicorn")
 def expected(run: Path, prompt: str = "", n: int = 1, length: int = 16, temperature=1.0,
              top_k=0, top_p=1.0, seed=0, stop=()) -> list[str]:
     """What ``charrnn sample`` generates, without the stop string (as OpenAI sends it)."""
-    config = SampleConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p,
-                          seed=seed, stop=tuple(stop), num_samples=n)
+    config = SampleConfig(length=length, seed=seed, stop=tuple(stop), num_samples=n,
+                          decoding=Decoding(temperature, top_k, top_p))
     texts = [""] * n
     for i, ch in Sampler.load(run).stream(prompt, config):
         if ch != END:

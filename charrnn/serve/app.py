@@ -174,7 +174,7 @@ class Server:
                 self.active -= req.n
                 job.cancelled = not job.done
 
-        settings = Settings(req.max_tokens, req.temperature, req.top_k, req.top_p, req.stop)
+        settings = Settings(req.max_tokens, req.decoding, req.stop)
         seed = model_seed(req.seed)
         choices = [Choice(i, seed + i, settings) for i in range(req.n)]
         loop, ready = asyncio.get_running_loop(), asyncio.Event()
@@ -257,7 +257,7 @@ class Server:
 
 
 def model_seed(seed: int | None) -> int:
-    from charrnn.sample import fresh_seed
+    from charrnn.generate.sampler import fresh_seed
 
     return fresh_seed() if seed is None else seed
 

@@ -8,11 +8,11 @@ reading the weights, so 64 rows cost far less than 64 steps).
 - A request joins at the next step as one *warming* row that feeds its prime one
   character per step (a long prime never stalls the others); when the prime is in, the
   row forks into its ``n`` choices, each with its own ``random.Random(seed + i)`` and its
-  own temperature, top-k and top-p.
+  own decoding controls.
 - A choice that ends (length or a stop string) or whose client went away leaves the
   batch at once; the others carry on with their state untouched.
-- Each step, each choice draws one uniform number and ``charrnn.sample.pick`` turns it
-  into a character, exactly as ``Sampler._run`` does, so a seed gives the text that
+- Each step, each choice draws one uniform number and ``charrnn.generate.pick`` turns it
+  into a character, exactly as ``Sampler`` does, so a seed gives the text that
   ``charrnn sample --seed`` gives (the rare last-bit caveat of batching in sample.py
   applies).
 
@@ -32,7 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charrnn.sample import Sampler, pick
+from charrnn.generate.decoding import Decoding
+from charrnn.generate.pick import pick
+from charrnn.generate.sampler import Sampler
 
 log = logging.getLogger("charrnn.serve")
 
@@ -42,9 +44,7 @@ class Settings:
     """How one request samples (the OpenAI fields, in characters)."""
 
     max_chars: int = 16
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
+    decoding: Decoding = Decoding()
     stop: tuple[str, ...] = ()
 
 
@@ -202,17 +202,15 @@ class Batch:
 
     def _sample(self, logits: np.ndarray, draws: list[tuple[int, _Row, Choice]]
                 ) -> list[tuple[int, _Row, Choice, int]]:
-        """One character per drawing row, grouped by settings (one ``pick`` per group)."""
-        groups: dict[tuple[float, int, float], list[tuple[int, _Row, Choice]]] = {}
+        """One character per drawing row, grouped by decoding (one ``pick`` per group)."""
+        groups: dict[Decoding, list[tuple[int, _Row, Choice]]] = {}
         for draw in draws:
-            s = draw[2].settings
-            groups.setdefault((s.temperature, s.top_k, s.top_p), []).append(draw)
+            groups.setdefault(draw[2].settings.decoding, []).append(draw)
         out = []
-        for (temperature, top_k, top_p), members in groups.items():
+        for decoding, members in groups.items():
             idx = [i for i, _, _ in members]
             part = logits if idx == list(range(len(logits))) else logits[idx]
-            picked = pick(part, [choice.rng.random() for _, _, choice in members],
-                          temperature, top_k, top_p)
+            picked = pick(part, [choice.rng.random() for _, _, choice in members], decoding)
             out += [(i, row, choice, c)
                     for (i, row, choice), c in zip(members, picked.tolist(), strict=True)]
         return out

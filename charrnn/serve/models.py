@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charrnn.errors import CharRNNError
+from charrnn.generate.sampler import Sampler
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
-from charrnn.sample import Sampler
 
 log = logging.getLogger("charrnn.serve")
 

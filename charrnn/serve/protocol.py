@@ -11,11 +11,13 @@ llama.cpp's and vLLM's servers do.
 from __future__ import annotations
 
 import json
-import math
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+from charrnn.errors import ConfigError
+from charrnn.generate.decoding import CONTROLS, Decoding, check, kind
 
 MAX_PROMPT = 100_000  # characters: warming reads the prime one character per step
 MAX_STOPS = 4  # as the OpenAI API
@@ -44,9 +46,7 @@ class Request:
     model: str | None
     prompt: str
     max_tokens: int
-    temperature: float
-    top_p: float
-    top_k: int
+    decoding: Decoding
     n: int
     stop: tuple[str, ...]
     seed: int | None
@@ -78,17 +78,21 @@ def _opt_int(body: dict, name: str, lo: int, hi: int) -> int | None:
     return v
 
 
-def _number(body: dict, name: str, default: float, lo: float, hi: float,
-            open_low: bool = False) -> float:
-    v = body.get(name)
-    if v is None:
-        return default
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise _bad(name, f"must be a number, got {v!r:.40}")
-    if v < lo or v > hi or (open_low and v == lo):
-        side = "(" if open_low else "["
-        raise _bad(name, f"must be in {side}{lo:g}, {hi:g}], got {v:g}")
-    return float(v)
+def _decoding(body: dict) -> Decoding:
+    """The sampling controls, by the names ``Decoding`` gives them (OpenAI's where it has
+    them, ``top_k`` as an extension), checked by the type itself."""
+    values = {}
+    for name in CONTROLS:
+        v = body.get(name)
+        if v is None:
+            continue
+        if kind(name) is int and isinstance(v, float) and v.is_integer():
+            v = int(v)
+        try:
+            values[name] = check(name, v)
+        except ConfigError as e:
+            raise _bad(name, str(e)) from None
+    return Decoding(**values)
 
 
 def _bool(body: dict, name: str, default: bool = False) -> bool:
@@ -153,9 +157,7 @@ def parse(body: Any, max_chars: int, max_n: int) -> Request:
                             f"limit of {max_chars} characters (--max-chars)", "max_tokens")
     return Request(
         model=model or None, prompt=_prompt(body), max_tokens=max_tokens,
-        temperature=_number(body, "temperature", 1.0, 0, 100),
-        top_p=_number(body, "top_p", 1.0, 0, 1, open_low=True),
-        top_k=_int(body, "top_k", 0, 0, 2**31), n=_int(body, "n", 1, 1, max_n),
+        decoding=_decoding(body), n=_int(body, "n", 1, 1, max_n),
         stop=_stop(body), seed=_opt_int(body, "seed", 0, MAX_SEED),
         stream=_bool(body, "stream"), echo=_bool(body, "echo"),
         include_usage=include_usage, drop_unknown=_bool(body, "drop_unknown"))

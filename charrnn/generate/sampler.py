@@ -1,6 +1,7 @@
 """Generation: one character at a time, fed back in, the recurrent state carried along.
 
-Runs on the numpy twin of the model (``charrnn.model.infer``), so sampling never imports torch.
+Runs on the numpy twin of the model (``charrnn.model.infer``), so sampling never imports
+torch.
 The prime is fed once to warm the state; K samples then run as one batch of K rows.
 
 Reproducibility: sample ``i`` of a run with seed ``s`` draws its random numbers from
@@ -20,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn.config import SampleConfig
 from charrnn.data.text import Vocab, normalize
 from charrnn.errors import CharRNNError
+from charrnn.generate.decoding import SampleConfig
+from charrnn.generate.pick import pick
 from charrnn.model.infer import NumpyRNN
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
@@ -34,50 +36,6 @@ END = ""
 def fresh_seed() -> int:
     """A random seed to use (and report) when none is given."""
     return int.from_bytes(os.urandom(4), "little")
-
-
-def pick(logits: np.ndarray, u: Iterable[float], temperature: float = 1.0, top_k: int = 0,
-         top_p: float = 1.0) -> np.ndarray:
-    """Next ids (B,) from logits (B, V) and one uniform number in [0, 1) per row.
-
-    Temperature 0 is the argmax. Otherwise the softmax of logits / temperature, cut to
-    the top-k characters (ties at the k-th value kept), then to the nucleus: the fewest
-    likeliest characters whose probability reaches top-p. The draw inverts the cumulative
-    distribution at u, so the same u always gives the same character.
-    """
-    if temperature == 0:
-        return logits.argmax(axis=1)
-    # Below 1e-300 every draw is already the argmax; the floor keeps z / temperature
-    # finite (a subnormal temperature would overflow to -inf, with a warning).
-    temperature = max(temperature, 1e-300)
-    if len(logits) == 1 and top_k == 0 and top_p == 1:
-        # One row, plain softmax: the same arithmetic in half the numpy calls, which
-        # shows at batch 1, where this runs thousands of times a second.
-        z = logits[0].astype(np.float64)
-        z -= z.max()  # shift, then divide: a tiny temperature must not overflow to inf
-        z /= temperature
-        cdf = np.cumsum(np.exp(z, out=z))
-        i = int(cdf.searchsorted(next(iter(u)) * cdf[-1], side="right"))
-        return np.array([i if i < len(cdf) else int(z.argmax())])
-    z = logits.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)  # as above: the top logit stays 0, never inf
-    z /= temperature
-    v = z.shape[1]
-    if 0 < top_k < v:
-        kth = np.partition(z, -top_k, axis=1)[:, -top_k, None]
-        z[z < kth] = -np.inf
-    p = np.exp(z, out=z)
-    if top_p < 1:
-        order = np.argsort(-p, axis=1, kind="stable")
-        desc = np.take_along_axis(p, order, axis=1)
-        before = np.cumsum(desc, axis=1) - desc  # mass of the likelier characters
-        cut = before >= top_p * desc.sum(axis=1, keepdims=True)
-        np.put_along_axis(p, order, np.where(cut, 0.0, desc), axis=1)
-    cdf = np.cumsum(p, axis=1)
-    target = np.fromiter(u, np.float64, count=len(cdf))[:, None] * cdf[:, -1:]
-    ids = (cdf <= target).sum(axis=1)
-    # u * total can round up to total itself: take the likeliest character then.
-    return np.where(ids < v, ids, p.argmax(axis=1))
 
 
 class Sampler:
@@ -149,9 +107,8 @@ class Sampler:
         rows = list(range(k))  # the sample index of each batch row still running
         longest = max(map(len, stops), default=0)
         tails = [""] * k  # the last characters of each sample, to spot a stop string
-        temp, top_k, top_p = config.temperature, config.top_k, config.top_p
         for t in range(config.length):
-            ids = pick(logits, [rngs[i].random() for i in rows], temp, top_k, top_p)
+            ids = pick(logits, [rngs[i].random() for i in rows], config.decoding)
             ended = []
             for r, (i, c) in enumerate(zip(rows, ids.tolist(), strict=True)):
                 ch = chars[c]
