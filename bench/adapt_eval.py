@@ -16,12 +16,12 @@ import argparse
 import numpy as np
 import torch
 
-from charrnn import evaluate
-from charrnn.adapt import AdaptConfig, score_adaptive
-from charrnn.config import TrainConfig
+from charrnn.config import AdaptConfig, TrainConfig
 from charrnn.data.corpus import Corpus
 from charrnn.model.network import load_model
 from charrnn.runs import folder as runfolder
+from charrnn.score.adapt import score_adaptive
+from charrnn.score.texts import eval_text
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
 
     c = runfolder.open_checkpoint(args.checkpoint)
     if args.text == "heldout":
-        ids, _, _ = evaluate.eval_ids(c, None)
+        ids = eval_text(c, None).ids
     else:
         tc = TrainConfig.from_dict(c.meta["train"])
         ids = Corpus.load(c.meta["corpus"]["source"], tc.val_fraction, c.vocab).train

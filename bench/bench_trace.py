@@ -16,8 +16,8 @@ import time
 import numpy as np
 
 from charrnn.config import ModelConfig
+from charrnn.inspect.trace import activations, surprisal
 from charrnn.model.infer import NumpyRNN
-from charrnn.trace import activations, surprisal
 
 
 def main() -> None:

@@ -67,8 +67,8 @@ def _memory() -> dict:
 
 
 def phase(name: str, corpus: Path) -> dict:
-    from charrnn import novelty
     from charrnn.data import cache
+    from charrnn.novelty import index as novelty
 
     enc = cache.load(corpus, progress=False)
     if name == "encode":

@@ -53,7 +53,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from charrnn.cli import main as cli_main
-    from charrnn.evaluate import eval_command
+    from charrnn.score.evaluate import eval_command
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"

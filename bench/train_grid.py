@@ -48,7 +48,7 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     from charrnn.data.batches import val_windows
     from charrnn.data.corpus import Corpus
-    from charrnn.evaluate import score_ids
+    from charrnn.score.loss import score_ids
     from charrnn.trainer import Trainer
 
     corpus = Corpus.load(a.file, TrainConfig.val_fraction)

@@ -27,15 +27,15 @@ from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.generate.decoding import Decoding, SampleConfig
 from charrnn.generate.sampler import END, Sampler, fresh_seed
+from charrnn.inspect.trace import Activations, Surprisal, activations, surprisal
 from charrnn.model.infer import NumpyRNN
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
-from charrnn.trace import Activations, Surprisal, activations, surprisal
 
 if TYPE_CHECKING:  # torch is imported only when scoring
-    from charrnn.evaluate import Score
     from charrnn.model.network import CharRNN
-    from charrnn.novelty import CopyReport, Index
+    from charrnn.novelty.index import CopyReport, Index
+    from charrnn.score.measures import Score
 
 __all__ = ["Model", "load", "Surprisal", "Activations", "AdaptConfig", "Decoding"]
 
@@ -117,15 +117,15 @@ class Model:
         ``charrnn eval --adapt``: the result is an ``adapt.AdaptedScore`` whose figures
         are the adapted ones and whose ``static`` holds the plain Score of the same pass.
         The loaded model itself is never changed."""
-        from charrnn.evaluate import score_ids
         from charrnn.model.network import load_model
+        from charrnn.score.loss import score_ids
 
         ids = self._ids(text)
         model = self._torch_model
         if model is None or str(model.head.weight.device) != device:
             model = self._torch_model = load_model(self.checkpoint, device)
         if adapt is not False:
-            from charrnn.adapt import score_adaptive
+            from charrnn.score.adapt import score_adaptive
 
             adapted = score_adaptive(model, [ids],
                                      adapt if isinstance(adapt, AdaptConfig) else None)
@@ -157,7 +157,7 @@ class Model:
     def _index(self, corpus: str | Path | None) -> Index:
         key = None if corpus is None else str(corpus)
         if key not in self._copy_index:
-            from charrnn.sieve import index_for
+            from charrnn.novelty.sieve import index_for
 
             self._copy_index[key] = index_for(self.checkpoint, key)
         return self._copy_index[key]

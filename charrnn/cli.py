@@ -21,8 +21,8 @@ from charrnn import __version__
 from charrnn.config import DEVICE_HELP, AdaptConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.generate.decoding import CONTROLS, Decoding, SampleConfig
+from charrnn.novelty.filter import DEFAULT_MIN_COPY, DEFAULT_TRIES
 from charrnn.options import CKPT, OUTPUT, TrainOptions
-from charrnn.sieve import DEFAULT_MIN_COPY, DEFAULT_TRIES
 
 app = typer.Typer(
     name="charrnn",
@@ -257,7 +257,7 @@ def sample(
     fields = {"prime": prime, **decoding.as_dict(), "length": length, "stop": list(stops),
               "checkpoint": str(sampler.checkpoint.path)}
     if show_copies or novel or max_copy is not None:
-        from charrnn import sieve
+        from charrnn.novelty import sieve
 
         keep = sieve.CopyFilter(min_copy=min_copy, max_copy=max_copy, novel=novel, tries=tries)
         result = sieve.draw(sampler, prime, config, sieve.index_for(sampler.checkpoint, corpus),
@@ -330,23 +330,22 @@ def eval_(
 
         charrnn eval play.txt --adapt
     """
-    from charrnn import evaluate
     from charrnn.files import check_out
-    from charrnn.runs import checkpoint as ckpt
+    from charrnn.score import evaluate
 
     if html is not None:
         check_out(html)
-    if adapt:
-        from charrnn import adapt as dynamic
-
-        report = dynamic.eval_command(file, checkpoint, device, dynamic.AdaptConfig(
-            segment=adapt_segment, streams=adapt_streams, lr=adapt_lr, decay=adapt_decay))
-    else:
-        report = evaluate.eval_command(file, checkpoint, device)
+    config = AdaptConfig(segment=adapt_segment, streams=adapt_streams, lr=adapt_lr,
+                         decay=adapt_decay) if adapt else None
+    report = evaluate.eval_command(file, checkpoint, device, config)
     if html is not None:
+        from charrnn.inspect import surprisal
+        from charrnn.runs import checkpoint as ckpt
+        from charrnn.score.texts import eval_text
+
         c = ckpt.inspect(report["checkpoint"])
-        ids, _, label = evaluate.eval_ids(c, file)
-        err(f"wrote {evaluate.surprisal_html(c, ids, label, html, report, start, max_chars)}")
+        text = eval_text(c, file)
+        err(f"wrote {surprisal.write(c, text.ids, text.label, html, report, start, max_chars)}")
     if as_json:
         print(json.dumps(report))
         return

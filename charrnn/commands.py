@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from charrnn.cli import CheckpointOpt, app, err
 from charrnn.config import DEFAULT_ROOT, ServeConfig
 from charrnn.options import CKPT, OUTPUT
+
+if TYPE_CHECKING:  # numpy loads with them: sample must choose its BLAS threads first
+    from charrnn.inspect.runinfo import RunSummary, Section
 
 
 # --------------------------------------------------------------------------- neurons
@@ -48,16 +51,16 @@ def neurons(
 
         charrnn neurons play.txt -c checkpoints/shakespeare --top 40
     """
-    from charrnn import neurons as units
-    from charrnn.evaluate import eval_ids
     from charrnn.files import check_out
+    from charrnn.inspect.neurons import neurons as rank
     from charrnn.runs import folder as runfolder
+    from charrnn.score.texts import eval_text
 
     if html is not None:
         check_out(html)
     c = runfolder.open_checkpoint(checkpoint)
-    ids, _, label = eval_ids(c, file)
-    result = units.neurons(c, ids, label, html, start, max_chars, top)
+    text = eval_text(c, file)
+    result = rank(c, text.ids, text.label, html, start, max_chars, top)
     print(f"{'unit':<8} {'r':>7}  feature   ({result.units:,} units over "
           f"{result.chars:,} characters)")
     for sc in result.ranked:
@@ -86,7 +89,7 @@ def report(
 
         charrnn report checkpoints/shakespeare -o shakespeare.html -n 500
     """
-    from charrnn.report import run_report
+    from charrnn.inspect.report import run_report
 
     err(f"wrote {run_report(run, out, length, seed=seed)}")
 
@@ -110,14 +113,14 @@ def info(
 
         charrnn info --json | jq .progress
     """
-    from charrnn import runinfo
+    from charrnn.inspect import runinfo
     from charrnn.runs import folder as runfolder
 
     c = runfolder.open_checkpoint(checkpoint)
     if as_json:
         print(json.dumps(c.meta, ensure_ascii=False, indent=1))
     else:
-        runinfo.print_info(c)
+        print_info(runinfo.describe(c))
 
 
 # --------------------------------------------------------------------------- serve
@@ -188,14 +191,14 @@ def list_(
 
         charrnn list --root /data/runs --json
     """
-    from charrnn import runinfo
+    from charrnn.inspect import runinfo
 
     runs = runinfo.list_runs(root)
     if as_json:
         for r in runs:
             print(json.dumps(r.as_dict(), ensure_ascii=False))
     elif runs:
-        runinfo.print_runs(runs)
+        print_runs(runs)
     else:
         err(f"no runs under {root}/")
 
@@ -239,3 +242,40 @@ def cache_(
         print(f"{cachedir.human(e.size):>10}  {e.status:<7}  {used}  {e.source}")
     print(f"{cachedir.human(sum(e.size for e in found)):>10}  total in {len(found)} entries "
           f"under {cache_root()}/ (cap {cachedir.human(cachedir.cap_bytes())})")
+
+
+def print_info(sections: list[Section]) -> None:
+    """A checkpoint's sections (``runinfo.describe``) as rich tables on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    for title, rows in sections:
+        table = Table(title=title, title_justify="left", show_header=False, box=None,
+                      padding=(0, 2, 0, 0), title_style="bold underline")
+        table.add_column(style="bold")
+        table.add_column(overflow="fold")
+        for key, value in rows:  # Text: a value is never read as rich markup
+            table.add_row(Text(key), Text(value))
+        console.print(table)
+
+
+def print_runs(runs: list[RunSummary]) -> None:
+    """One table row per run on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from charrnn.inspect.runinfo import duration
+    from charrnn.score.measures import bits
+
+    table = Table(box=None, padding=(0, 2, 0, 0))
+    for name in ("run", "cell", "size", "params", "steps", "chars seen", "time",
+                 "best val (bits/char)"):
+        table.add_column(name, justify="left" if name in ("run", "cell", "size") else "right")
+    for r in runs:
+        best = "n/a" if r.best_val_loss is None else f"{bits(r.best_val_loss):.3f}"
+        table.add_row(*map(Text, (str(r.path), r.cell, r.size, f"{r.params:,}", f"{r.steps:,}",
+                                  f"{r.chars_seen:,}", duration(r.elapsed), best)))
+    Console(highlight=False).print(table)

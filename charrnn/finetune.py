@@ -139,23 +139,3 @@ def check_request(init_from: str | None, resume: bool) -> None:
     if init_from is not None and resume:
         raise ConfigError("--init-from starts a new run and --resume continues one; "
                           "use one of them")
-
-
-def describe(lineage_meta: Any) -> list[tuple[str, str]]:
-    """Rows for ``charrnn info`` and the report: trained from which model, on what."""
-    if not isinstance(lineage_meta, dict):
-        return []
-    rows: list[tuple[str, str]] = []
-    chain: Any = lineage_meta
-    while isinstance(chain, dict):
-        loss = chain.get("best_val_loss")
-        at = f", best val {loss:.4f}" if isinstance(loss, (int, float)) else ""
-        rows.append(("fine-tuned from" if not rows else "which came from",
-                     f"{chain.get('checkpoint', '?')} (step {chain.get('step', '?')}{at})"))
-        rows.append(("  its corpus", f"{chain.get('corpus', '?')} "
-                                     f"(digest {chain.get('digest', '?')})"))
-        if chain.get("added_chars"):
-            rows.append(("  new characters", repr(chain["added_chars"])))
-        chain = chain.get("init_from")
-    return rows
-

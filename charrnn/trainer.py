@@ -30,7 +30,6 @@ from charrnn.data.batches import Batches, min_train_chars, val_windows
 from charrnn.data.corpus import Corpus
 from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
-from charrnn.evaluate import score_ids
 from charrnn.events import Callbacks, Progress, Result
 from charrnn.model.device import pick_device, pick_dtype
 from charrnn.model.network import CharRNN, State, detach_state, load_tensors
@@ -38,6 +37,7 @@ from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
 from charrnn.runs.folder import BEST, LATEST
 from charrnn.runs.metrics import MetricsLog
+from charrnn.score.loss import score_ids
 from charrnn.signals import StopOnSignal, defer_sigint
 
 MIN_EVAL_GAP = 30.0  # seconds between time-based validations, at the least

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from charrnn import api
-from charrnn.adapt import Adapter, adapted_nll
 from charrnn.config import AdaptConfig
 from charrnn.data.batches import EvalStreams
-from charrnn.evaluate import score_ids
 from charrnn.model.network import load_model
 from charrnn.runs import folder as runfolder
+from charrnn.score.adapt import Adapter, adapted_nll
+from charrnn.score.loss import score_ids
 from tests.conftest import PATTERN
 
 

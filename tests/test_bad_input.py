@@ -274,7 +274,7 @@ def test_out_of_range_train_options_exit_2_and_create_no_run(cli, tmp_path, args
 def test_an_unexpected_error_is_still_one_line(cli, monkeypatch):
     """A bug must not print a traceback either (it used to: the except clause itself
     raised AttributeError on Typer versions whose click has no exceptions.Abort)."""
-    from charrnn import evaluate
+    from charrnn.score import evaluate
 
     def broken(*a, **kw):
         raise ValueError("something unforeseen")

@@ -9,7 +9,7 @@ import numpy as np
 
 from charrnn import api
 from charrnn.data.text import read_text
-from charrnn.trace import Surprisal
+from charrnn.inspect.trace import Surprisal
 from tests.conftest import page_data
 
 
@@ -34,7 +34,7 @@ def test_eval_html_page_holds_the_text_and_predictions(cli, trained_run, corpus_
 
 
 def test_page_text_cannot_break_out_of_the_page():
-    from charrnn.html_pages import surprisal_page
+    from charrnn.inspect.pages import surprisal_page
 
     vocab = tuple(sorted(set("</script><b>&'\" x")))
     text = "</script><b>x & '\"</b>"

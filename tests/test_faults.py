@@ -22,10 +22,10 @@ from charrnn import files, progress
 from charrnn import trainer as train
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data.corpus import Corpus
-from charrnn.evaluate import Score
 from charrnn.model.network import load_model, load_tensors
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
+from charrnn.score.measures import Score
 from tests.conftest import PATTERN
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from charrnn.neurons import correlation_table, features, rank_units
+from charrnn.inspect.units import correlation_table, features, rank_units
 from tests.conftest import page_data
 
 
@@ -41,7 +41,7 @@ def test_ranking_finds_planted_units():
 
 
 def test_correlations_equal_numpy_corrcoef():
-    from charrnn.neurons import correlations
+    from charrnn.inspect.units import correlations
 
     rng = np.random.default_rng(3)
     values, feats = rng.normal(size=(200, 6)), rng.normal(size=(200, 3))

@@ -39,7 +39,7 @@ def _one_line_error(r, path: str) -> None:
 @pytest.mark.parametrize("path", BAD_PAGES)
 def test_eval_html_to_an_unwritable_place_is_a_one_line_error(cli, trained_run, corpus_file,
                                                               plain, monkeypatch, path):
-    monkeypatch.setattr("charrnn.evaluate.eval_command", _no_work)  # refused before scoring
+    monkeypatch.setattr("charrnn.score.evaluate.eval_command", _no_work)  # refused before scoring
     _one_line_error(cli("eval", corpus_file, "-c", trained_run, "--html", path), path)
 
 
@@ -47,7 +47,7 @@ def test_eval_html_to_an_unwritable_place_is_a_one_line_error(cli, trained_run, 
 def test_neurons_html_to_an_unwritable_place_is_a_one_line_error(cli, trained_run,
                                                                  corpus_file, plain,
                                                                  monkeypatch, path):
-    monkeypatch.setattr("charrnn.neurons.activations", _no_work)
+    monkeypatch.setattr("charrnn.inspect.neurons.activations", _no_work)
     _one_line_error(cli("neurons", corpus_file, "-c", trained_run, "--html", path), path)
 
 

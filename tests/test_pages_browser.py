@@ -19,7 +19,7 @@ from pngread import read_png
 
 from charrnn.cli import main
 from charrnn.data.text import read_text
-from charrnn.html_pages import BIT_EDGES, _heat
+from charrnn.inspect.pages import BIT_EDGES, _heat
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser",
                                                "google-chrome")) if p), None)

@@ -13,10 +13,11 @@ from types import SimpleNamespace
 
 from test_readme import readme_rows
 
-from charrnn import escapes, html_pages, preview, progress
+from charrnn import escapes, preview, progress
 from charrnn import trainer as train
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data.corpus import Corpus
+from charrnn.inspect import pages
 from tests.conftest import PATTERN
 
 TINY = ["--hidden-size", "16", "--layers", "1", "--embed-size", "8", "-b", "4", "-t", "16",
@@ -126,7 +127,7 @@ def test_report_shows_the_previews_beside_the_val_loss(cli, corpus_file):
 
 
 def test_report_table_escapes_text_and_spreads_long_runs():
-    page = html_pages.run_page("t", [], [], ["a"], [], [], previews=[(5, None, "<b>&x")])
+    page = pages.run_page("t", [], [], ["a"], [], [], previews=[(5, None, "<b>&x")])
     assert "<pre>&lt;b&gt;&amp;x</pre>" in page and "<b>&x" not in page
     metrics = [{"kind": "val", "step": 1, "loss": 3.0}, {"kind": "preview", "step": 1,
                                                           "text": "a"}]

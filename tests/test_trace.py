@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from charrnn.data.text import read_text
-from charrnn.evaluate import score_ids
+from charrnn.inspect.trace import Surprisal, activations, surprisal
 from charrnn.model.infer import NumpyRNN
 from charrnn.model.network import load_model
 from charrnn.runs import folder as runfolder
-from charrnn.trace import Surprisal, activations, surprisal
+from charrnn.score.loss import score_ids
 
 
 @pytest.fixture(scope="module")

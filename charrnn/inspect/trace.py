@@ -16,8 +16,8 @@ import numpy as np
 
 from charrnn.data.batches import EvalStreams
 from charrnn.errors import CharRNNError, ConfigError
-from charrnn.evaluate import bits as to_bits
 from charrnn.model.infer import NumpyRNN
+from charrnn.score.measures import bits as to_bits
 
 
 @dataclass

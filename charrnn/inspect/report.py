@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from charrnn import html_pages, preview, runinfo
-from charrnn.evaluate import bits
+from charrnn import preview
 from charrnn.files import check_out, write_page
 from charrnn.generate.decoding import Decoding, SampleConfig
 from charrnn.generate.sampler import Sampler
+from charrnn.inspect import pages, runinfo
 from charrnn.runs import folder as runfolder
 from charrnn.runs.metrics import read_metrics
+from charrnn.score.measures import bits
 
 REPORT_TEMPERATURES = (0.5, 0.8, 1.0)
 
@@ -44,7 +45,7 @@ def run_report(run: str | Path | None, out: str | Path | None = None, length: in
     sections = runinfo.describe(meta_ckpt)
     sections.append(("Training config", [(k, str(v)) for k, v in
                                          meta_ckpt.meta.get("train", {}).items()]))
-    page = html_pages.run_page(str(run_dir), sections, metrics, meta_ckpt.vocab.chars,
+    page = pages.run_page(str(run_dir), sections, metrics, meta_ckpt.vocab.chars,
                            samples, summary,
                            f"{length} characters each from {best}, seed {seed}",
                            previews, preview_note)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from charrnn.errors import CharRNNError
-from charrnn.evaluate import bits
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
+from charrnn.score.measures import bits
 
 Section = tuple[str, list[tuple[str, str]]]
 
@@ -46,6 +46,25 @@ def _loss(nats: float | None) -> str:
     return f"{nats:.4f} nats/char ({bits(nats):.3f} bits/char)"
 
 
+def lineage(lineage_meta: Any) -> list[tuple[str, str]]:
+    """Rows for ``charrnn info`` and the report: trained from which model, on what."""
+    if not isinstance(lineage_meta, dict):
+        return []
+    rows: list[tuple[str, str]] = []
+    chain: Any = lineage_meta
+    while isinstance(chain, dict):
+        loss = chain.get("best_val_loss")
+        at = f", best val {loss:.4f}" if isinstance(loss, (int, float)) else ""
+        rows.append(("fine-tuned from" if not rows else "which came from",
+                     f"{chain.get('checkpoint', '?')} (step {chain.get('step', '?')}{at})"))
+        rows.append(("  its corpus", f"{chain.get('corpus', '?')} "
+                                     f"(digest {chain.get('digest', '?')})"))
+        if chain.get("added_chars"):
+            rows.append(("  new characters", repr(chain["added_chars"])))
+        chain = chain.get("init_from")
+    return rows
+
+
 def describe(c: ckpt.Checkpoint) -> list[Section]:
     """A checkpoint's metadata as titled sections of (key, value) strings."""
     m, meta = c.config, c.meta
@@ -63,19 +82,10 @@ def describe(c: ckpt.Checkpoint) -> list[Section]:
     corpus, prog, train = meta.get("corpus", {}), meta.get("progress", {}), meta.get("train", {})
     if prog or corpus:
         rows = [("corpus", str(corpus.get("source", "n/a")))]
-        if "files" in corpus:  # several inputs (charrnn.corpora)
+        if "files" in corpus:  # several inputs (charrnn.data.corpora)
             rows.append(("files", f"{corpus['files']} used, {corpus.get('skipped', 0)} skipped; "
                                   f"separator {corpus.get('separator', '')!r}; held out: "
                                   "the last fraction of every file"))
-        from charrnn.finetune import describe as lineage
-
-        rows += lineage(meta.get("init_from"))
-        if "files" in corpus:  # several inputs (charrnn.corpora)
-            rows.append(("files", f"{corpus['files']} used, {corpus.get('skipped', 0)} skipped; "
-                                  f"separator {corpus.get('separator', '')!r}; held out: "
-                                  "the last fraction of every file"))
-        from charrnn.finetune import describe as lineage
-
         rows += lineage(meta.get("init_from"))
         if "train_chars" in corpus:
             rows.append(("split", f"{corpus['train_chars']:,} train / "
@@ -143,37 +153,3 @@ def list_runs(root: Path = runfolder.DEFAULT_ROOT) -> list[RunSummary]:
                               float(prog.get("elapsed", 0.0)), prog.get("best_val_loss"),
                               str(c.meta.get("corpus", {}).get("source", ""))))
     return out
-
-
-def print_info(c: ckpt.Checkpoint) -> None:
-    """The ``describe`` sections as rich tables on stdout."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = Console(highlight=False)
-    for title, rows in describe(c):
-        table = Table(title=title, title_justify="left", show_header=False, box=None,
-                      padding=(0, 2, 0, 0), title_style="bold underline")
-        table.add_column(style="bold")
-        table.add_column(overflow="fold")
-        for key, value in rows:  # Text: a value is never read as rich markup
-            table.add_row(Text(key), Text(value))
-        console.print(table)
-
-
-def print_runs(runs: list[RunSummary]) -> None:
-    """One table row per run on stdout."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None, padding=(0, 2, 0, 0))
-    for name in ("run", "cell", "size", "params", "steps", "chars seen", "time",
-                 "best val (bits/char)"):
-        table.add_column(name, justify="left" if name in ("run", "cell", "size") else "right")
-    for r in runs:
-        best = "n/a" if r.best_val_loss is None else f"{bits(r.best_val_loss):.3f}"
-        table.add_row(*map(Text, (str(r.path), r.cell, r.size, f"{r.params:,}", f"{r.steps:,}",
-                                  f"{r.chars_seen:,}", duration(r.elapsed), best)))
-    Console(highlight=False).print(table)

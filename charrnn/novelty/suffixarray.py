@@ -2,7 +2,7 @@
 
 A suffix array lists every position of a text, sorted by the text that follows it; it
 is built by libdivsufsort (``pydivsufsort``, the ``novelty`` extra). For a cached corpus
-(``charrnn.cache``) it is stored beside the id file as ``<name>.sa`` (int32 while the
+(``charrnn.data.cache``) it is stored beside the id file as ``<name>.sa`` (int32 while the
 corpus has < 2**31 characters, else int64) with ``<name>.sak``, every ``KEY_STEP``-th
 suffix's first characters packed into a sorted uint64 (``pack``: a first search step for
 all positions at once), and a JSON sidecar ``<name>.sa.json`` recording the format

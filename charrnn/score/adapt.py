@@ -32,8 +32,9 @@ import torch.nn.functional as F
 
 from charrnn.config import AdaptConfig
 from charrnn.data.batches import EvalStreams
-from charrnn.evaluate import Score, score_ids
 from charrnn.model.network import CharRNN, detach_state
+from charrnn.score.loss import score_ids
+from charrnn.score.measures import Score
 
 
 @dataclass
@@ -135,26 +136,3 @@ def score_adaptive(model: CharRNN, pieces: list[np.ndarray],
     return AdaptedScore(float(adapted.sum()), len(adapted),
                         static=Score(sum(s.nats for s in static), sum(s.chars for s in static)),
                         config=config, seconds=time.perf_counter() - t0)
-
-
-def eval_command(file: str | None, target: str | None, device: str,
-                 config: AdaptConfig) -> dict:
-    """``charrnn eval --adapt``: eval's report (static figures) with the adapted ones
-    beside, over the same text and windows as plain eval."""
-    from charrnn.config import TrainConfig
-    from charrnn.data.batches import val_windows
-    from charrnn.evaluate import eval_ids
-    from charrnn.model.device import pick_device
-    from charrnn.model.network import load_model
-    from charrnn.runs import folder as runfolder
-
-    c = runfolder.open_checkpoint(target)
-    ids, unknown, label = eval_ids(c, file)
-    windows = [ids]
-    if file is None:
-        windows = val_windows(ids, TrainConfig.from_dict(c.meta["train"]).val_max_chars)
-    model = load_model(c, str(pick_device(device)))
-    score = score_adaptive(model, [np.asarray(w) for w in windows], config)
-    if score.static is not None:
-        score.static.unknown = unknown
-    return {"checkpoint": str(c.path), "text": label, **score.as_dict()}

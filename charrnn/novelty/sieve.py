@@ -1,12 +1,10 @@
 """Samples checked against the training text: report copies, keep only novel ones.
 
 ``draw`` generates samples, checks each (prime + sample, as the reader sees it) with a
-``charrnn.novelty.Index`` and keeps those that pass the filter, drawing again until
+``novelty.index.Index`` and keeps those that pass the filter, drawing again until
 ``num_samples`` are kept or ``tries * num_samples`` were drawn. Candidate c is the
 sample that ``--seed seed+c`` gives alone, so a kept sample can be reproduced by its
 seed, and the samples kept do not depend on how the draws were batched.
-
-Imports nothing heavy at module level: the CLI reads ``DEFAULT_MIN_COPY`` at start-up.
 """
 
 from __future__ import annotations
@@ -15,52 +13,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from charrnn.errors import ConfigError
+from charrnn.generate.decoding import SampleConfig
+from charrnn.generate.sampler import END, Sampler, render_jsonl
+from charrnn.novelty.filter import CopyFilter
+from charrnn.novelty.index import CopyReport, Index, for_checkpoint, stderr_log
 
-if TYPE_CHECKING:
-    from charrnn.generate.decoding import SampleConfig
-    from charrnn.generate.sampler import Sampler
-    from charrnn.novelty import CopyReport, Index
-
-DEFAULT_MIN_COPY = 20  # copies at least this long count in a sample's copied share
-DEFAULT_TRIES = 20  # samples drawn at most per sample asked for, when filtering
 _MAX_BATCH = 256  # samples generated at once while redrawing
-
-
-@dataclass
-class CopyFilter:
-    """Which samples to keep: ``max_copy`` (longest copy at most this long), ``novel``
-    (the whole text never occurs in the corpus); neither: keep all, just report."""
-
-    min_copy: int = DEFAULT_MIN_COPY
-    max_copy: int | None = None
-    novel: bool = False
-    tries: int = DEFAULT_TRIES
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.min_copy, int) or self.min_copy < 1:
-            raise ConfigError(f"min-copy must be >= 1, got {self.min_copy!r}")
-        if self.max_copy is not None and (not isinstance(self.max_copy, int)
-                                          or self.max_copy < 0):
-            raise ConfigError(f"max-copy must be >= 0, got {self.max_copy!r}")
-        if not isinstance(self.tries, int) or self.tries < 1:
-            raise ConfigError(f"tries must be >= 1, got {self.tries!r}")
-
-    @property
-    def filters(self) -> bool:
-        return self.novel or self.max_copy is not None
-
-    def describe(self) -> str:
-        parts = (["--novel"] if self.novel else []) + (
-            [] if self.max_copy is None else [f"--max-copy {self.max_copy}"])
-        return " and ".join(parts)
-
-    def keeps(self, index: Index, text: str, report: CopyReport) -> bool:
-        if self.max_copy is not None and report.longest > self.max_copy:
-            return False
-        return not (self.novel and index.occurs(text))
 
 
 @dataclass
@@ -81,15 +41,11 @@ class Drawn:
 
 def index_for(checkpoint, corpus: str | Path | None = None) -> Index:
     """The copy index of a checkpoint's training text (or of ``corpus``, a copy)."""
-    from charrnn import novelty
-
-    return novelty.for_checkpoint(checkpoint.meta, checkpoint.path,
-                                  None if corpus is None else str(corpus), novelty.stderr_log)
+    return for_checkpoint(checkpoint.meta, checkpoint.path,
+                                  None if corpus is None else str(corpus), stderr_log)
 
 
 def _texts(sampler: Sampler, prime: str, config: SampleConfig) -> list[str]:
-    from charrnn.generate.sampler import END
-
     texts: list[list[str]] = [[] for _ in range(config.num_samples)]
     for i, ch in sampler.stream(prime, config):
         if ch != END:
@@ -126,8 +82,6 @@ def draw(sampler: Sampler, prime: str, config: SampleConfig, index: Index,
 
 def jsonl(result: Drawn, fields: dict) -> Iterator[str]:
     """``--jsonl`` lines, as ``sample.render_jsonl`` writes them, plus the copy fields."""
-    from charrnn.generate.sampler import END, render_jsonl
-
     for j, k in enumerate(result.kept):
         events = [*((0, ch) for ch in k.text), (0, END)]
         for line in render_jsonl(events, 1, fields, k.seed):

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from charrnn.runinfo import Section, visible
-from charrnn.trace import Activations, Surprisal
+from charrnn.inspect.runinfo import Section, visible
+from charrnn.inspect.trace import Activations, Surprisal
 
 if TYPE_CHECKING:
-    from charrnn.neurons import UnitScore
+    from charrnn.inspect.units import UnitScore
 
 # Surprisal colour bins: upper edges in bits; the last bin is open-ended.
 BIT_EDGES = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.5)

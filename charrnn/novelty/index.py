@@ -1,6 +1,6 @@
 """Is the model writing or copying? Verbatim copies of the training text in a sample.
 
-An ``Index`` is a corpus's ids with their suffix array (``charrnn.suffixarray``: built
+An ``Index`` is a corpus's ids with their suffix array (``novelty.suffixarray``: built
 once per corpus, memory-mapped beside the id cache, rebuilt when not trustworthy). The
 index of a checkpoint's training text is found through the corpus path and digest the
 checkpoint records (``for_checkpoint``). Every match length is measured against the
@@ -27,8 +27,15 @@ import numpy as np
 
 from charrnn.data.text import BUILTIN_CORPUS, Vocab, read_text, text_digest
 from charrnn.errors import CharRNNError
-from charrnn.sieve import DEFAULT_MIN_COPY
-from charrnn.suffixarray import KEY_STEP, key_shape, pack, sample_keys, stored, suffix_array
+from charrnn.novelty.filter import DEFAULT_MIN_COPY
+from charrnn.novelty.suffixarray import (
+    KEY_STEP,
+    key_shape,
+    pack,
+    sample_keys,
+    stored,
+    suffix_array,
+)
 
 __all__ = ["CopyReport", "Index", "open_cached", "open_source", "for_checkpoint",
            "suffix_array", "sample_keys"]

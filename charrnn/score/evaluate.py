@@ -1,0 +1,35 @@
+"""The eval command's work: a checkpoint's loss on a text, static and (``--adapt``)
+dynamically evaluated, as one report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from charrnn.config import AdaptConfig
+from charrnn.model.device import pick_device
+from charrnn.model.network import load_model
+from charrnn.runs import folder as runfolder
+from charrnn.score.adapt import score_adaptive
+from charrnn.score.loss import score_ids
+from charrnn.score.measures import Score
+from charrnn.score.texts import eval_text
+
+
+def eval_command(file: str | None, target: str | None, device: str,
+                 adapt: AdaptConfig | None = None) -> dict[str, Any]:
+    """Score a text (``score.texts.eval_text``) with a checkpoint: the report eval prints,
+    with the adapted figures beside the static ones when ``adapt`` is given."""
+    c = runfolder.open_checkpoint(target)
+    text = eval_text(c, file)
+    model = load_model(c, str(pick_device(device)))
+    score: Score
+    if adapt is None:
+        scores = [score_ids(model, w) for w in text.windows]
+        score = Score(sum(s.nats for s in scores), sum(s.chars for s in scores), text.unknown)
+    else:
+        score = score_adaptive(model, [np.asarray(w) for w in text.windows], adapt)
+        if score.static is not None:
+            score.static.unknown = text.unknown
+    return {"checkpoint": str(c.path), "text": text.described, **score.as_dict()}
