@@ -81,7 +81,7 @@ def child_encode(path: str, cache_dir: str) -> dict:
 def child_train(path: str, steps: int, t_start: float) -> dict:
     from charrnn.config import ModelConfig, TrainConfig
     from charrnn.data.corpus import Corpus
-    from charrnn.trainer import Callbacks, Trainer
+    from charrnn.train.loop import Callbacks, Trainer
 
     peak = {"RssAnon": 0}
     first = {}

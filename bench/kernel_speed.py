@@ -4,7 +4,7 @@ backward, AdamW) for model sizes, windows and batches, with 1 and all threads.
     python bench/kernel_speed.py                       # ~2 minutes
     python bench/kernel_speed.py --sizes 256,384 --threads 1 --seconds 2
 
-The figures behind the machine-following defaults (``charrnn.probe``): multiplied by a
+The figures behind the machine-following defaults (``charrnn.train.probe``): multiplied by a
 budget they give the characters a run will see. Median step of each shape; run on an
 idle machine (the load average is printed first).
 """
@@ -33,7 +33,7 @@ def main() -> None:
     import torch
 
     from charrnn.config import ModelConfig
-    from charrnn.probe import kernel_rate
+    from charrnn.train.probe import kernel_rate
 
     dtype = torch.bfloat16 if args.precision == "bf16" else None
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "

@@ -5,7 +5,7 @@
 
 On a VM whose speed drifts from minute to minute, a loop timed for ten minutes and a
 kernel timed before and after it can differ by 10% either way for no reason of their
-own. Here each round times the kernel (``charrnn.probe.kernel_rate``: forward, backward
+own. Here each round times the kernel (``charrnn.train.probe.kernel_rate``: forward, backward
 and AdamW on a fixed batch) and then a short step budget of the real ``Trainer`` (no
 validation inside it), both by their median step, so the ratio is the loop's own
 overhead: batching, clipping, the loss read-out, the weight average, callbacks.
@@ -36,8 +36,8 @@ def main() -> None:
 
     from charrnn.config import ModelConfig, TrainConfig
     from charrnn.data.corpus import Corpus
-    from charrnn.probe import kernel_rate
-    from charrnn.trainer import Callbacks, Trainer
+    from charrnn.train.loop import Callbacks, Trainer
+    from charrnn.train.probe import kernel_rate
 
     class StepTimes(Callbacks):
         def __init__(self) -> None:

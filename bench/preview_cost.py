@@ -5,7 +5,7 @@
 
 For each size it times, from a torch model's weights as training holds them:
   numpy  the way training previews: copy the weights out, build charrnn.model.infer.NumpyRNN,
-         generate (charrnn.preview.generate);
+         generate (charrnn.train.preview.generate);
   torch  the model itself stepped at batch 1 (eval mode, no grad), drawing the same way.
 Both are medians over --repeats, in wall seconds (CPU seconds of this process beside them:
 on a busy machine the wall time is mostly waiting for a core). Then, for a --budget run
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 def numpy_way(model, mc, vocab, length: int) -> str:
     """As training previews: copy the weights out, build the numpy engine, generate."""
-    from charrnn import preview
+    from charrnn.train import preview
 
     weights = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
     return preview.generate(mc, weights, vocab, length, 1337)
@@ -69,7 +69,7 @@ def main() -> None:
     from charrnn.config import ModelConfig
     from charrnn.data.text import Vocab
     from charrnn.model.network import CharRNN
-    from charrnn.trainer import MIN_EVAL_GAP
+    from charrnn.train.loop import MIN_EVAL_GAP
 
     vocab = Vocab(tuple(chr(32 + i) if i else "\n" for i in range(args.vocab)))
     gap = min(max(args.budget / 10, MIN_EVAL_GAP), 600.0)

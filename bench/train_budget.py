@@ -25,11 +25,11 @@ from benchpaths import SHAKESPEARE
 
 def raw_kernel_chars_per_s(checkpoint: Path, seconds: float) -> float:
     """Forward + backward + AdamW step of the bare model, batch shape as trained
-    (charrnn.probe.kernel_rate: the median step)."""
+    (charrnn.train.probe.kernel_rate: the median step)."""
     from charrnn.config import TrainConfig
     from charrnn.model.device import pick_device, pick_dtype
-    from charrnn.probe import kernel_rate
     from charrnn.runs import checkpoint as ckpt
+    from charrnn.train.probe import kernel_rate
 
     c = ckpt.inspect(checkpoint)
     tc = TrainConfig.from_dict(c.meta["train"])

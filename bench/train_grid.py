@@ -49,7 +49,7 @@ def main() -> None:
     from charrnn.data.batches import val_windows
     from charrnn.data.corpus import Corpus
     from charrnn.score.loss import score_ids
-    from charrnn.trainer import Trainer
+    from charrnn.train.loop import Trainer
 
     corpus = Corpus.load(a.file, TrainConfig.val_fraction)
     mc = ModelConfig(vocab_size=len(corpus.vocab), cell=a.cell, hidden_size=a.hidden,

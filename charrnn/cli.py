@@ -22,7 +22,7 @@ from charrnn.config import DEVICE_HELP, AdaptConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.generate.decoding import CONTROLS, Decoding, SampleConfig
 from charrnn.novelty.filter import DEFAULT_MIN_COPY, DEFAULT_TRIES
-from charrnn.options import CKPT, OUTPUT, TrainOptions
+from charrnn.train.options import CKPT, OUTPUT, TrainOptions
 
 app = typer.Typer(
     name="charrnn",
@@ -65,7 +65,7 @@ CheckpointOpt = Annotated[
 # --------------------------------------------------------------------------- train
 def _from_options(cls: type, func: Callable[[Any], None]) -> Callable[..., None]:
     """A Typer command whose parameters are the fields of the options dataclass ``cls``
-    (see charrnn.options), calling ``func`` with an instance of it."""
+    (see charrnn.train.options), calling ``func`` with an instance of it."""
     import inspect
     from dataclasses import MISSING, fields
     from typing import get_type_hints
@@ -142,7 +142,7 @@ def train(opts: TrainOptions) -> None:
 
         charrnn train letters.txt --init-from checkpoints/novel
     """
-    from charrnn import training
+    from charrnn.train import command as training
 
     try:
         result = training.train_command(opts)

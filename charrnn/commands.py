@@ -15,7 +15,7 @@ import typer
 
 from charrnn.cli import CheckpointOpt, app, err
 from charrnn.config import DEFAULT_ROOT, ServeConfig
-from charrnn.options import CKPT, OUTPUT
+from charrnn.train.options import CKPT, OUTPUT
 
 if TYPE_CHECKING:  # numpy loads with them: sample must choose its BLAS threads first
     from charrnn.inspect.runinfo import RunSummary, Section

@@ -102,7 +102,7 @@ class TrainConfig:
     val_fraction: float = 0.1  # tail of the text held out for validation
     val_max_chars: int = 1_000_000  # held-out chars scored per validation (spread); 0: all
     log_every: int = 20  # steps between train-loss lines in metrics.jsonl
-    preview: int = 200  # characters sampled at each validation (charrnn.preview); 0: none
+    preview: int = 200  # characters sampled at each validation (charrnn.train.preview); 0: none
     seed: int = 1337
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16: autocast for the recurrent layers
@@ -201,7 +201,7 @@ SMALL_CORPUS = 200_000  # training characters: below this a 2x256 model, whateve
 
 
 def follows_machine(train_chars: int, max_time: float | None) -> bool:
-    """Whether the model is worth measuring this machine for (``charrnn.probe``): a time
+    """Whether the model is worth measuring this machine for (``charrnn.train.probe``): a time
     budget on a corpus that is not small. Below ``SHORT_BUDGET`` only the dropout follows
     the machine (the size stays 2x256); from it, the hidden size too."""
     return max_time is not None and train_chars >= SMALL_CORPUS
@@ -214,7 +214,7 @@ def auto_model(train_chars: int, max_time: float | None = None) -> dict[str, Any
     which nearly matches 2x512 while training and sampling faster; a bigger corpus gets
     less dropout rather than a bigger model. With a time budget (``follows_machine``)
     the hidden size is chosen again from this machine's measured speed
-    (``charrnn.probe``). The measurements behind each choice are in docs/benchmarks.md
+    (``charrnn.train.probe``). The measurements behind each choice are in docs/benchmarks.md
     ("The defaults and why"). Each part is overridable with --layers, --hidden-size and
     --dropout.
     """

@@ -13,10 +13,10 @@ from safetensors.torch import load_file
 from charrnn.cli import main
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data.corpus import Corpus
-from charrnn.distributed import Dist, from_env
 from charrnn.errors import CharRNNError
 from charrnn.model.device import cpu_bf16_runs
-from charrnn.trainer import Trainer
+from charrnn.train.distributed import Dist, from_env
+from charrnn.train.loop import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--layers", "2", "--hidden-size", "24", "--embed-size", "8", "--dropout", "0",

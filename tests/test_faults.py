@@ -18,14 +18,15 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from charrnn import files, progress
-from charrnn import trainer as train
+from charrnn import files
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data.corpus import Corpus
 from charrnn.model.network import load_model, load_tensors
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
 from charrnn.score.measures import Score
+from charrnn.train import loop as train
+from charrnn.train import progress
 from tests.conftest import PATTERN
 
 ROOT = Path(__file__).resolve().parents[1]

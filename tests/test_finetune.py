@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn import finetune
 from charrnn.data.text import Vocab
 from charrnn.model.network import CharRNN, load_model
 from charrnn.runs import checkpoint as ckpt
+from charrnn.train import finetune
 from tests.conftest import PATTERN
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from charrnn import files, progress
+from charrnn import files
 from charrnn.runs import checkpoint as ckpt
+from charrnn.train import progress
 from tests.test_faults import ENV, TINY
 
 BAD_PAGES = ["/proc/charrnn-test.html", "plain.txt/page.html", "plain.txt/a/b/page.html"]

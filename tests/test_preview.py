@@ -13,11 +13,12 @@ from types import SimpleNamespace
 
 from test_readme import readme_rows
 
-from charrnn import escapes, preview, progress
-from charrnn import trainer as train
+from charrnn import escapes
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data.corpus import Corpus
 from charrnn.inspect import pages
+from charrnn.train import loop as train
+from charrnn.train import preview, progress
 from tests.conftest import PATTERN
 
 TINY = ["--hidden-size", "16", "--layers", "1", "--embed-size", "8", "-b", "4", "-t", "16",

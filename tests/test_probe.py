@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from charrnn import probe, training
 from charrnn.config import ModelConfig, TrainConfig, follows_machine
+from charrnn.train import command as training
+from charrnn.train import probe
 
 
 def test_kernel_rate_times_real_steps_and_leaves_the_rng_alone():

@@ -15,7 +15,7 @@ from charrnn.data.corpus import Corpus
 from charrnn.model.device import pick_dtype
 from charrnn.model.network import load_tensors
 from charrnn.runs import checkpoint as ckpt
-from charrnn.trainer import Callbacks, Trainer, lr_at
+from charrnn.train.loop import Callbacks, Trainer, lr_at
 
 
 def test_schedule_warms_up_then_decays_to_the_floor_at_the_end():
@@ -61,7 +61,7 @@ def test_time_budget_drives_the_schedule_and_is_kept(tmp_path, budget):
 
 def test_costly_validation_is_spaced_out_to_a_tenth_of_the_budget(tmp_path, monkeypatch):
     """A big held-out sample must not eat a short budget: validations get rarer instead."""
-    import charrnn.trainer as train
+    import charrnn.train.loop as train
 
     monkeypatch.setattr(train, "MIN_EVAL_GAP", 0.1)  # budget/10 = 0.6 s between validations
     slow = train.Trainer._evaluate
@@ -202,7 +202,7 @@ def test_fp32_precision_means_no_autocast():
 def test_sparkline_draws_the_validation_trend_where_the_terminal_can(monkeypatch):
     import io
 
-    from charrnn.progress import sparkline
+    from charrnn.train.progress import sparkline
 
     monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(io.BytesIO(), encoding="utf-8"))
     assert sparkline([4.0, 3.0, 2.0, 1.0]) == "\u2588\u2586\u2583\u2581"

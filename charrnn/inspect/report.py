@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from charrnn import preview
 from charrnn.files import check_out, write_page
 from charrnn.generate.decoding import Decoding, SampleConfig
 from charrnn.generate.sampler import Sampler
@@ -12,6 +11,7 @@ from charrnn.inspect import pages, runinfo
 from charrnn.runs import folder as runfolder
 from charrnn.runs.metrics import read_metrics
 from charrnn.score.measures import bits
+from charrnn.train import preview
 
 REPORT_TEMPERATURES = (0.5, 0.8, 1.0)
 

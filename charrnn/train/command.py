@@ -10,7 +10,6 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from charrnn import trainstate
 from charrnn.config import (
     CELL_LR,
     SHORT_BUDGET,
@@ -21,24 +20,30 @@ from charrnn.config import (
     follows_machine,
     parse_duration,
 )
-from charrnn.data.corpus import Corpus, corpora, separator_of, source_of
+from charrnn.data import corpora
+from charrnn.data.corpus import Corpus, separator_of, source_of
 from charrnn.data.inputs import STDIN, changes, current_files, is_stream, manifest, spool
 from charrnn.data.text import BUILTIN_CORPUS
-from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
-from charrnn.options import DEFAULT_BUDGET, TrainOptions
-from charrnn.progress import ConsoleProgress, log
+from charrnn.escapes import unescape
+from charrnn.model.device import pick_device, pick_dtype
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
+from charrnn.runs import lock as runlock
+from charrnn.train import checkpoints, distributed, finetune
+from charrnn.train.distributed import Dist, local_main_first
+from charrnn.train.events import Callbacks
+from charrnn.train.loop import Trainer
+from charrnn.train.options import DEFAULT_BUDGET, TrainOptions
+from charrnn.train.probe import SIZES, budget_chars, choose_size, dropout_for
+from charrnn.train.progress import ConsoleProgress, log
 
 
 def train_command(opts: TrainOptions):
     """Set up (or resume) a run and train it; returns the trainer's Result.
 
-    Under torchrun this is one rank of a data-parallel job (see charrnn.distributed).
+    Under torchrun this is one rank of a data-parallel job (see charrnn.train.distributed).
     """
-    from charrnn import distributed
-
     dist = distributed.setup(opts.device)
     try:
         return _train(opts, dist)
@@ -48,9 +53,6 @@ def train_command(opts: TrainOptions):
 
 def _train(opts: TrainOptions, dist: Dist):
     """One rank's work; rank 0, the only one that writes, holds the run folder's lock."""
-    from charrnn import finetune
-    from charrnn.runs import lock as runlock
-
     finetune.check_request(opts.init_from, opts.resume)
     source: str | list[str] = opts.corpus or BUILTIN_CORPUS
     name, note = default_run_name(opts.corpus)
@@ -67,21 +69,16 @@ def _train(opts: TrainOptions, dist: Dist):
 
 def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_dir: Path):
     """The train command's work; on rank 0 it runs only while holding the folder's lock."""
-    from charrnn import finetune
-    from charrnn.distributed import local_main_first
-    from charrnn.escapes import unescape
-    from charrnn.trainer import Callbacks, Trainer
-
     latest = runfolder.checkpoint_path(run_dir, runfolder.LATEST)
     budget = _budget(opts)  # parsed once; all None: no budget given
     given = any(v is not None for v in budget.values())
     source_ckpt = None  # the model a fine-tuning run starts from
-    probe_seconds = 0.0  # spent measuring this machine (charrnn.probe)
+    probe_seconds = 0.0  # spent measuring this machine (charrnn.train.probe)
     if opts.resume:
         if not latest.is_file():
             raise CharRNNError(f"nothing to resume: {latest} does not exist")
         saved = ckpt.inspect(latest)
-        trainstate.check_meta(saved)
+        checkpoints.check_meta(saved)
         model_config = saved.config
         train_config = TrainConfig.from_dict(saved.meta["train"])
         if "ema" not in saved.meta["train"]:  # a run from before weight averaging
@@ -189,10 +186,7 @@ def _budget(opts: TrainOptions) -> dict[str, Any]:
 def _fit_machine(mc: ModelConfig, tc: TrainConfig, train_chars: int,
                  choose_dropout: bool) -> tuple[ModelConfig, str, float]:
     """The hidden size (and unless given, the dropout) this machine can train well in the
-    time budget (charrnn.probe), what to say about it, and the seconds the probe took."""
-    from charrnn.model.device import pick_device, pick_dtype
-    from charrnn.probe import SIZES, budget_chars, choose_size, dropout_for
-
+    time budget (charrnn.train.probe), what to say about it, and the seconds the probe took."""
     device = pick_device(tc.device)
     assert tc.max_time is not None  # follows_machine() needs a time budget
     sizes = SIZES if tc.max_time >= SHORT_BUDGET else (mc.hidden_size,)

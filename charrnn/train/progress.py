@@ -1,12 +1,12 @@
 """Training progress on stderr: a tqdm bar on a terminal, one line per validation, the
-samples previewed at each (charrnn.preview)."""
+samples previewed at each (charrnn.train.preview)."""
 
 from __future__ import annotations
 
 import sys
 from typing import Any
 
-from charrnn.events import Callbacks, Progress
+from charrnn.train.events import Callbacks, Progress
 
 
 def log(text: str) -> None:
@@ -70,7 +70,7 @@ class ConsoleProgress(Callbacks):
         """On a terminal the sample as text, indented under its validation line;
         otherwise one line per preview (line breaks escaped), for logs and grep."""
         from charrnn.escapes import escape
-        from charrnn.preview import PREVIEW_TEMPERATURE
+        from charrnn.train.preview import PREVIEW_TEMPERATURE
 
         if self.bar is not None and not self.bar.disable:
             body = escape(text, keep="\n\t").replace("\n", "\n  | ")

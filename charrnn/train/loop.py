@@ -1,8 +1,10 @@
-"""The training loop: truncated BPTT over B carried streams, AdamW, warm-up + cosine decay.
+"""The training loop: truncated BPTT over B carried streams, AdamW, warm-up + cosine decay,
+and validation.
 
 The loop knows nothing about progress bars: it reports through ``Callbacks``, and the CLI
-draws them. It writes ``latest`` (everything needed to resume exactly) and ``best`` (the
-lowest validation loss) checkpoints and a JSON-lines metrics log into its run folder.
+draws them. At each validation it writes ``latest`` (everything needed to resume exactly;
+the format is ``train.checkpoints``') and ``best`` (the lowest validation loss) into its
+run folder, and logs to its metrics log (``runs.metrics``).
 
 With ``TrainConfig.ema`` the weights that are validated, previewed and saved are an
 exponential moving average of the trained ones (one lerp per step): it smooths out the
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import math
-import platform
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -24,21 +25,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from charrnn import preview, trainstate
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data.batches import Batches, min_train_chars, val_windows
 from charrnn.data.corpus import Corpus
-from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
-from charrnn.events import Callbacks, Progress, Result
 from charrnn.model.device import pick_device, pick_dtype
-from charrnn.model.network import CharRNN, State, detach_state, load_tensors
-from charrnn.runs import checkpoint as ckpt
+from charrnn.model.network import CharRNN, State, detach_state
 from charrnn.runs import folder as runfolder
 from charrnn.runs.folder import BEST, LATEST
 from charrnn.runs.metrics import MetricsLog
 from charrnn.score.loss import score_ids
-from charrnn.signals import StopOnSignal, defer_sigint
+from charrnn.train import checkpoints, preview
+from charrnn.train.checkpoints import weights_of
+from charrnn.train.distributed import Dist
+from charrnn.train.events import Callbacks, Progress, Result
+from charrnn.train.signals import StopOnSignal
 
 MIN_EVAL_GAP = 30.0  # seconds between time-based validations, at the least
 _VERDICTS = (None, "early-stop", "diverged")  # what a validation decides, as rank 0 sends it
@@ -148,49 +149,27 @@ class Trainer:
                 {"params": no_decay, "weight_decay": 0.0}]
 
     # ---------------------------------------------------------------- checkpoints
-    def _meta(self, progress: Progress) -> dict[str, Any]:
-        return ckpt.build_meta(
-            self.mc, self.corpus.vocab,
-            train=self.cfg.to_dict(), corpus=self.corpus.describe(),
-            progress={**asdict(progress), "epoch_chunk": self.chunk,
-                      "bad_evals": self.bad_evals, "eval_seconds": self.eval_seconds},
-            versions={"torch": torch.__version__, "python": platform.python_version()},
-            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            **({"init_from": self.lineage} if self.lineage else {}))
-
-    def _weights(self, model: CharRNN | None = None) -> dict[str, torch.Tensor]:
-        """The saved weights: by default the scored ones."""
-        return {k: v.detach().float().cpu().contiguous()
-                for k, v in (self.scored if model is None else model).state_dict().items()}
-
     def save(self, name: str, progress: Progress, full: bool,
              carry: State | None = None) -> Path:
         """Write a checkpoint; ``carry``: the whole job's carried state (``_job_state``).
 
-        ``full`` adds what --resume needs (charrnn.trainstate). In a single process the
+        ``full`` adds what --resume needs (train.checkpoints). In a single process the
         carried state defaults to the trainer's own.
         """
         if carry is None and not self.dist.enabled:
             carry = self.state
-        tensors = self._weights()
-        meta = self._meta(progress)
-        if full:  # everything needed to continue exactly where we are
-            trained = self._weights(self.model) if self.average is not None else None
-            state, meta["optimizer"] = trainstate.pack(self.opt, carry, self.device, trained)
-            tensors.update(state)
+        meta = checkpoints.run_meta(self.mc, self.corpus, self.cfg, {
+            **asdict(progress), "epoch_chunk": self.chunk, "bad_evals": self.bad_evals,
+            "eval_seconds": self.eval_seconds}, self.lineage)
+        trained = weights_of(self.model) if full and self.average is not None else None
         path = runfolder.checkpoint_path(self.run_dir, name)
-        with defer_sigint():
-            ckpt.write(path, tensors, meta)
+        checkpoints.write(path, weights_of(self.scored), meta,
+                          (self.opt, carry, self.device, trained) if full else None)
         return path
 
     def resume(self, path: Path) -> None:
         """Restore weights, optimizer, RNG, carried state and position from ``latest``."""
-        c = ckpt.inspect(path)
-        trainstate.check_meta(c)
-        if c.vocab != self.corpus.vocab:
-            raise CharRNNError("the corpus's characters differ from the checkpoint's vocabulary")
-        r = trainstate.unpack(c, load_tensors(c, "cpu"), self.opt, self.mc,
-                              self.cfg.batch_size)
+        r = checkpoints.read(path, self.opt, self.mc, self.cfg.batch_size, self.corpus.vocab)
         self.load_weights(r.weights, r.average)
         self.opt.load_state_dict(r.optimizer)
         if isinstance(r.carry, tuple):  # this rank's streams
@@ -206,7 +185,7 @@ class Trainer:
         self.chars_seen, self.elapsed_before = p["chars_seen"], p["elapsed"]
         self.best_val, self.bad_evals = p["best_val_loss"], p["bad_evals"]
         self.eval_seconds = p.get("eval_seconds", 0.0)
-        self.lineage = c.meta.get("init_from")
+        self.lineage = r.lineage
         self._seed_rank(self.step)
 
     def _job_state(self) -> State | None:
@@ -417,8 +396,8 @@ class Trainer:
         return _VERDICTS[int(self.dist.broadcast([float(_VERDICTS.index(verdict))])[0])]
 
     def _preview(self, p: Progress, metrics) -> str:
-        """A sample from the current weights, logged (charrnn.preview)."""
-        weights = {k: v.numpy() for k, v in self._weights().items()}
+        """A sample from the current weights, logged (charrnn.train.preview)."""
+        weights = {k: v.numpy() for k, v in weights_of(self.scored).items()}
         text = preview.generate(self.mc, weights, self.corpus.vocab, self.cfg.preview,
                                 self.cfg.seed)
         self._write(metrics, preview.record(p.step, p.chars_seen, p.elapsed, self.cfg.seed, text))

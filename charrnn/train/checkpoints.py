@@ -1,4 +1,5 @@
-"""The resumable training state inside a ``latest`` checkpoint: written, read and checked here.
+"""What training writes into its checkpoints and reads back to resume: the metadata, and
+the resumable state inside ``latest``, written, read and checked here.
 
 Besides the weights, ``latest`` holds what --resume needs to continue exactly:
 
@@ -17,17 +18,62 @@ otherwise surface as a crash steps into the resumed run.
 from __future__ import annotations
 
 import math
+import platform
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from charrnn.config import ModelConfig, TrainConfig
+from charrnn.data.corpus import Corpus
+from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError, CheckpointError
-from charrnn.model.network import State
+from charrnn.model.network import CharRNN, State, load_tensors
 from charrnn.runs import checkpoint as ckpt
+from charrnn.train.signals import defer_sigint
 
 TRAINED = "train."  # prefix of the trained weights beside their saved average
+
+
+def weights_of(model: CharRNN) -> dict[str, torch.Tensor]:
+    """A model's weights as they are saved: float32, on the CPU, contiguous."""
+    return {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def run_meta(mc: ModelConfig, corpus: Corpus, cfg: TrainConfig, progress: dict[str, Any],
+             lineage: dict[str, Any] | None) -> dict[str, Any]:
+    """A training checkpoint's metadata: model, vocabulary, training config, corpus,
+    progress, versions and (fine-tuned) where it came from."""
+    return ckpt.build_meta(
+        mc, corpus.vocab, train=cfg.to_dict(), corpus=corpus.describe(), progress=progress,
+        versions={"torch": torch.__version__, "python": platform.python_version()},
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **({"init_from": lineage} if lineage else {}))
+
+
+def write(path: Path, weights: dict[str, torch.Tensor], meta: dict[str, Any],
+          state: tuple[torch.optim.Optimizer, State | None, torch.device,
+                       dict[str, torch.Tensor] | None] | None = None) -> None:
+    """Write a checkpoint; ``state`` (optimizer, carried state, device, trained weights)
+    adds everything --resume needs. A Ctrl-C waits until the file is whole."""
+    tensors = dict(weights)
+    if state is not None:
+        packed, meta["optimizer"] = pack(*state)
+        tensors.update(packed)
+    with defer_sigint():
+        ckpt.write(path, tensors, meta)
+
+
+def read(path: Path, opt: torch.optim.Optimizer, mc: ModelConfig, batch_size: int,
+         vocab: Vocab) -> Restored:
+    """The resumable state in ``latest`` at ``path``, checked against this run."""
+    c = ckpt.inspect(path)
+    check_meta(c)
+    if c.vocab != vocab:
+        raise CharRNNError("the corpus's characters differ from the checkpoint's vocabulary")
+    return unpack(c, load_tensors(c, "cpu"), opt, mc, batch_size)
 
 
 def pack(opt: torch.optim.Optimizer, carry: State | None, device: torch.device,
@@ -52,7 +98,7 @@ def pack(opt: torch.optim.Optimizer, carry: State | None, device: torch.device,
 
 @dataclass
 class Restored:
-    """What ``unpack`` read back, checked: apply with ``Trainer.resume``."""
+    """What ``read`` read back, checked: applied by ``Trainer.resume``."""
 
     weights: dict[str, torch.Tensor]  # the trained ones
     average: dict[str, torch.Tensor] | None  # the saved average of them, if it is one
@@ -61,6 +107,7 @@ class Restored:
     rng_cpu: torch.Tensor
     rng_cuda: torch.Tensor | None
     progress: dict[str, Any]
+    lineage: dict[str, Any] | None  # init_from: the model a fine-tuned run started from
 
 
 def check_meta(c: ckpt.Checkpoint) -> None:
@@ -115,7 +162,7 @@ def unpack(c: ckpt.Checkpoint, t: dict[str, torch.Tensor], opt: torch.optim.Opti
     else:
         weights, average = saved, None
     return Restored(weights, average, state, carry, t["rng.cpu"], t.get("rng.cuda"),
-                    c.meta["progress"])
+                    c.meta["progress"], c.meta.get("init_from"))
 
 
 def _check_tensors(c: ckpt.Checkpoint, t: dict[str, torch.Tensor], opt: torch.optim.Optimizer,
