@@ -280,7 +280,7 @@ def test_sample_fast_path_parses_exactly_as_typer(args):
 
     from charrnn.cli import app
     from charrnn.cli import sample_command as sample
-    from charrnn.fastpath import sample_options
+    from charrnn.cli.fastpath import sample_options
 
     cmd = typer.main.get_command(app).commands["sample"]
     fast = sample_options(sample, ["sample", *args])
@@ -295,7 +295,7 @@ def test_sample_fast_path_parses_exactly_as_typer(args):
 
 def test_sample_fast_path_takes_ordinary_command_lines():
     from charrnn.cli import sample_command as sample
-    from charrnn.fastpath import sample_options
+    from charrnn.cli.fastpath import sample_options
 
     args = ["sample", "-c", "run", "-n500", "--temp=0.8", "--top-k", "40", "--top-p", ".9",
             "--seed", "1", "-p", "-", "--stop", r"\n\n", "--stop", "END", "--num-samples",

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from charrnn.cli import sample_command as sample
+from charrnn.cli.fastpath import sample_options
 from charrnn.data import cache
 from charrnn.data.text import BUILTIN_CORPUS, Vocab, read_text
 from charrnn.errors import CharRNNError
-from charrnn.fastpath import sample_options
 from charrnn.novelty import index as novelty
 from charrnn.novelty.filter import CopyFilter
 from tests.conftest import PATTERN

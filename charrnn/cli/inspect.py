@@ -1,28 +1,20 @@
-"""The inspection and service commands: neurons, report, info, serve, list.
-
-Like charrnn.cli, only option parsing; each calls the module named after its command.
-They are registered on ``cli.app``, which imports this module.
-"""
+"""Looking inside: ``neurons``, ``report``, ``info`` and ``list``."""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from charrnn.cli import CheckpointOpt, app, err
-from charrnn.config import DEFAULT_ROOT, ServeConfig
-from charrnn.train.options import CKPT, OUTPUT
+from charrnn.cli.common import OUTPUT, CheckpointOpt, err
+from charrnn.config import DEFAULT_ROOT
 
 if TYPE_CHECKING:  # numpy loads with them: sample must choose its BLAS threads first
     from charrnn.inspect.runinfo import RunSummary, Section
 
 
-# --------------------------------------------------------------------------- neurons
-@app.command()
 def neurons(
     file: Annotated[str | None, typer.Argument(
         help="Text to run the model over. Default: the held-out split of the training corpus.",
@@ -69,8 +61,6 @@ def neurons(
         err(f"wrote {html}")
 
 
-# --------------------------------------------------------------------------- report
-@app.command()
 def report(
     run: Annotated[str | None, typer.Argument(
         help="Run folder (or a checkpoint in it). Default: the newest run under checkpoints/.",
@@ -94,8 +84,6 @@ def report(
     err(f"wrote {run_report(run, out, length, seed=seed)}")
 
 
-# --------------------------------------------------------------------------- info
-@app.command()
 def info(
     checkpoint: Annotated[str | None, typer.Argument(
         help="A .safetensors checkpoint or a run folder. Default: the newest run.",
@@ -123,61 +111,6 @@ def info(
         print_info(runinfo.describe(c))
 
 
-# --------------------------------------------------------------------------- serve
-SERVING = "Serving"
-
-
-@app.command()
-def serve(
-    checkpoint: Annotated[str | None, typer.Option(
-        "--checkpoint", "-c", rich_help_panel=CKPT, show_default=False,
-        help="Serve only this run folder or .safetensors file. Default: every run under "
-             "--root.")] = None,
-    root: Annotated[Path, typer.Option(rich_help_panel=CKPT,
-                    help="Folder whose runs are served (by their path in it).")
-                    ] = ServeConfig.root,
-    host: Annotated[str, typer.Option(rich_help_panel=SERVING,
-                    help="Address to bind; another than loopback without --api-key "
-                         "warns.")] = ServeConfig.host,
-    port: Annotated[int, typer.Option(min=0, max=65535, rich_help_panel=SERVING,
-                    help="TCP port.")] = ServeConfig.port,
-    api_key: Annotated[str | None, typer.Option(
-        "--api-key", envvar="CHARRNN_API_KEY", rich_help_panel=SERVING, show_default=False,
-        help="Require 'Authorization: Bearer KEY' on the API. Default: none (or "
-             "$CHARRNN_API_KEY).")] = None,
-    max_streams: Annotated[int, typer.Option(min=1, rich_help_panel=SERVING,
-                           help="Streams generated at once; past this, 429 with "
-                                "Retry-After.")] = ServeConfig.max_streams,
-    max_chars: Annotated[int, typer.Option(min=1, rich_help_panel=SERVING,
-                         help="Largest max_tokens (characters) a request may ask for.")
-                         ] = ServeConfig.max_chars,
-    grace: Annotated[float, typer.Option(min=0.0, rich_help_panel=SERVING,
-                     help="Seconds streams in flight get to finish after SIGTERM.")
-                     ] = ServeConfig.grace,
-) -> None:
-    """Serve models over HTTP: OpenAI-compatible /v1/completions, and a playground at /.
-
-    All concurrent streams advance together, one batched step per character. Needs
-    the serve extra: pip install 'charrnn\\[serve]'.
-
-    Examples:
-
-        charrnn serve
-
-        charrnn serve -c checkpoints/shakespeare --port 8080 --api-key "$KEY"
-    """
-    from charrnn.generate.threads import set_blas_threads
-
-    set_blas_threads()  # as for sampling, before numpy loads (docs/serving.md)
-    from charrnn.serve.runner import serve as run_server
-
-    run_server(ServeConfig(target=checkpoint, root=root, host=host, port=port,
-                           api_key=api_key, max_streams=max_streams, max_chars=max_chars,
-                           grace=grace))
-
-
-# --------------------------------------------------------------------------- list
-@app.command("list")
 def list_(
     root: Annotated[Path, typer.Option(help="Folder to search for runs.")
                     ] = DEFAULT_ROOT,
@@ -201,47 +134,6 @@ def list_(
         print_runs(runs)
     else:
         err(f"no runs under {root}/")
-
-
-# --------------------------------------------------------------------------- cache
-@app.command("cache")
-def cache_(
-    prune: Annotated[bool, typer.Option("--prune", help="Delete entries whose source is "
-                     "gone or changed, then the least recently used above the cap.")] = False,
-    clear: Annotated[bool, typer.Option("--clear", help="Delete every entry.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
-) -> None:
-    """List the corpus cache (encoded texts, rebuilt when needed; deleting is always safe).
-
-    The cache is pruned after every new encoding and kept under $CHARRNN_CACHE_MAX
-    (default 10G).
-
-    Examples:
-
-        charrnn cache
-
-        charrnn cache --prune
-
-        charrnn cache --clear
-    """
-    from charrnn.data import cachedir
-    from charrnn.data.cachedir import cache_root
-
-    if prune or clear:
-        gone = cachedir.clear() if clear else cachedir.prune()
-        err(f"removed {len(gone)} entries ({cachedir.human(sum(e.size for e in gone))}) "
-             f"from {cache_root()}/")
-        return
-    found = cachedir.entries()
-    if as_json:
-        for e in found:
-            print(json.dumps(e.as_dict(), ensure_ascii=False))
-        return
-    for e in reversed(found):  # most recently used first
-        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.used))
-        print(f"{cachedir.human(e.size):>10}  {e.status:<7}  {used}  {e.source}")
-    print(f"{cachedir.human(sum(e.size for e in found)):>10}  total in {len(found)} entries "
-          f"under {cache_root()}/ (cap {cachedir.human(cachedir.cap_bytes())})")
 
 
 def print_info(sections: list[Section]) -> None:

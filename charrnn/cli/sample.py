@@ -1,0 +1,128 @@
+"""``charrnn sample``: one option per decoding control (``Decoding``), and the rest."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from charrnn.cli.common import NOVELTY, OUTPUT, SAMPLING, CheckpointOpt, err
+from charrnn.errors import CharRNNError
+from charrnn.generate.decoding import Decoding, SampleConfig
+from charrnn.novelty.filter import DEFAULT_MIN_COPY, DEFAULT_TRIES
+
+
+def sample(
+    checkpoint: CheckpointOpt = None,
+    decoding: Decoding = Decoding(),  # one option per control (with_controls)
+    seed: Annotated[int | None, typer.Option("--seed", min=0, rich_help_panel=SAMPLING,
+                    help="Same seed, same text. With --num-samples, sample i uses "
+                         "seed+i. Default: a fresh one (shown by --jsonl).",
+                    show_default=False)] = None,
+    length: Annotated[int, typer.Option("--length", "-n", min=0, rich_help_panel=SAMPLING,
+                      help="Characters to generate (at most, with --stop).")
+                      ] = SampleConfig.length,
+    prime: Annotated[str, typer.Option("--prime", "-p", rich_help_panel=SAMPLING,
+                     help="Text that warms the model up; '-' reads it from stdin.")] = "",
+    drop_unknown: Annotated[bool, typer.Option("--drop-unknown", rich_help_panel=SAMPLING,
+                            help="Remove prime characters the model never saw "
+                                 "(default: refuse, naming them).")] = False,
+    stop: Annotated[list[str] | None, typer.Option(
+        "--stop", rich_help_panel=SAMPLING, show_default=False,
+        help="End a sample right after it produces this text (printed); repeatable. "
+             "Escapes \\n, \\t, \\0, \\\\ are understood: --stop '\\n\\n' "
+             "ends at a blank line.")] = None,
+    num_samples: Annotated[int, typer.Option("--num-samples", min=1, rich_help_panel=OUTPUT,
+                           help="Independent samples, generated together in one "
+                                "batch.")] = SampleConfig.num_samples,
+    echo: Annotated[bool, typer.Option("--echo/--no-echo", rich_help_panel=OUTPUT,
+                    help="Print the prime before each sample.")] = True,
+    separator: Annotated[str, typer.Option("--separator", rich_help_panel=OUTPUT,
+                         help="Printed between samples (escapes as for --stop; '\\0' "
+                              "suits xargs -0).")] = "\\n---\\n",
+    jsonl: Annotated[bool, typer.Option("--jsonl", rich_help_panel=OUTPUT,
+                     help="One JSON object per sample and line: index, seed, text, "
+                          "stopped, and the settings.")] = False,
+    show_copies: Annotated[bool, typer.Option(
+        "--show-copies", rich_help_panel=NOVELTY,
+        help="Per sample, the longest text copied verbatim from the training text (length, "
+             "corpus offset) and the share of characters inside copies of --min-copy or "
+             "more: --jsonl fields, else one line per sample on stderr.")] = False,
+    min_copy: Annotated[int, typer.Option("--min-copy", min=1, rich_help_panel=NOVELTY,
+                        help="Copies this long or longer count in the copied share."
+                        )] = DEFAULT_MIN_COPY,
+    max_copy: Annotated[int | None, typer.Option(
+        "--max-copy", min=0, rich_help_panel=NOVELTY, show_default=False,
+        help="Keep only samples whose longest copy is at most this many characters "
+             "(the prime included); draws again with fresh seeds.")] = None,
+    novel: Annotated[bool, typer.Option(
+        "--novel", rich_help_panel=NOVELTY,
+        help="Keep only samples whose whole text (prime and stop string included) never "
+             "occurs in the training text; draws again with fresh seeds.")] = False,
+    tries: Annotated[int, typer.Option("--tries", min=1, rich_help_panel=NOVELTY,
+                     help="With --novel / --max-copy: draw at most this many samples per "
+                          "sample asked for.")] = DEFAULT_TRIES,
+    corpus: Annotated[str | None, typer.Option(
+        "--corpus", rich_help_panel=NOVELTY, show_default=False,
+        help="A copy of the training text, for the copy checks (default: the path the "
+             "checkpoint recorded; its content must match).")] = None,
+) -> None:
+    """Generate text from a checkpoint, streamed to stdout as it is produced.
+
+    Only the samples go to stdout; a closed pipe ends quietly (exit 0).
+
+    Examples:
+
+        charrnn sample --temp 0.8 --seed 1
+
+        charrnn sample -p "ROMEO:" -n 500 --stop '\\n\\n' | ./my-script.sh
+
+        charrnn sample --num-samples 8 --jsonl -n 200 | jq -r .text
+
+        charrnn sample -p $'\\n' --stop '\\n' --novel --num-samples 20 --no-echo
+    """
+    from charrnn.generate.threads import set_blas_threads
+
+    set_blas_threads()  # before numpy loads (docs/sampling.md)
+    from charrnn.cli.output import stream
+    from charrnn.escapes import unescape
+    from charrnn.generate import sampler as smp
+
+    stops = tuple(unescape(s) for s in stop or ())
+    seed = smp.fresh_seed() if seed is None else seed
+    config = SampleConfig(length=length, seed=seed, stop=stops, num_samples=num_samples,
+                          decoding=decoding)
+    sampler = smp.Sampler.load(checkpoint)  # a missing checkpoint fails before stdin waits
+    if prime == "-":
+        from charrnn.data.text import decode_utf8
+
+        prime = decode_utf8(sys.stdin.buffer.read(), "stdin")
+    prime, dropped = sampler.clean_prime(prime, drop_unknown)
+    if dropped:
+        err(f"warning: dropped prime characters the model never saw: {dropped!r}")
+    fields = {"prime": prime, **decoding.as_dict(), "length": length, "stop": list(stops),
+              "checkpoint": str(sampler.checkpoint.path)}
+    if show_copies or novel or max_copy is not None:
+        from charrnn.novelty import sieve
+
+        keep = sieve.CopyFilter(min_copy=min_copy, max_copy=max_copy, novel=novel, tries=tries)
+        result = sieve.draw(sampler, prime, config, sieve.index_for(sampler.checkpoint, corpus),
+                            keep)
+        if keep.filters:
+            err(f"{keep.describe()}: kept {len(result.kept)} of {result.drawn} samples drawn")
+        if jsonl:
+            stream(sieve.jsonl(result, fields))
+        else:
+            stream(sieve.plain(result, prime if echo else "", unescape(separator)), end_line=True)
+            for k in result.kept if show_copies else ():
+                err(f"seed {k.seed}: {k.copies.summary()}")
+        if (problem := sieve.shortfall(result, keep)) is not None:
+            raise CharRNNError(problem)
+        return
+    events = sampler.stream(prime, config)
+    if jsonl:
+        stream(smp.render_jsonl(events, num_samples, fields, seed=seed))
+    else:
+        stream(smp.render(events, num_samples, prime if echo else "", unescape(separator)),
+                end_line=True)
