@@ -13,6 +13,7 @@ from typing import Annotated, Any, get_type_hints
 
 import typer
 
+from charrnn.errors import ConfigError
 from charrnn.generate.decoding import CONTROLS, Decoding
 from charrnn.train.options import CKPT
 
@@ -30,6 +31,14 @@ CheckpointOpt = Annotated[
                  help="A .safetensors checkpoint or a run folder (its best checkpoint). "
                       "Default: the newest run under checkpoints/."),
 ]
+
+
+def one_checkpoint(argument: str | None, option: str | None) -> str | None:
+    """The checkpoint a command was given, as an argument or with -c (not two different
+    ones): every command that reads a checkpoint takes -c."""
+    if argument is not None and option is not None and argument != option:
+        raise ConfigError(f"two checkpoints given ({argument} and -c {option}); give one")
+    return option if option is not None else argument
 
 
 def from_options(cls: type, func: Callable[[Any], None]) -> Callable[..., None]:

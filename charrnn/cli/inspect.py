@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from charrnn.cli.common import OUTPUT, CheckpointOpt, err
+from charrnn.cli.common import OUTPUT, CheckpointOpt, err, one_checkpoint
 from charrnn.config import DEFAULT_ROOT
 
 if TYPE_CHECKING:  # numpy loads with them: sample must choose its BLAS threads first
@@ -63,8 +63,9 @@ def neurons(
 
 def report(
     run: Annotated[str | None, typer.Argument(
-        help="Run folder (or a checkpoint in it). Default: the newest run under checkpoints/.",
-        show_default=False)] = None,
+        help="Run folder (or a checkpoint in it), or give it with -c. Default: the newest "
+             "run under checkpoints/.", show_default=False)] = None,
+    checkpoint: CheckpointOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", show_default=False,
                    help="Page to write. Default: report.html in the run folder.")] = None,
     length: Annotated[int, typer.Option("--length", "-n", min=1,
@@ -78,16 +79,19 @@ def report(
         charrnn report
 
         charrnn report checkpoints/shakespeare -o shakespeare.html -n 500
+
+        charrnn report -c checkpoints/shakespeare
     """
     from charrnn.inspect.report import run_report
 
-    err(f"wrote {run_report(run, out, length, seed=seed)}")
+    err(f"wrote {run_report(one_checkpoint(run, checkpoint), out, length, seed=seed)}")
 
 
 def info(
-    checkpoint: Annotated[str | None, typer.Argument(
-        help="A .safetensors checkpoint or a run folder. Default: the newest run.",
-        show_default=False)] = None,
+    target: Annotated[str | None, typer.Argument(
+        metavar="CHECKPOINT", help="A .safetensors checkpoint or a run folder, or give it "
+        "with -c. Default: the newest run.", show_default=False)] = None,
+    checkpoint: CheckpointOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")
                        ] = False,
 ) -> None:
@@ -99,12 +103,12 @@ def info(
 
         charrnn info checkpoints/shakespeare/best.safetensors
 
-        charrnn info --json | jq .progress
+        charrnn info -c checkpoints/shakespeare --json | jq .progress
     """
     from charrnn.inspect import runinfo
     from charrnn.runs import folder as runfolder
 
-    c = runfolder.open_checkpoint(checkpoint)
+    c = runfolder.open_checkpoint(one_checkpoint(target, checkpoint))
     if as_json:
         print(json.dumps(c.meta, ensure_ascii=False, indent=1))
     else:

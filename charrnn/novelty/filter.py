@@ -6,12 +6,8 @@ No numpy here: the CLI reads the defaults at start-up.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from charrnn.errors import ConfigError
-
-if TYPE_CHECKING:
-    from charrnn.novelty.index import CopyReport, Index
 
 DEFAULT_MIN_COPY = 20  # copies at least this long count in a sample's copied share
 DEFAULT_TRIES = 20  # samples drawn at most per sample asked for, when filtering
@@ -44,8 +40,3 @@ class CopyFilter:
         parts = (["--novel"] if self.novel else []) + (
             [] if self.max_copy is None else [f"--max-copy {self.max_copy}"])
         return " and ".join(parts)
-
-    def keeps(self, index: Index, text: str, report: CopyReport) -> bool:
-        if self.max_copy is not None and report.longest > self.max_copy:
-            return False
-        return not (self.novel and index.occurs(text))

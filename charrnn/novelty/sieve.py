@@ -74,10 +74,16 @@ def draw(sampler: Sampler, prime: str, config: SampleConfig, index: Index,
         for j, text in enumerate(texts):
             whole = prime + text
             report = index.report(whole, len(prime), keep.min_copy)
-            if len(kept) < wanted and keep.keeps(index, whole, report):
+            if len(kept) < wanted and _passes(keep, index, whole, report):
                 kept.append(Kept(config.seed + drawn + j, text, report))
         drawn += batch
     return Drawn(kept, drawn, wanted)
+
+
+def _passes(keep: CopyFilter, index: Index, text: str, report: CopyReport) -> bool:
+    if keep.max_copy is not None and report.longest > keep.max_copy:
+        return False
+    return not (keep.novel and index.occurs(text))
 
 
 def jsonl(result: Drawn, fields: dict) -> Iterator[str]:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from charrnn.data.cachedir import read_meta
 from charrnn.errors import CharRNNError
 from charrnn.files import atomic_write_bytes, replacing
 
@@ -74,14 +75,6 @@ def sample_keys(ids: np.ndarray, sa: np.ndarray, vocab_size: int) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, np.uint64)
 
 
-def _sidecar(path: Path) -> dict | None:
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
-
-
 def _in_order(ids: np.ndarray, sa: np.ndarray, rng: np.random.Generator) -> bool:
     """A spot check: random neighbouring entries in range and sorted (first 64 chars)."""
     n = len(ids)
@@ -126,7 +119,7 @@ def stored(ids: np.ndarray, ids_path: Path, vocab_size: int, digest: str, source
     meta_path = ids_path.with_suffix(".sa.json")
     n = len(ids)
     dtype = np.dtype(np.int32 if n < 2**31 else np.int64)
-    meta = _sidecar(meta_path) or {}
+    meta = read_meta(meta_path) or {}
     expect = {"version": INDEX_VERSION, "digest": digest, "chars": n, "dtype": dtype.name,
               "step": KEY_STEP}
     if all(meta.get(k) == v for k, v in expect.items()) and _stats(paths) == meta.get("stat"):
