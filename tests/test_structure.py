@@ -21,7 +21,7 @@ PACKAGE = Path(charrnn.__file__).parent
 # Lowest first: a module may import from its own stage and the stages before it.
 STAGES = [
     {"charrnn", "errors"},
-    {"config", "files", "escapes"},
+    {"config", "files", "escapes", "threads"},
     {"data"},  # text -> vocabulary -> ids -> batches
     {"runs"},  # checkpoint format, run folders, lock, metrics log
     {"model"},  # the torch model and its numpy twin
@@ -36,7 +36,7 @@ STAGES = [
 ]
 # Modules allowed to import torch at module level; every other one must import without it.
 TORCH = {"model.network", "model.device", "score.loss", "score.adapt", "score.evaluate",
-         "train.loop", "train.checkpoints", "train.probe", "train.command"}
+         "train.loop", "train.checkpoints", "train.probe", "train.command", "train.validation"}
 
 
 def _modules() -> dict[str, Path]:

@@ -56,6 +56,9 @@ def eval_(
 
         charrnn eval play.txt --adapt
     """
+    from charrnn.threads import Load
+
+    load = Load()  # the command starts: a first look at how busy the machine is
     from charrnn.files import check_out
     from charrnn.score import evaluate
 
@@ -63,7 +66,7 @@ def eval_(
         check_out(html)
     config = AdaptConfig(segment=adapt_segment, streams=adapt_streams, lr=adapt_lr,
                          decay=adapt_decay) if adapt else None
-    report = evaluate.eval_command(file, checkpoint, device, config)
+    report = evaluate.eval_command(file, checkpoint, device, config, load)
     if html is not None:
         from charrnn.inspect import surprisal
         from charrnn.runs import checkpoint as ckpt

@@ -44,6 +44,9 @@ def neurons(
         charrnn neurons play.txt -c checkpoints/shakespeare --top 40
     """
     from charrnn.files import check_out
+    from charrnn.threads import set_blas_threads
+
+    set_blas_threads()  # the numpy twin runs it: as for sampling, before numpy loads
     from charrnn.inspect.neurons import neurons as rank
     from charrnn.runs import folder as runfolder
     from charrnn.score.texts import eval_text

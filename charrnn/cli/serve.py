@@ -50,7 +50,7 @@ def serve(
 
         charrnn serve -c checkpoints/shakespeare --port 8080 --api-key "$KEY"
     """
-    from charrnn.generate.threads import set_blas_threads
+    from charrnn.threads import set_blas_threads
 
     set_blas_threads()  # as for sampling, before numpy loads (docs/serving.md)
     from charrnn.serve.runner import serve as run_server

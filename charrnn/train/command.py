@@ -6,9 +6,12 @@ terminals or run-folder conventions).
 
 from __future__ import annotations
 
+import time
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from charrnn.config import (
     CELL_LR,
@@ -26,10 +29,11 @@ from charrnn.data.inputs import STDIN, changes, current_files, is_stream, manife
 from charrnn.data.text import BUILTIN_CORPUS
 from charrnn.errors import CharRNNError
 from charrnn.escapes import unescape
-from charrnn.model.device import pick_device, pick_dtype
+from charrnn.model.device import Governor, pick_device, pick_dtype
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
 from charrnn.runs import lock as runlock
+from charrnn.threads import Load
 from charrnn.train import checkpoints, distributed, finetune
 from charrnn.train.distributed import Dist, local_main_first
 from charrnn.train.events import Callbacks
@@ -39,19 +43,23 @@ from charrnn.train.probe import SIZES, budget_chars, choose_size, dropout_for
 from charrnn.train.progress import ConsoleProgress, log
 
 
-def train_command(opts: TrainOptions):
+def train_command(opts: TrainOptions, load: Load | None = None):
     """Set up (or resume) a run and train it; returns the trainer's Result.
 
-    Under torchrun this is one rank of a data-parallel job (see charrnn.train.distributed).
+    ``load``: how busy the machine has been since the command started. A time budget's
+    clock starts here, so that reading the corpus and probing the machine count in it.
+    Under torchrun this is one rank of a data-parallel job (charrnn.train.distributed).
     """
+    started = time.perf_counter()
+    load = load or Load()
     dist = distributed.setup(opts.device)
     try:
-        return _train(opts, dist)
+        return _train(opts, dist, load, started)
     finally:
         distributed.teardown(dist)
 
 
-def _train(opts: TrainOptions, dist: Dist):
+def _train(opts: TrainOptions, dist: Dist, load: Load, started: float):
     """One rank's work; rank 0, the only one that writes, holds the run folder's lock."""
     finetune.check_request(opts.init_from, opts.resume)
     source: str | list[str] = opts.corpus or BUILTIN_CORPUS
@@ -60,20 +68,21 @@ def _train(opts: TrainOptions, dist: Dist):
     if note and not opts.out and dist.is_main:
         log(note)
     if not dist.is_main:
-        return _train_locked(opts, dist, source, run_dir)
+        return _train_locked(opts, dist, source, run_dir, load, started)
     with runlock.hold(run_dir):  # one run per folder, from the first check to the last save
         for stale in runfolder.remove_partial_checkpoints(run_dir):
             log(f"removed {stale.name}, a checkpoint write cut short by a killed run")
-        return _train_locked(opts, dist, source, run_dir)
+        return _train_locked(opts, dist, source, run_dir, load, started)
 
 
-def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_dir: Path):
+def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_dir: Path,
+                  load: Load, started: float):
     """The train command's work; on rank 0 it runs only while holding the folder's lock."""
+    governor = Governor(load)  # torch's threads: the cores other work leaves free
     latest = runfolder.checkpoint_path(run_dir, runfolder.LATEST)
     budget = _budget(opts)  # parsed once; all None: no budget given
     given = any(v is not None for v in budget.values())
     source_ckpt = None  # the model a fine-tuning run starts from
-    probe_seconds = 0.0  # spent measuring this machine (charrnn.train.probe)
     if opts.resume:
         if not latest.is_file():
             raise CharRNNError(f"nothing to resume: {latest} does not exist")
@@ -130,7 +139,7 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         probed = ""
         if (source_ckpt is None and opts.hidden_size is None and not dist.enabled
                 and follows_machine(n, train_config.max_time)):
-            model_config, probed, probe_seconds = _fit_machine(
+            model_config, probed = _fit_machine(
                 model_config, train_config, n, opts.dropout is None)
         if dist.is_main and source_ckpt is None and None in (opts.num_layers,
                                                              opts.hidden_size, opts.dropout):
@@ -141,7 +150,7 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
 
     callbacks = ConsoleProgress() if dist.is_main else Callbacks()  # rank 0 speaks
     trainer = Trainer(model_config, train_config, corpus, run_dir, callbacks, dist)
-    trainer.elapsed_before = probe_seconds  # the probe was part of the budget
+    trainer.governor = governor
     if dist.is_main and corpus.stamps:  # for --resume to say what changed
         manifest(run_dir, corpus.stamps)
     if opts.resume:
@@ -156,7 +165,7 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         if dist.enabled:
             log(f"data-parallel over {dist.world} processes, "
                  f"{train_config.batch_size // dist.world} streams each")
-    result = trainer.run()
+    result = trainer.run(started)  # the set-up counts in a time budget
     if isinstance(callbacks, ConsoleProgress):
         callbacks.close()
     if result.reason in ("budget", "early-stop") and dist.is_main:
@@ -184,9 +193,9 @@ def _budget(opts: TrainOptions) -> dict[str, Any]:
 
 
 def _fit_machine(mc: ModelConfig, tc: TrainConfig, train_chars: int,
-                 choose_dropout: bool) -> tuple[ModelConfig, str, float]:
+                 choose_dropout: bool) -> tuple[ModelConfig, str]:
     """The hidden size (and unless given, the dropout) this machine can train well in the
-    time budget (charrnn.train.probe), what to say about it, and the seconds the probe took."""
+    time budget (charrnn.train.probe), and what to say about it."""
     device = pick_device(tc.device)
     assert tc.max_time is not None  # follows_machine() needs a time budget
     sizes = SIZES if tc.max_time >= SHORT_BUDGET else (mc.hidden_size,)
@@ -202,7 +211,9 @@ def _fit_machine(mc: ModelConfig, tc: TrainConfig, train_chars: int,
         f" on this machine: {mc.num_layers}x{choice.hidden_size} trains at {rate:,.0f} "
         f"chars/s here{others}, about {chars / 1e6:.1f}M characters "
         f"({chars / train_chars:.1f} passes) in the budget; probed in {choice.seconds:.1f}s"
-    ), choice.seconds
+        + (f" on a busy machine (this process got {choice.share:.0%} of the CPU time its "
+           f"{torch.get_num_threads()} threads could use)" if choice.busy else "")
+    )
 
 
 def _describe(corpus, mc: ModelConfig, tc: TrainConfig, run_dir: Path, resumed: bool) -> None:
