@@ -68,7 +68,7 @@ def export(target: str | None, targets: Targets) -> list[str]:
     if targets.onnx is not None:
         built["--onnx"] = onnx_bytes(c)
     if targets.hf is not None:
-        built["--hf"] = hub.files(c)
+        built["--hf"] = hub.files(c, targets.hf.resolve().name)
     done = []
     for flag, data in built.items():
         path = wanted[flag]

@@ -21,14 +21,14 @@ KEEP = ("format", "format_version", "model", "vocab", "versions", "train", "corp
         "progress", "created", "init_from")  # the checkpoint's metadata, less the optimizer's
 
 
-def files(c: Checkpoint) -> dict[str, bytes]:
-    """The folder's files by name."""
+def files(c: Checkpoint, name: str) -> dict[str, bytes]:
+    """The folder's files by name, for a repository called ``name`` (the folder's)."""
     meta = {k: v for k, v in c.meta.items() if k in KEEP}
     config = exported.config(meta)
     return {exported.WEIGHTS: ckpt.encode(c.numpy_weights(), meta),
             exported.CONFIG: (json.dumps(config, ensure_ascii=False, indent=1) + "\n"
                               ).encode("utf-8"),
-            exported.CARD: card(c, meta).encode("utf-8")}
+            exported.CARD: card(c, meta, name).encode("utf-8")}
 
 
 def is_hub_folder(path: Path) -> bool:
@@ -75,10 +75,11 @@ def _held_out(meta: dict[str, Any]) -> str:
     return f"{part}{size}{sample}"
 
 
-def card(c: Checkpoint, meta: dict[str, Any]) -> str:
+def card(c: Checkpoint, meta: dict[str, Any], name: str) -> str:
     """README.md: YAML header, then what the model is, how it scored, what it was trained
     on and how, and how to sample from it."""
     a = About.of(c)
+    a.name = name
     prog, train = meta.get("progress", {}), meta.get("train", {})
     out = [front_matter(a), f"# {a.name}", "",
            f"A character-level {a.cell.upper()} language model ({a.layers} "
@@ -99,7 +100,7 @@ def card(c: Checkpoint, meta: dict[str, Any]) -> str:
             f"- digest of its text: `{a.digest}`"]
     if a.train_chars is not None:
         out.append(f"- {a.train_chars:,} training and {a.val_chars or 0:,} held-out characters")
-    out += [f"- {key}: {value}" for key, value in a.lineage]
+    out += [f"- {key.strip()}: {value}" for key, value in a.lineage]
     out += ["", "## Training", ""]
     if prog:
         out.append(f"- {prog.get('step', 0):,} steps, {prog.get('chars_seen', 0):,} "
