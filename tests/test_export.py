@@ -166,6 +166,20 @@ def test_an_hf_folder_loads_in_sample_eval_serve_and_the_api(trained_run, tmp_pa
     assert "the " + body["choices"][0]["text"] == from_run.stdout[:64]
 
 
+def test_an_hf_folder_from_latest_leaves_the_optimizer_behind(trained_run, tmp_path, cli):
+    latest = trained_run / "latest.safetensors"
+    assert "optimizer" in ckpt.inspect(latest).meta
+    assert cli("export", latest, "--hf", tmp_path / "m").exit_code == 0
+    back = ckpt.inspect(tmp_path / "m" / "model.safetensors")
+    assert set(back.tensors) == set(back.config.weight_shapes())
+    assert "optimizer" not in back.meta and back.meta["corpus"] == \
+        ckpt.inspect(latest).meta["corpus"]
+    model_json = tmp_path / "site" / "model.json"
+    assert cli("export", latest, "--web-dir", tmp_path / "site").exit_code == 0
+    about = json.loads(model_json.read_text(encoding="utf-8"))["about"]
+    assert about["corpus"] == "pattern.txt" and "/" not in json.dumps(about)  # no paths
+
+
 def test_an_hf_folder_missing_its_weights_or_edited_is_one_line(trained_run, tmp_path, cli):
     out = tmp_path / "m"
     assert cli("export", trained_run, "--hf", out).exit_code == 0

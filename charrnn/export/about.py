@@ -1,8 +1,9 @@
 """What an exported model is, in the words every export shows: the page's header line,
 model.json's ``about``, the model card.
 
-Everything comes from the checkpoint's metadata as training recorded it (paths included:
-review them before publishing); nothing is measured again.
+Everything comes from the checkpoint's metadata as training recorded it; nothing is
+measured again. The corpus is named by its file name only (a page or a card is made to be
+published; the path training recorded stays in the checkpoint's metadata).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class About:
     embed_size: int
     parameters: int
     vocab_size: int
-    corpus: str  # as training recorded it: a file, a folder, builtin:pydoc, ...
+    corpus: str  # the corpus's file or folder name, or builtin:pydoc
     digest: str  # of the corpus's text
     train_chars: int | None
     val_chars: int | None
@@ -45,7 +46,8 @@ class About:
         m, meta = c.config, c.meta
         corpus, prog = meta.get("corpus", {}), meta.get("progress", {})
         return cls(model_name(c.path), m.cell, m.num_layers, m.hidden_size, m.embed_size,
-                   m.num_params(), m.vocab_size, str(corpus.get("source", "unknown")),
+                   m.num_params(), m.vocab_size,
+                   Path(str(corpus.get("source", "unknown"))).name or "unknown",
                    str(corpus.get("digest", "unknown")), corpus.get("train_chars"),
                    corpus.get("val_chars"), prog.get("step"), prog.get("val_loss"),
                    lineage(meta.get("init_from")))
@@ -70,5 +72,7 @@ class About:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "bits_per_char": self.bits_per_char,
-                "lineage": [list(row) for row in self.lineage]}
+        """For model.json: the facts, without the lineage's recorded paths."""
+        out = {**asdict(self), "bits_per_char": self.bits_per_char}
+        del out["lineage"]
+        return out

@@ -55,7 +55,7 @@ def front_matter(a: About) -> str:
         lines += ["model-index:", f"- name: {_yaml(a.name)}", "  results:",
                   "  - task:", "      type: text-generation",
                   "      name: Character-level language modelling",
-                  "    dataset:", f"      name: {_yaml(Path(a.corpus).name or a.corpus)}",
+                  "    dataset:", f"      name: {_yaml(a.corpus)}",
                   "      type: text",
                   "    metrics:", "    - type: bits_per_character",
                   f"      value: {a.bits_per_char:.4f}",
@@ -96,7 +96,7 @@ def card(c: Checkpoint, meta: dict[str, Any], name: str) -> str:
     else:
         out += ["No held-out loss was recorded for this checkpoint.", ""]
     out += ["## Training data", "",
-            f"- corpus: `{a.corpus}` (as recorded at training)",
+            f"- corpus: `{a.corpus}`",
             f"- digest of its text: `{a.digest}`"]
     if a.train_chars is not None:
         out.append(f"- {a.train_chars:,} training and {a.val_chars or 0:,} held-out characters")
