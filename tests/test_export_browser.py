@@ -152,6 +152,13 @@ def test_the_same_seed_gives_the_same_text_twice_in_the_page(browser, pages, cli
     error = browser.wait_for("document.getElementById('status').className === 'error' && "
                              "document.getElementById('status').textContent")
     assert "never saw" in error and "Z" in error
+    browser.type_into("prime", "the ")
+    browser.type_into("top_p", "0")  # out of bounds, as charrnn sample says it
+    browser.click("start")
+    error = browser.wait_for("document.getElementById('status').className === 'error' && "
+                             "document.getElementById('status').textContent.startsWith('top') "
+                             "&& document.getElementById('status').textContent")
+    assert error == "top-p must be in (0, 1], got 0"
 
 
 def main_sample(cli, path: Path, prime: str, *args: str) -> str:

@@ -18,7 +18,7 @@ class Dtype(str, Enum):
 
 def export(
     target: Annotated[str | None, typer.Argument(
-        metavar="[RUN]", show_default=False,
+        metavar="RUN", show_default=False,
         help="A run folder, a .safetensors checkpoint or an exported folder. Default: the "
              "newest run.")] = None,
     checkpoint: CheckpointOpt = None,

@@ -363,10 +363,13 @@ export function settings(options) {
     const v = o[name] === undefined || o[name] === null || o[name] === "" ? spec.default
       : Number(o[name]);
     const low = spec.open ? v > spec.min : v >= spec.min;
+    const integer = spec.step === 1;
     if (!Number.isFinite(v) || !low || (spec.max !== null && v > spec.max)
-        || (name === "top_k" && !Number.isInteger(v)))
-      throw new Error(`${name.replace("_", "-")} must be ${spec.open ? "in (" : ">= "}${spec.min}${
-        spec.max !== null ? (spec.open ? ", " : " and <= ") + spec.max + (spec.open ? "]" : "") : ""}, got ${o[name]}`);
+        || (integer && !Number.isInteger(v))) {
+      const range = spec.max === null ? `>= ${spec.min}`
+        : `in ${spec.open ? "(" : "["}${spec.min}, ${spec.max}]`;
+      throw new Error(`${name.replace("_", "-")} must be ${integer ? "an integer " : ""}${range}, got ${o[name]}`);
+    }
     o[name] = v;
   }
   o.length = Number(o.length);
