@@ -245,6 +245,17 @@ def test_the_wheel_ships_the_engine_and_the_page():
     assert shipped == {p.name for p in folder.iterdir() if p.suffix in (".js", ".html")}
 
 
+def test_every_export_runs_without_torch(trained_run, tmp_path):
+    code = ("import sys; from charrnn.cli import main; "
+            f"code = main(['export', {str(trained_run)!r}, '--web', 'p.html', '--web-dir', "
+            "'site', '--onnx', 'm.onnx', '--hf', 'hub']); "
+            "print(code, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=120)
+    assert r.stdout == "0 False\n", r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hub", "m.onnx", "p.html", "site"]
+
+
 # --------------------------------------------------------------------------- bad input
 def test_nothing_to_export_or_an_unknown_format_is_a_usage_error(trained_run, cli):
     for args in ([], ["--tflite", "m.tflite"], ["--web", "p.html", "--dtype", "float8"]):

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from charrnn.errors import CharRNNError
 from charrnn.export.about import About
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import exported
@@ -37,8 +38,8 @@ def is_hub_folder(path: Path) -> bool:
         names = {p.name for p in path.iterdir()}
         return (names <= {exported.WEIGHTS, exported.CONFIG, exported.CARD}
                 and exported.weights_in(path) is not None)
-    except Exception:  # unreadable, or a config.json that is not JSON: not ours to replace
-        return False
+    except (OSError, CharRNNError):  # unreadable, a config.json that is not JSON, no
+        return False  # weights: not an export to replace
 
 
 def _yaml(value: Any) -> str:

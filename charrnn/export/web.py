@@ -20,6 +20,7 @@ import html
 import json
 import re
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,9 +71,10 @@ def _exports(source: str) -> list[str]:
 
 def _page(c: Checkpoint, data: str, engine: str) -> str:
     about = About.of(c)
-    return (_template().replace("{{TITLE}}", html.escape(about.name))
-            .replace("{{ABOUT}}", html.escape(about.line()))
-            .replace("{{DATA}}", data).replace("{{ENGINE}}", engine))
+    slots = {"TITLE": html.escape(about.name), "ABOUT": html.escape(about.line()),
+             "DATA": data, "ENGINE": engine}
+    # One pass: text put in a slot (a run named "{{DATA}}") is never read as a slot.
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: slots[m.group(1)], _template())
 
 
 def _script_json(value: Any) -> str:
@@ -105,7 +107,7 @@ def folder(c: Checkpoint, dtype: str) -> dict[str, bytes]:
             PAGE: _page(c, "", engine).encode("utf-8")}
 
 
-def is_web_folder(path) -> bool:
+def is_web_folder(path: Path) -> bool:
     """Whether a folder is an earlier ``--web-dir`` export (its files only, model.json ours)."""
     try:
         names = {p.name for p in path.iterdir()}
