@@ -145,3 +145,44 @@ def test_windows_are_averaged_and_a_short_text_is_one_line(tmp_path):
 
     with pytest.raises(CharRNNError, match="text too short: 10 characters"):
         gradient_flow(m, ids[:10], max_distance=K, burn_in=BURN)
+
+
+def test_the_gradients_command_prints_and_draws_what_it_measured(cli, trained_run, tmp_path):
+    import re
+    import shutil
+
+    from charrnn.model.network import load_model
+    from charrnn.runs import folder as runfolder
+    from charrnn.score.texts import eval_text
+
+    other = tmp_path / "other"
+    shutil.copytree(trained_run, other)
+    r = cli("gradients", "-c", trained_run, "-c", other, "-k", "30", "--windows", "4",
+            "--max-context", "16", "--positions", "40", "--html", "flow.html")
+    assert r.exit_code == 0, r
+    assert r.stderr == "charrnn: wrote flow.html\n"
+    lines = r.stdout.splitlines()
+    assert lines[1].split() == ["k", "pattern:h1", "pattern:c1", "other:h1", "other:c1"]
+    c = runfolder.open_checkpoint(trained_run)
+    ids = eval_text(c, None).windows[0]
+    g = gradient_flow(load_model(c), ids, 30, windows=4)
+    rows = {int(row.split()[0]): row.split()[1:] for row in lines[2:lines.index("")]}
+    assert sorted(rows) == [0, 1, 2, 5, 10, 20, 30]
+    for k, cells in rows.items():
+        assert cells[:2] == [f"{g.norms[k, 0]:.2e}", f"{g.norms[k, 1]:.2e}"]
+        assert cells[2:] == cells[:2]  # the same model, measured the same way
+    ctx = lines[lines.index("") + 2:]
+    assert [row.split()[0] for row in ctx] == ["context", "1", "2", "4", "8", "16", "full",
+                                               "uses"]
+    page = (tmp_path / "flow.html").read_text(encoding="utf-8")
+    grads = re.search(r'<div id="gradients">(.*?)</svg>', page, re.S).group(1)
+    lines_drawn = re.findall(r'data-name="([^"]+)"[^>]*points="([^"]+)"', grads)
+    assert [name for name, _ in lines_drawn] == ["pattern:h1", "pattern:c1", "other:h1",
+                                                 "other:c1"]
+    assert all(len(points.split()) == 31 for _, points in lines_drawn)
+    assert 'data-name="training window T = 32"' in page
+    r = cli("gradients", "-c", trained_run, "--no-context", "-k", "5", "--windows", "2")
+    assert r.exit_code == 0 and "context" not in r.stdout, r
+    (tmp_path / "short.txt").write_text("the cat sat\n")
+    r = cli("gradients", "short.txt", "-c", trained_run)
+    assert r.exit_code == 1 and r.stderr.startswith("charrnn: error: text too short: 12 "), r

@@ -29,10 +29,12 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:
-    """Ticks between 10**lo and 10**hi (exponents): decades, and 2 and 5 between them
-    when the range spans fewer than three decades."""
+    """Ticks between 10**lo and 10**hi (exponents): decades (every n-th of many), and 2
+    and 5 between them when the range spans fewer than three decades."""
     steps = (1, 2, 5) if hi - lo < 3 else (1,)
-    out = [m * 10.0 ** e for e in range(math.floor(lo), math.ceil(hi) + 1) for m in steps]
+    every = next(n for n in (1, 2, 5, 10, 20, 50, 100, 1000) if n >= (hi - lo) / 8)
+    out = [m * 10.0 ** e for e in range(math.floor(lo), math.ceil(hi) + 1)
+           if e % every == 0 for m in steps]
     return [t for t in out if lo - 1e-9 <= math.log10(t) <= hi + 1e-9] or [10.0 ** lo]
 
 

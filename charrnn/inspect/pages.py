@@ -286,18 +286,28 @@ def run_page(title: str, sections: Sequence[Section], metrics: Sequence[dict[str
              summary: Sequence[tuple[str, str]], sample_note: str = "",
              previews: Sequence[tuple[int, float | None, str]] = (), preview_note: str = ""
              ) -> str:
-    """A run's report: loss curves against characters seen and wall time, the samples
+    """A run's report: loss curves against characters seen and wall time, the gradient
+    norm before clipping and the share of steps clipped (when logged), the samples
     previewed as it trained (step, validation loss, text), the model and training
     configuration, the vocabulary and samples at several temperatures."""
-    def curve(kind: str, x: str) -> list[tuple[float, float]]:
-        return [(float(r[x]), float(r["loss"])) for r in metrics
-                if r.get("kind") == kind and r.get("loss") is not None and x in r]
+    def curve(kind: str, x: str, y: str = "loss") -> list[tuple[float, float]]:
+        return [(float(r[x]), float(r[y])) for r in metrics
+                if r.get("kind") == kind and r.get(y) is not None and x in r]
 
     charts = []
     for x, label, unit in (("chars", "characters seen", ""), ("time", "wall time", "s")):
         series = [("train", "#1f77b4", curve("train", x)), ("validation", "#ff7f0e",
                                                              curve("val", x))]
         charts.append(svg_chart(series, label, "loss (nats/char)", unit))
+    # explosions and clipping; a log from an earlier version has neither: left out
+    norm, top, clipped = (curve("train", "step", y) for y in ("grad_norm", "grad_norm_max",
+                                                             "clipped"))
+    if norm:
+        charts.append(svg_chart([("mean", "#1f77b4", norm), ("largest", "#9467bd", top,
+                                                             "4 3")],
+                                "step", "gradient norm before clipping", log_y=True))
+        charts.append(svg_chart([("clipped", "#d62728", clipped)], "step",
+                                "share of steps clipped"))
     vocab_cells = "".join(
         f'<span title="U+{ord(c):04X}">{html.escape(visible(c))}</span>' for c in vocab)
     sample_html = "".join(

@@ -47,3 +47,18 @@ def eval_command(file: str | None, target: str | None, device: str,
             score.static.unknown = text.unknown
     return {"checkpoint": str(c.path), "text": text.described, **score.as_dict(),
             **({"window": window} if window else {})}
+
+
+def held_out_losses(target: str, device: str, window: int) -> tuple[float, float]:
+    """A checkpoint's loss on its held-out split (as eval scores it, the state carried),
+    and in windows of ``window`` characters each from a fresh state: the text and the
+    model read once for both."""
+    c = runfolder.open_checkpoint(target)
+    text = eval_text(c, None)
+    model = load_model(c, str(pick_device(device)))
+
+    def total(scores: list[Score]) -> float:
+        return Score(sum(s.nats for s in scores), sum(s.chars for s in scores)).loss
+
+    return (total([score_ids(model, w) for w in text.windows]),
+            total([windowed_score(model, w, window) for w in text.windows]))

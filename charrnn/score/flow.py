@@ -8,6 +8,7 @@ validation windows) or a file, cut to ``max_chars``: what is measured is a sampl
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 from charrnn.config import FlowConfig
@@ -46,7 +47,10 @@ def flow_command(targets: list[str | None], file: str | None, device: str,
         text = eval_text(c, file)
         ids = text.windows[0][:options.max_chars]
         model = load_model(c, dev)
-        grads = gradient_flow(model, ids, options.max_distance, options.windows,
+        # in float64 where the device has it: a vanishing gradient falls below float32's
+        # range within a few dozen steps and would read as exactly 0
+        wide = copy.deepcopy(model).double() if not dev.startswith("mps") else model
+        grads = gradient_flow(wide, ids, options.max_distance, options.windows,
                               options.burn_in)
         ctx = (context_use(model, ids, options.max_context, options.positions)
                if options.context else None)
