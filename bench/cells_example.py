@@ -60,6 +60,15 @@ def step_cpu_seconds(cell: str, hidden: int, layers: int, steps: int) -> tuple[f
     return statistics.median(cpu), statistics.median(wall)
 
 
+def trained(out: str, cell: str, steps: int) -> bool:
+    """Whether ``out/cell`` holds a run that trained ``steps`` steps."""
+    from charrnn.runs import checkpoint as ckpt
+
+    latest = os.path.join(out, cell, "latest.safetensors")
+    return (os.path.isfile(latest)
+            and ckpt.inspect(latest).meta["progress"]["step"] == steps)
+
+
 def pinned(core: int) -> list[str]:
     return ["taskset", "-c", str(core)] if shutil.which("taskset") else []
 
@@ -83,6 +92,10 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                     help="runs trained at once, one core each")
     ap.add_argument("--corpus", default=str(SHAKESPEARE))
+    ap.add_argument("--budgets", help="steps per cell, e.g. rnn=8560,gru=2883,lstm=3048: "
+                    "skip the speed measurement")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep a run of --out that already trained its budget")
     ap.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one speed probe
     args = ap.parse_args()
     if args.measure:
@@ -103,7 +116,9 @@ def main() -> None:
     # ---- 1. speed, turn about
     cpu: dict[str, list[float]] = {c: [] for c in CELLS}
     wall: dict[str, list[float]] = {c: [] for c in CELLS}
-    for r in range(args.rounds):
+    budget = {c: int(n) for c, n in (b.split("=") for b in args.budgets.split(","))} \
+        if args.budgets else {}
+    for r in range(0 if budget else args.rounds):
         for cell in CELLS[r % 3:] + CELLS[:r % 3]:
             out = subprocess.run(
                 [*pinned(0), sys.executable, __file__, "--measure", cell, "--hidden",
@@ -111,16 +126,16 @@ def main() -> None:
                 env=ONE_THREAD, capture_output=True, text=True, check=True).stdout.split()
             cpu[cell].append(float(out[0]))
             wall[cell].append(float(out[1]))
-    budget = {}
-    print("cell   CPU ms/step  wall ms/step  idle chars/s  steps in the budget")
-    for cell in CELLS:
+    if not budget:
+        print("cell   CPU ms/step  wall ms/step  idle chars/s  steps in the budget")
+    for cell in CELLS if not budget else ():
         c, w = statistics.median(cpu[cell]), statistics.median(wall[cell])
         budget[cell] = max(1, round(args.minutes * 60 / c))
         print(f"{cell:<5} {c * 1e3:12.1f} {w * 1e3:13.1f} {1024 / c:13,.0f} {budget[cell]:20,}")
 
     # ---- 2. training, one pinned thread per run
     t0 = time.perf_counter()
-    queue = list(CELLS)
+    queue = [c for c in CELLS if not (args.reuse and trained(args.out, c, budget[c]))]
     running: list[tuple[str, int, subprocess.Popen]] = []
     while queue or running:
         while queue and len(running) < args.jobs:

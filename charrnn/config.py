@@ -261,8 +261,8 @@ class FlowConfig:
     windows: int = 64  # windows the gradient norms are averaged over
     burn_in: int = 128  # characters read before each window, without gradients
     context: bool = True  # also measure context use
-    max_context: int = 512  # k = 1, 2, 4, ... up to this
-    positions: int = 512  # positions scored for each k
+    max_context: int = 256  # k = 1, 2, 4, ... up to this
+    positions: int = 2048  # positions scored for each k (fewer: noisy, docs/inspect.md)
     max_chars: int = 200_000  # of the text, from its start
 
 

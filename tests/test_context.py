@@ -28,13 +28,16 @@ def test_each_context_is_exactly_k_characters_from_a_zero_state():
     u = context_use(m, ids, max_context=8, positions=20)
     assert u.contexts == [1, 2, 4, 8] and u.positions == 20 and u.full_context == 16
     at = 16 + np.linspace(0, 300 - 1 - 16 - 1, 20).round().astype(int)
+    full = position_nll(m, ids, burn_in=16)[at]
     with torch.no_grad():
-        for k, loss in zip(u.contexts, u.losses, strict=True):
-            by_hand = [float(F.cross_entropy(m(torch.from_numpy(ids[j - k + 1:j + 1])[None])[0]
-                                             [0, -1], torch.tensor(ids[j + 1])))
-                       for j in at]
-            assert loss == pytest.approx(np.mean(by_hand), rel=1e-5), k
-    assert u.full == pytest.approx(position_nll(m, ids, burn_in=16)[at].mean(), rel=1e-9)
+        for k, loss, error in zip(u.contexts, u.losses, u.errors, strict=True):
+            by_hand = np.array([
+                float(F.cross_entropy(m(torch.from_numpy(ids[j - k + 1:j + 1])[None])[0]
+                                      [0, -1], torch.tensor(ids[j + 1]))) for j in at])
+            assert loss == pytest.approx(by_hand.mean(), rel=1e-5), k
+            assert error == pytest.approx((by_hand - full).std(ddof=1) / np.sqrt(20),
+                                          rel=1e-4), k
+    assert u.full == pytest.approx(full.mean(), rel=1e-9)
 
 
 def test_position_losses_are_the_eval_losses_by_position():

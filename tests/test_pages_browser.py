@@ -180,6 +180,7 @@ def test_gradient_flow_page_draws_both_charts(pages, tmp_path):
     dom, pixels = render(pages / "flow.html", "flow", tmp_path)
     assert 'data-ready="1"' in dom
     assert len(re.findall(r'<polyline class="series" data-name="(run|again):[hc]1"', dom)) == 4
-    assert len(re.findall(r'<polyline class="series" data-name="(run|again)"', dom)) == 2
+    # the loss by context, and the same above the full state's
+    assert len(re.findall(r'<polyline class="series" data-name="(run|again)"', dom)) == 4
     _not_blank(pixels)
     assert _count(pixels, (31, 119, 180)) > 30 and _count(pixels, (255, 127, 14)) > 30

@@ -112,7 +112,7 @@ def figures(r: Run) -> dict[str, str]:
         "held-out eval": _fmt_loss(r.evals.get("held-out")),
         f"windows of {NANOGPT_WINDOW}": _fmt_loss(r.evals.get("windows")),
         "grad norm (median)": f"{statistics.median(norms):.3g}" if norms else "n/a",
-        "clipped": f"{clipped:.0%}" if clipped is not None else "n/a",
+        "clipped": f"{clipped:.1%}" if clipped is not None else "n/a",
         "peak lr": f"{max(y for _, y in lrs):.3g}" if lrs else "n/a",
     }
 
@@ -140,14 +140,16 @@ def config_rows(runs: Sequence[Run]) -> list[tuple[str, list[str], bool]]:
 def preview_rows(runs: Sequence[Run], points: int = 6
                  ) -> list[tuple[str, list[dict[str, Any] | None]]]:
     """Previews at comparable points: after the same numbers of characters seen (spread
-    up to where the shortest run's previews end), each run's preview nearest to each,
-    then every run's last. Empty when no run logged previews."""
+    from where the last run's previews begin to where the shortest run's end), each
+    run's preview nearest to each, then every run's last. Empty when no run logged
+    previews."""
     lists = [r.previews() for r in runs]
     ends = [ps[-1]["chars"] for ps in lists if ps]
     if not ends:
         return []
-    span = min(ends)
-    targets = sorted({round(span * i / max(points - 1, 1)) for i in range(points)})
+    lo, hi = max(ps[0]["chars"] for ps in lists if ps), min(ends)
+    lo = min(lo, hi)
+    targets = sorted({round(lo + (hi - lo) * i / max(points - 1, 1)) for i in range(points)})
     rows: list[tuple[str, list[dict[str, Any] | None]]] = []
     for c in targets:
         rows.append((f"~{c:,} characters", [_nearest(ps, c) for ps in lists]))

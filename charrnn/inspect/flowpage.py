@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 from charrnn.files import write_page
 from charrnn.inspect.charts import DASHES, PALETTE, svg_chart
 from charrnn.inspect.pages import cards, page
+from charrnn.score.measures import USED_WITHIN
 
 if TYPE_CHECKING:
+    from charrnn.score.context import ContextUse
     from charrnn.score.flow import RunFlow
 
 SHOWN_DISTANCES = (0, 1, 2, 5, 10, 20, 50, 100, 150, 200, 300, 500, 1000)
@@ -44,16 +46,23 @@ def gradient_table(runs: Sequence[RunFlow]) -> str:
 
 
 def context_table(runs: Sequence[RunFlow]) -> str:
-    """Loss (nats/char) by characters of context, one column per run."""
-    runs = [r for r in runs if r.context is not None]
-    if not runs:
+    """Loss (nats/char) by characters of context, and above the full state's with its
+    standard error, two columns per run."""
+    ctx = [r.context for r in runs if r.context is not None]
+    labels = [r.label for r in runs if r.context is not None]
+    if not ctx:
         return ""
-    ks = runs[0].context.contexts if runs[0].context else []
-    rows = [[str(k), *(f"{r.context.losses[i]:.4f}" if r.context and i < len(r.context.losses)
-                       else "" for r in runs)] for i, k in enumerate(ks)]
-    rows.append(["full", *(f"{r.context.full:.4f}" for r in runs if r.context)])
-    rows.append(["uses", *(str(_used(r)) for r in runs)])
-    return _table(["context", *(r.label for r in runs)], rows)
+    ks = max((c.contexts for c in ctx), key=len)
+
+    def cells(c: ContextUse, i: int) -> list[str]:
+        if i >= len(c.losses):
+            return ["", ""]
+        return [f"{c.losses[i]:.4f}", f"{c.losses[i] - c.full:+.4f}\u00b1{c.errors[i]:.4f}"]
+
+    rows = [[str(k), *(x for c in ctx for x in cells(c, i))] for i, k in enumerate(ks)]
+    rows.append(["full", *(x for c in ctx for x in (f"{c.full:.4f}", ""))])
+    rows.append(["uses", *(x for r in runs if r.context for x in (_used(r), ""))])
+    return _table(["context", *(x for name in labels for x in (name, "above full"))], rows)
 
 
 def _used(r: RunFlow) -> str:
@@ -71,9 +80,10 @@ def text_report(runs: Sequence[RunFlow]) -> str:
     if ctx:
         c = next(r.context for r in runs if r.context)
         out += ["", f"loss (nats/char) with the state reset k characters before each of "
-                f"{c.positions:,} positions; full: the carried state (at least "
+                f"{c.positions:,} positions, and above the full state's (\u00b1 standard "
+                "error); full: the carried state (at least "
                 f"{c.full_context:,} characters read); uses: the smallest k from which the "
-                "loss stays within 0.01 of full", ctx]
+                f"loss stays within {USED_WITHIN:g} of full", ctx]
     return "\n".join(out)
 
 
@@ -106,6 +116,21 @@ def flow_page(runs: Sequence[RunFlow]) -> str:
     ctx_chart = (svg_chart(ctx_lines, "characters of context k", "loss (nats/char)",
                            width=1000, height=380, log_x=True, legend_right=True)
                  if ctx_lines else "")
+    # the same, as the loss above the full state's: where each curve meets "uses"
+    extra: list[tuple] = [(r.label, PALETTE[i % len(PALETTE)],
+              [(float(k), loss - r.context.full) for k, loss in zip(
+                  r.context.contexts, r.context.losses, strict=True)])
+             for i, r in enumerate(runs) if r.context is not None]
+    if extra:
+        top = max(k for r in runs if r.context for k in r.context.contexts)
+        extra.append((f"{USED_WITHIN:g} nats/char", "#999", [(1.0, USED_WITHIN),
+                                                             (float(top), USED_WITHIN)],
+                      "4 3"))
+        ctx_chart += ('<h3>Above the full state (log scale; a point at or below 0 is left '
+                      "out)</h3>" + svg_chart(extra, "characters of context k",
+                                              "loss above the full state (nats/char)",
+                                              width=1000, height=320, log_x=True,
+                                              log_y=True, legend_right=True))
     summary = "".join(
         f"<tr><td>{html.escape(r.label)}</td><td>{r.cell}</td><td>{r.size}</td>"
         f'<td class="num">{r.seq_len or "n/a"}</td><td>{html.escape(r.text)}</td>'
