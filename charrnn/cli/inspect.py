@@ -66,7 +66,7 @@ def neurons(
 
 def report(
     runs: Annotated[list[str] | None, typer.Argument(
-        metavar="[RUN]...",
+        metavar="RUN",
         help="Run folders (or checkpoints in them); -c adds one. Several: one page "
              "comparing them. Default: the newest run under checkpoints/.",
         show_default=False)] = None,
