@@ -37,7 +37,8 @@ STAGES = [
 ]
 # Modules allowed to import torch at module level; every other one must import without it.
 TORCH = {"model.network", "model.device", "score.loss", "score.adapt", "score.evaluate",
-         "train.loop", "train.checkpoints", "train.probe", "train.command", "train.validation"}
+         "score.gradients", "score.context", "score.flow", "train.loop", "train.checkpoints",
+         "train.probe", "train.command", "train.validation"}
 
 
 def _modules() -> dict[str, Path]:

@@ -36,7 +36,7 @@ from charrnn.runs import lock as runlock
 from charrnn.threads import Load
 from charrnn.train import checkpoints, distributed, finetune
 from charrnn.train.distributed import Dist, local_main_first
-from charrnn.train.events import Callbacks
+from charrnn.train.events import Callbacks, Fanout
 from charrnn.train.loop import Trainer
 from charrnn.train.options import DEFAULT_BUDGET, TrainOptions
 from charrnn.train.probe import SIZES, budget_chars, choose_size, dropout_for
@@ -79,6 +79,11 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
                   load: Load, started: float):
     """The train command's work; on rank 0 it runs only while holding the folder's lock."""
     governor = Governor(load)  # torch's threads: the cores other work leaves free
+    board = None  # before any work: a missing package or bad folder fails at once
+    if opts.tensorboard and dist.is_main:
+        from charrnn.train.tensorboard import TensorBoardWriter
+
+        board = TensorBoardWriter(opts.tensorboard)
     latest = runfolder.checkpoint_path(run_dir, runfolder.LATEST)
     budget = _budget(opts)  # parsed once; all None: no budget given
     given = any(v is not None for v in budget.values())
@@ -148,7 +153,9 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         if opts.force and run_dir.exists() and dist.is_main:
             runfolder.clear(run_dir)
 
-    callbacks = ConsoleProgress() if dist.is_main else Callbacks()  # rank 0 speaks
+    callbacks: Callbacks = ConsoleProgress() if dist.is_main else Callbacks()  # rank 0 speaks
+    if board is not None:
+        callbacks = Fanout(callbacks, board)
     trainer = Trainer(model_config, train_config, corpus, run_dir, callbacks, dist)
     trainer.governor = governor
     if dist.is_main and corpus.stamps:  # for --resume to say what changed
@@ -165,8 +172,9 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         if dist.enabled:
             log(f"data-parallel over {dist.world} processes, "
                  f"{train_config.batch_size // dist.world} streams each")
-    result = trainer.run(started)  # the set-up counts in a time budget
-    if isinstance(callbacks, ConsoleProgress):
+    try:
+        result = trainer.run(started)  # the set-up counts in a time budget
+    finally:
         callbacks.close()
     if result.reason in ("budget", "early-stop") and dist.is_main:
         best = f"{result.best_val_loss:.4f}" if result.best_val_loss is not None else "n/a"

@@ -33,12 +33,12 @@ from charrnn.model.device import Governor, pick_device, pick_dtype
 from charrnn.model.network import CharRNN, State, detach_state
 from charrnn.runs import folder as runfolder
 from charrnn.runs.folder import BEST, LATEST
-from charrnn.runs.metrics import MetricsLog
 from charrnn.score.loss import OutOfTime
 from charrnn.train import checkpoints, preview
 from charrnn.train.checkpoints import weights_of
 from charrnn.train.distributed import Dist
 from charrnn.train.events import Callbacks, Progress, Result
+from charrnn.train.record import Interval, Recorder
 from charrnn.train.schedule import Schedule, lr_at
 from charrnn.train.signals import StopOnSignal
 from charrnn.train.validation import Validation
@@ -224,9 +224,9 @@ class Trainer:
                           "threads": self.governor.threads.describe() if self.governor
                           else None, "params": self.mc.num_params(),
                           "steps_per_epoch": steps_per_epoch, "run_dir": str(self.run_dir)})
-        metrics = MetricsLog(self.run_dir) if dist.is_main else None  # only rank 0 writes
+        metrics = Recorder(self.run_dir, self.cb, dist.is_main)  # only rank 0 writes
         clock = self.clock = Schedule(cfg, steps_per_epoch, self.elapsed_before)
-        loss_sum, loss_n, reason = 0.0, 0, "budget"
+        interval, reason = Interval(cfg.grad_clip), "budget"
         progress = self._progress(0.0, 0.0, math.nan, 0.0)
         self.forward.train()
         try:
@@ -281,7 +281,7 @@ class Trainer:
                 dt = time.perf_counter() - t0
                 rate = chars / dt if self.rate == 0 else 0.9 * self.rate + 0.1 * chars / dt
                 self.rate = rate
-                loss_sum, loss_n = loss_sum + loss_value, loss_n + 1
+                interval.add(loss_value, norm_value)
                 progress = self._progress(fraction, lr, loss_value, rate)
                 self.cb.on_step(progress)
                 if self.governor is not None and (note := self.governor.tick()):
@@ -290,8 +290,7 @@ class Trainer:
                     clock.reserve = (self.validation.expected_seconds(self.rate)
                                      + 2 * self._save_seconds)
                 if self.step % cfg.log_every == 0:
-                    self._log(metrics, "train", progress, loss=loss_sum / loss_n)
-                    loss_sum, loss_n = 0.0, 0
+                    metrics.progress("train", progress, **interval.take())
 
                 # ---- periodic validation and checkpoints
                 due = clock.due(self.step)
@@ -311,8 +310,7 @@ class Trainer:
         except KeyboardInterrupt:  # alone, only while validating (see StopOnSignal)
             reason = "interrupted"
         finally:
-            if metrics is not None:
-                metrics.close()
+            metrics.close()
         saved = reason in ("budget", "early-stop")
         if reason == "interrupted" and self.step > 0 and not dist.enabled:
             self.save(LATEST, self._progress(progress.fraction, progress.lr,
@@ -341,7 +339,7 @@ class Trainer:
     def _elapsed(self) -> float:
         return self.clock.elapsed() if self.clock is not None else self.elapsed_before
 
-    def _evaluate(self, progress: Progress, metrics) -> str | None:
+    def _evaluate(self, progress: Progress, metrics: Recorder) -> str | None:
         """Validate, save latest (and best); 'early-stop' when patience has run out,
         'diverged' (and nothing saved) when the validation loss is not finite.
 
@@ -376,7 +374,7 @@ class Trainer:
             else:
                 self.bad_evals += 1
         progress.best_val_loss = self.best_val
-        self._log(metrics, "val", progress, loss=progress.val_loss)
+        metrics.progress("val", progress, loss=progress.val_loss)
         self.save(LATEST, progress, full=True, carry=carry)
         if improved:
             self.save(BEST, progress, full=False)
@@ -401,19 +399,10 @@ class Trainer:
         """Rank 0's verdict after a validation, on every rank, so that all stop together."""
         return _VERDICTS[int(self.dist.broadcast([float(_VERDICTS.index(verdict))])[0])]
 
-    def _preview(self, p: Progress, metrics) -> str:
+    def _preview(self, p: Progress, metrics: Recorder) -> str:
         """A sample from the current weights, logged (charrnn.train.preview)."""
         weights = {k: v.numpy() for k, v in weights_of(self.scored).items()}
         text = preview.generate(self.mc, weights, self.corpus.vocab, self.cfg.preview,
                                 self.cfg.seed)
-        self._write(metrics, preview.record(p.step, p.chars_seen, p.elapsed, self.cfg.seed, text))
+        metrics.write(preview.record(p.step, p.chars_seen, p.elapsed, self.cfg.seed, text))
         return text
-
-    def _log(self, metrics, kind: str, p: Progress, loss: float | None) -> None:
-        self._write(metrics, {"kind": kind, "step": p.step, "epoch": p.epoch,
-                              "chars": p.chars_seen, "time": round(p.elapsed, 3),
-                              "lr": p.lr, "loss": loss, "chars_per_s": round(p.chars_per_s)})
-
-    def _write(self, metrics: MetricsLog | None, record: dict[str, Any]) -> None:
-        if metrics is not None:
-            metrics.write(record)
