@@ -25,7 +25,7 @@ from charrnn.data.text import Vocab, normalize
 from charrnn.errors import CharRNNError, ConfigError
 from charrnn.generate.decoding import Decoding, SampleConfig
 from charrnn.generate.pick import pick
-from charrnn.generate.scores import Scored, score_rows
+from charrnn.generate.scores import Scored, openai, score_rows
 from charrnn.generate.steer import Rules, Steer
 from charrnn.model.infer import NumpyRNN, State
 from charrnn.runs import checkpoint as ckpt
@@ -204,15 +204,17 @@ class Sampler:
             yield i, END, None
 
 
-def render(events: Iterable[tuple[int, str]], num_samples: int, head: str = "",
+def render(events: Iterable[tuple], num_samples: int, head: str | Sequence[str] = "",
            separator: str = "\n") -> Iterator[str]:
-    """Samples as plain text in index order: ``head`` (the echoed prime) before each,
-    ``separator`` between them. The sample being printed streams; later ones wait."""
+    """Samples as plain text in index order: ``head`` (the echoed prime; one per sample
+    when a list) before each, ``separator`` between them. The sample being printed
+    streams; later ones wait."""
+    heads = [head] * num_samples if isinstance(head, str) else list(head)
     waiting: list[list[str]] = [[] for _ in range(num_samples)]
     ended = [False] * num_samples
     current = 0
-    yield head
-    for i, ch in events:
+    yield heads[0]
+    for i, ch, *_ in events:
         if i != current:
             if ch == END:
                 ended[i] = True
@@ -225,30 +227,37 @@ def render(events: Iterable[tuple[int, str]], num_samples: int, head: str = "",
         ended[i] = True
         while ended[current] and current + 1 < num_samples:
             current += 1
-            yield separator + head + "".join(waiting[current])
+            yield separator + heads[current] + "".join(waiting[current])
             waiting[current] = []
 
 
-def render_jsonl(events: Iterable[tuple[int, str]], num_samples: int, fields: dict,
-                 seed: int) -> Iterator[str]:
+def render_jsonl(events: Iterable[tuple], num_samples: int, fields: dict, seed: int,
+                 primes: Sequence[str] | None = None) -> Iterator[str]:
     """One JSON line per sample, in index order, as soon as it and those before it end:
     index, seed, text (without the prime), whether a stop string ended it, and ``fields``
-    (the settings)."""
+    (the settings); ``prime`` per sample from ``primes`` if given; ``logprobs`` (OpenAI's
+    object, ``scores.openai``) when the events carry scores."""
     import json
 
     texts: list[list[str]] = [[] for _ in range(num_samples)]
+    scores: list[list[Scored | None]] = [[] for _ in range(num_samples)]
     ended = [False] * num_samples
     current = 0
     stops = tuple(fields.get("stop", ()))
-    for i, ch in events:
+    for i, ch, *scored in events:
         if ch != END:
             texts[i].append(ch)
+            scores[i].append(scored[0] if scored else None)
             continue
         ended[i] = True
         while current < num_samples and ended[current]:
             text = "".join(texts[current])
             record = {"index": current, "seed": seed + current, "text": text,
                       "stopped": bool(stops) and text.endswith(stops), **fields}
+            if primes is not None:
+                record["prime"] = primes[current]
+            if any(s is not None for s in scores[current]):
+                record["logprobs"] = openai(text, scores[current])
             yield json.dumps(record, ensure_ascii=False) + "\n"
-            texts[current] = []
+            texts[current], scores[current] = [], []
             current += 1
