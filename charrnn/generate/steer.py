@@ -156,14 +156,13 @@ class Steer:
 
     def __init__(self, rules: Rules, rows: int) -> None:
         self.rules = rules
+        self.rows = rows
         a = rules.automaton
         self.states = None if a is None else np.full(rows, a.start, np.int64)
         self.histories = None if rules.dry is None else [_History() for _ in range(rows)]
 
     def __len__(self) -> int:
-        if self.states is not None:
-            return len(self.states)
-        return 0 if self.histories is None else len(self.histories)
+        return self.rows
 
     def read(self, ids: list[int] | np.ndarray) -> None:
         """Text every row has read before sampling (the prime): DRY's history only."""
@@ -215,7 +214,7 @@ class Steer:
         is used up (its rows' histories move to the new one)."""
         rows = [int(r) for r in rows]
         out = Steer.__new__(Steer)
-        out.rules = self.rules
+        out.rules, out.rows = self.rules, len(rows)
         out.states = None if self.states is None else self.states[rows]
         out.histories = None
         if self.histories is not None:
@@ -236,6 +235,7 @@ class Steer:
         """The rows of several steers of the same rules, one after the other (they are
         used up)."""
         out = parts[0].take([])
+        out.rows = sum(p.rows for p in parts)
         if out.states is not None:
             out.states = np.concatenate([p.states for p in parts])  # type: ignore[misc]
         if out.histories is not None:
