@@ -151,3 +151,56 @@ def test_playground_streams_typed_prime(trained_run, tmp_path):
             assert "never saw" in error and "\u00e9" in error
         finally:
             browser.close()
+
+
+def test_playground_steers_and_shows_alternatives_on_hover(trained_run, tmp_path):
+    """min-p, DRY and a regex from the page's fields; hovering a generated character shows
+    the model's five likeliest characters there, with their probabilities."""
+    import math
+    import re
+
+    from test_serve import post
+
+    root = tmp_path / "checkpoints"
+    shutil.copytree(trained_run, root / "pattern")
+    with running(create_app(Models(root), Limits())) as url:
+        browser = DevTools(tmp_path / "profile")
+        try:
+            browser.send("Page.navigate", url=f"{url}/")
+            browser.wait_for("document.body && document.body.dataset.ready === '1'")
+            for field, value in (("prime", "the "), ("length", "60"), ("temperature", "1.2"),
+                                 ("seed", "5"), ("min_p", "0.05"), ("dry_multiplier", "1"),
+                                 ("dry_allowed_length", "4"), ("regex", "[a-z ]+\\.")):
+                browser.type_into(field, value)
+            browser.click("start")
+            browser.wait_for("document.getElementById('status').textContent"
+                             ".startsWith('done')")
+            text = browser.js("document.getElementById('gen').textContent")
+            body = {"prompt": "the ", "max_tokens": 60, "temperature": 1.2, "seed": 5,
+                    "min_p": 0.05, "dry_multiplier": 1, "dry_allowed_length": 4,
+                    "regex": "[a-z ]+\\.", "logprobs": 5, "top_p": 1}
+            want = post(url, body).json()["choices"][0]
+            assert text == want["text"] and re.fullmatch("[a-z ]+\\.", text), text
+            n = browser.js("document.getElementById('gen').children.length")
+            assert n == len(text)
+            k = 2  # hover the third generated character
+            box = json.loads(browser.js(
+                f"JSON.stringify(document.getElementById('gen').children[{k}]"
+                ".getBoundingClientRect())"))
+            browser.send("Input.dispatchMouseEvent", type="mouseMoved",
+                         x=box["x"] + box["width"] / 2, y=box["y"] + box["height"] / 2)
+            tip = browser.wait_for("document.getElementById('tip').style.display === "
+                                   "'block' && document.getElementById('tip').textContent")
+            lines = tip.split("\n")
+            top = sorted(want["logprobs"]["top_logprobs"][k].items(), key=lambda x: -x[1])[:5]
+            assert len(lines) == 6, tip
+            drawn = math.exp(want["logprobs"]["token_logprobs"][k])
+            assert lines[0].endswith(f"{100 * drawn:.1f}%"), tip
+            for line, (ch, lp) in zip(lines[1:], top, strict=True):
+                shown = {" ": "\u2423", "\n": "\u21b5"}.get(ch, ch)
+                assert line == f"{shown}  {100 * math.exp(lp):.1f}%", (line, ch, lp)
+            ARTIFACTS.mkdir(exist_ok=True)
+            shot = browser.send("Page.captureScreenshot", format="png")["data"]
+            (ARTIFACTS / "serve-playground-hover.png").write_bytes(base64.b64decode(shot))
+        finally:
+            browser.close()
