@@ -6,7 +6,7 @@ only the wall time, not the model), unless the run folder already holds it. Then
 
 - 100 samples of 2,000 characters at temperature 0.5 (seeds 0..99, from a fresh line),
   without and with DRY at its recommended settings (--dry-multiplier 0.8, the defaults
-  for the rest: base 1.75, allowed length 12, breaker \\n);
+  for the rest: base 1.75, allowed length 20, breaker \\n);
 - the same at temperature 0 (greedy), from 100 primes (lines of the held-out text), where
   a char-RNN loops.
 
@@ -29,7 +29,8 @@ import time
 from benchpaths import ROOT, SHAKESPEARE, machine
 
 RUN = ROOT / "checkpoints" / "bench-dry-2x256"
-TRAIN = ["--layers", "2", "--hidden-size", "256", "--max-steps", "3500", "--device", "cpu",
+TRAIN = ["--layers", "2", "--hidden-size", "256", "--max-steps", "3500", "--eval-every", "500",
+         "--device", "cpu",
          "--seed", "1337", "--preview", "0", "--patience", "0"]
 RECOMMENDED = {"dry_multiplier": 0.8}
 

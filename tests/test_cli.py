@@ -307,7 +307,7 @@ def test_sample_fast_path_takes_ordinary_command_lines():
     assert sample_options(sample, args) == {
         "checkpoint": "run", "length": 500, "temperature": 0.8, "top_k": 40, "top_p": 0.9,
         "seed": 1, "min_p": 0.05, "dry_multiplier": 0.8, "dry_base": 1.75,
-        "dry_allowed_length": 12, "dry_breakers": r"\n:", "regex": "[A-Z][a-z]+", "ban": "xyz",
+        "dry_allowed_length": 20, "dry_breakers": r"\n:", "regex": "[A-Z][a-z]+", "ban": "xyz",
         "prime": "-", "stop": [r"\n\n", "END"], "num_samples": 4, "echo": False,
         "separator": r"\0", "jsonl": True, "drop_unknown": True, "show_copies": False,
         "min_copy": 20, "max_copy": None, "novel": False, "tries": 20, "corpus": None,

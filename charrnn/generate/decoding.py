@@ -86,7 +86,7 @@ class Decoding:
         1.75, "DRY: how fast the penalty grows with the repeat's length.", "--dry-base",
         min=1.0)
     dry_allowed_length: int = control(
-        12, "DRY: repeats up to this many characters go unpenalised.",
+        20, "DRY: repeats up to this many characters go unpenalised.",
         "--dry-allowed-length", min=1)
     dry_breakers: str = control(
         "\n", "DRY: characters a repeat may not span (\\n, \\t, \\0, \\\\ escapes).",
