@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
-from charrnn.generate.decoding import SampleConfig
+from charrnn.generate.decoding import Decoding, SampleConfig
 from charrnn.generate.sampler import END, Sampler
 
 
-def _alone(run, prime: str, seed: int, length: int) -> str:
+def _alone(run, prime: str, seed: int, length: int, **controls) -> str:
     s = Sampler.load(run)
-    return "".join(ch for _, ch in s.stream(prime, SampleConfig(length=length, seed=seed))
-                   if ch != END)
+    config = SampleConfig(length=length, seed=seed, decoding=Decoding(**controls))
+    return "".join(ch for _, ch in s.stream(prime, config) if ch != END)
 
 
 def test_prime_file_gives_one_sample_per_prime_in_order_with_seed_plus_i(cli, trained_run,
@@ -92,3 +93,27 @@ def test_jsonl_logprobs_are_the_models_own(cli, trained_run):
 def test_logprobs_needs_jsonl(cli, trained_run):
     r = cli("sample", "-c", trained_run, "--logprobs", "2", "-n", "5")
     assert r.exit_code == 2 and "--logprobs needs --jsonl" in r.stderr, r
+
+
+def test_steering_composes_with_the_copy_checks(cli, trained_run):
+    pytest.importorskip("pydivsufsort")
+    r = cli("sample", "-c", trained_run, "-p", "the ", "-n", "30", "--num-samples", "3",
+            "--seed", "2", "--regex", "[a-z ]+", "--dry-multiplier", "1", "--max-copy", "12",
+            "--tries", "200", "--jsonl")
+    assert r.exit_code == 0, r
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(records) == 3
+    for x in records:
+        assert re.fullmatch("[a-z ]+", x["text"]) and x["longest_copy"] <= 12
+        assert x["regex"] == "[a-z ]+" and x["dry_multiplier"] == 1.0
+        assert x["text"] == _alone(trained_run, "the ", x["seed"], 30, regex="[a-z ]+",
+                                   dry_multiplier=1.0)
+
+
+def test_api_takes_many_primes_and_every_control(trained_run):
+    from charrnn import api
+
+    model = api.load(trained_run)
+    got = model.samples(2, ["the c", "the d"], length=20, seed=4, min_p=0.1, ban="g")
+    assert got == [_alone(trained_run, p, 4 + i, 20, min_p=0.1, ban="g")
+                   for i, p in enumerate(["the c", "the c", "the d", "the d"])]

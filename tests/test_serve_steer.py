@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import threading
-import time
 
 import httpx
 import pytest
-from test_serve import post, running, sse
+from test_serve import concurrently, post, running, sse
 
 from charrnn.generate.decoding import Decoding, SampleConfig
 from charrnn.generate.sampler import END, Sampler
@@ -171,20 +169,7 @@ def test_rows_with_regex_and_dry_join_and_leave_the_batch(served):
                "temperature": 1.1, "stream": i % 2 == 1,
                **[{"regex": "[a-z .\n]+"}, {"dry_multiplier": 1.0, "dry_allowed_length": 3},
                   {}, {"regex": "[a-z ]+", "min_p": 0.1}][i]} for i in range(4)]
-    results: dict[int, str] = {}
-
-    def one(i: int) -> None:
-        if bodies[i]["stream"]:
-            results[i] = "".join(e["choices"][0]["text"] for e in sse(url, bodies[i])[:-1])
-        else:
-            results[i] = post(url, bodies[i]).json()["choices"][0]["text"]
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-        time.sleep(0.01)
-    for t in threads:
-        t.join(30)
+    results = concurrently(url, bodies)
     for i, b in enumerate(bodies):
         controls = {k: v for k, v in b.items() if k not in ("prompt", "max_tokens", "seed",
                                                            "stream")}
