@@ -188,3 +188,15 @@ def test_steer_join_and_take_keep_rows_apart():
     one, two, three = both.split()
     one.feed(np.array([2]))
     assert len(one) == len(two) == len(three) == 1
+
+
+def test_a_missing_regex_extra_is_one_line(cli, trained_run, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "outlines_core" else real(name, *a))
+    r = cli("sample", "-c", trained_run, "--regex", "[a-z]+", "-n", "5")
+    assert r.exit_code == 1 and r.stdout == "", r
+    assert r.stderr == ("charrnn: error: --regex needs the regex extra: pip install "
+                        "'charrnn[regex]'\n")

@@ -99,9 +99,13 @@ def _dfa(pattern: str, chars: tuple[str, ...]) -> tuple[int, np.ndarray, np.ndar
 
 
 def _child_env() -> dict[str, str]:
+    """This environment, with this charrnn importable (a source checkout run by path)."""
     import os
+    from pathlib import Path
 
-    return {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    here = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
 
 
 def _explain(pattern: str, error: str) -> str:
