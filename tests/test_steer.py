@@ -200,3 +200,58 @@ def test_a_missing_regex_extra_is_one_line(cli, trained_run, monkeypatch):
     assert r.exit_code == 1 and r.stdout == "", r
     assert r.stderr == ("charrnn: error: --regex needs the regex extra: pip install "
                         "'charrnn[regex]'\n")
+
+
+def test_a_match_that_no_longer_fits_ends_the_sample(trained_run):
+    """(ab)*-like: a sample with room for half a repeat ends at the last full match."""
+    s = Sampler.load(trained_run)
+    for length in (5, 6, 7):
+        config = SampleConfig(length=length, seed=1, num_samples=3,
+                              decoding=Decoding(regex="(the )*", temperature=2.0))
+        assert _texts(s, "", config) == ["the " * (length // 4)] * 3
+
+
+def test_a_ban_is_part_of_the_regex(trained_run):
+    s = Sampler.load(trained_run)
+    with pytest.raises(ConfigError, match="cannot match any text of the characters this "
+                                          "model knows and --ban allows"):
+        s.stream("", SampleConfig(decoding=Decoding(regex="(cat|dog)", ban="ao")))
+    texts = _texts(s, "", SampleConfig(length=40, seed=3, num_samples=6,
+                                       decoding=Decoding(regex="(cat|dog)", ban="c")))
+    assert texts == ["dog"] * 6
+
+
+ATOMS = st.sampled_from(["a", "b", "c", " ", "[ab]", "[^a]", ".", "(ab)", "(a|bc)", "(c|)"])
+
+
+@st.composite
+def patterns(draw, depth: int = 2) -> str:
+    """Small regular expressions over 'abc ': atoms, repetition, concatenation, choice."""
+    parts = []
+    for _ in range(draw(st.integers(1, 3))):
+        part = draw(ATOMS) if depth == 0 else draw(ATOMS | patterns(depth=depth - 1).map(
+            lambda p: f"({p})"))
+        parts.append(part + draw(st.sampled_from(["", "", "*", "+", "?", "{1,2}", "{2}"])))
+    joined = "".join(parts)
+    return joined if depth == 0 or not draw(st.booleans()) else joined + "|" + draw(
+        patterns(depth=0))
+
+
+@settings(max_examples=25, deadline=None)
+@given(patterns())
+def test_the_automaton_accepts_what_pythons_re_fullmatches(pattern):
+    """Every text of up to 5 of the characters: a match for the automaton exactly when
+    re.fullmatch says so (outlines-core builds it; see automaton._dfa's workarounds)."""
+    import itertools
+
+    from charrnn.generate.automaton import build
+
+    chars = ("a", "b", "c", " ")
+    a = build(pattern, chars)
+    for n in range(6):
+        for text in map("".join, itertools.product(chars, repeat=n)):
+            state = a.start
+            for ch in text:
+                state = a.step[state, chars.index(ch)] if state >= 0 else -1
+            got = state >= 0 and bool(a.matched[state])
+            assert got == bool(re.fullmatch(pattern, text)), (pattern, text)

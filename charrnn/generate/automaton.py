@@ -47,35 +47,57 @@ class Automaton:
     ahead: np.ndarray  # (S, V) int32: characters still needed after it (NEVER: not allowed)
     ends: np.ndarray  # (S,) int32: 0 goes on; -1 matched and cannot go on; k > 0 ended
     #                   with a stop string of k characters
+    matched: np.ndarray  # (S,) bool: the text so far is a match (the sample may end)
     start: int
     least: int  # the fewest characters a sample needs
 
 
-def build(pattern: str, chars: tuple[str, ...], stops: tuple[str, ...] = ()) -> Automaton:
-    """The automaton of ``pattern`` over ``chars``; a ConfigError if it cannot be built
-    or no text of these characters matches it."""
-    start, step, accepting = _dfa(pattern, chars)
+def build(pattern: str, chars: tuple[str, ...], stops: tuple[str, ...] = (),
+          banned: frozenset[int] = frozenset()) -> Automaton:
+    """The automaton of ``pattern`` over ``chars`` (never using the ``banned`` ids); a
+    ConfigError if it cannot be built or no text of these characters matches it."""
+    start, step, accepting, unseen = _dfa(pattern, chars)
     if stops:
         start, step, may_end, ends = _with_stops(start, step, accepting, chars, stops)
     else:
         may_end, ends = accepting, np.zeros(len(step), np.int32)
+    if banned:
+        step[:, sorted(banned)] = -1
     dist = _distances(step, may_end)
     if dist[start] == NEVER:
         raise ConfigError(f"regex {pattern!r:.60} cannot match any text of the characters "
-                          "this model knows", field="regex")
+                          "this model knows" + (" and --ban allows" if banned else "") +
+                          (f" (it never saw {unseen!r})" if unseen else ""), field="regex")
     step = np.where((step >= 0) & (dist[np.maximum(step, 0)] < NEVER), step, -1)
     ahead = np.where(step >= 0, dist[np.maximum(step, 0)], NEVER).astype(np.int32)
     stuck = (ahead == NEVER).all(axis=1)
     ends = np.where((ends == 0) & may_end & stuck, -1, ends).astype(np.int32)
-    return Automaton(step.astype(np.int32), ahead, ends, int(start), int(dist[start]))
+    return Automaton(step.astype(np.int32), ahead, ends, may_end, int(start),
+                     int(dist[start]))
 
 
-def _dfa(pattern: str, chars: tuple[str, ...]) -> tuple[int, np.ndarray, np.ndarray]:
-    """(start, next state (R, V) with -1, accepting (R,)) of the pattern's minimal DFA,
-    built by outlines-core in a child process (``dfa.py``; see the module docstring)."""
+def _dfa(pattern: str, chars: tuple[str, ...]) -> tuple[int, np.ndarray, np.ndarray, str]:
+    """(start, next state (R, V) with -1, accepting (R,), the characters the pattern
+    uses that ``chars`` lacks) of the pattern's DFA, built by outlines-core in a child
+    process (``dfa.py``; see the module docstring).
+
+    Two things work around outlines-core 0.2's index, which is built for token
+    vocabularies. It drops the transitions from a state where the pattern has matched
+    to one where it has not (so ``(ab)*`` would stop after ``ab``), and it refuses a
+    pattern in which any branch needs a token the vocabulary lacks (``(cat|zebra)`` for
+    a model that never saw ``z``). So the pattern is followed by an end mark, a private-
+    use character the model does not have: no state reached by the model's characters is
+    final, and a state where the pattern has matched is one whose end mark leads to a
+    final state. And every literal character of the pattern is given to the index as an
+    extra token: branches that need one the model lacks are pruned afterwards, and named
+    if nothing is left."""
     if importlib.util.find_spec("outlines_core") is None:
         raise CharRNNError("--regex needs the regex extra: pip install 'charrnn[regex]'")
-    request = json.dumps({"pattern": pattern, "chars": list(chars)})
+    extra = sorted(_literals(pattern) - set(chars))
+    end = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in chars
+               and chr(c) not in extra)
+    tokens = [*chars, end, *extra]
+    request = json.dumps({"pattern": f"(?:{pattern}){end}", "chars": tokens})
     try:
         done = subprocess.run([sys.executable, "-m", "charrnn.generate.dfa", str(MAX_CELLS)],
                               input=request.encode(), capture_output=True,
@@ -90,12 +112,60 @@ def _dfa(pattern: str, chars: tuple[str, ...]) -> tuple[int, np.ndarray, np.ndar
         why = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no reply"]
         raise CharRNNError(f"building the regex automaton failed: {why[0][:200]}") from None
     if "error" in meta:
-        raise ConfigError(_explain(pattern, meta["error"]), field="regex")
-    rows, v = meta["states"], len(chars)
-    step = np.frombuffer(body, np.int32, count=rows * v).reshape(rows, v).copy()
-    accepting = np.zeros(rows, bool)
-    accepting[meta["final"]] = True
-    return meta["start"], step, accepting
+        raise ConfigError(_explain(pattern, meta["error"].replace(end, "")), field="regex")
+    rows, v, t = meta["states"], len(chars), len(tokens)
+    table = np.frombuffer(body, np.int32, count=rows * t).reshape(rows, t)
+    final = np.zeros(rows + 1, bool)  # (the last: -1, no state)
+    final[meta["final"]] = True
+    accepting = final[table[:, v]]
+    reach = _reachable(table, meta["start"])
+    used = (table[reach][:, v + 1:] >= 0).any(axis=0)
+    unseen = "".join(c for c, u in zip(extra, used, strict=True) if u)
+    return meta["start"], table[:, :v].copy(), accepting, unseen
+
+
+def _literals(pattern: str) -> set[str]:
+    """The characters a pattern names one by one (and each end of a range), read with
+    Python's own parser; best effort (its module is private): none if it changes."""
+    try:
+        parser = getattr(re, "_parser", None) or importlib.import_module("sre_parse")
+        found: set[str] = set()
+
+        def walk(items) -> None:
+            for op, arg in items:
+                name = str(op)
+                if name in ("LITERAL", "NOT_LITERAL"):
+                    found.add(chr(arg))
+                elif name == "RANGE":
+                    found.update((chr(arg[0]), chr(arg[1])))
+                elif name == "IN":
+                    walk(arg)
+                elif isinstance(arg, (tuple, list)):
+                    for part in arg:
+                        if isinstance(part, parser.SubPattern):
+                            walk(part)
+                        elif isinstance(part, (list, tuple)):
+                            for sub in part:
+                                if isinstance(sub, parser.SubPattern):
+                                    walk(sub)
+
+        walk(parser.parse(pattern))
+        return found
+    except Exception:  # noqa: BLE001  (only a hint for the error message)
+        return set()
+
+
+def _reachable(table: np.ndarray, start: int) -> np.ndarray:
+    """The states reachable from ``start`` (any token)."""
+    seen = np.zeros(len(table), bool)
+    seen[start] = True
+    queue = deque([start])
+    while queue:
+        for t in table[queue.popleft()].tolist():
+            if t >= 0 and not seen[t]:
+                seen[t] = True
+                queue.append(t)
+    return seen
 
 
 def _child_env() -> dict[str, str]:

@@ -182,6 +182,16 @@ class Sampler:
             state, steer = [s[keep] for s in state], steer.take(keep)  # type: ignore[union-attr]
         for t in range(config.length if rows else 0):
             z = logits if steer is None else steer.adjust(logits, config.length - t)
+            if steer is not None and steer.stuck is not None and steer.stuck.any():
+                # matched, and no longer match fits in what is left: these samples end here
+                for r in np.flatnonzero(steer.stuck).tolist():
+                    yield rows[r], END, None
+                keep = np.flatnonzero(~steer.stuck)
+                rows = [rows[r] for r in keep]
+                if not rows:
+                    return
+                logits, z, state = logits[keep], z[keep], [s[keep] for s in state]
+                steer = steer.take(keep)
             ids = pick(z, [rngs[i].random() for i in rows], config.decoding)
             scored = score_rows(logits, ids, top, chars) if top is not None else None
             ends = steer.feed(ids).tolist() if steer is not None else None

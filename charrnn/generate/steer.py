@@ -66,9 +66,8 @@ class Rules:
         self.bias: np.ndarray | None = bias if bias.any() else None
         self.automaton: Automaton | None = None
         if decoding.regex is not None:
-            self.automaton = build(decoding.regex, chars, stops)
-            if self.bias is not None:
-                self._check_ban(decoding.regex)
+            banned = frozenset(np.flatnonzero(np.isneginf(bias)).tolist())
+            self.automaton = build(decoding.regex, chars, stops, banned)
         self.dry: Dry | None = None
         if decoding.dry_multiplier > 0:
             base = decoding.dry_base
@@ -76,15 +75,6 @@ class Rules:
             self.dry = Dry(decoding.dry_multiplier, base, decoding.dry_allowed_length,
                            frozenset(index[c] for c in decoding.dry_breakers if c in index),
                            cap)
-
-    def _check_ban(self, pattern: str) -> None:
-        """A regex must still be able to match without the banned characters."""
-        a = self.automaton
-        assert a is not None and self.bias is not None
-        banned = np.isneginf(self.bias)
-        if banned.any() and not (a.step[a.start] >= 0)[~banned].any() and a.ends[a.start] == 0:
-            raise ConfigError(f"regex {pattern!r:.60} cannot match without the banned "
-                              "characters", field="ban")
 
     @property
     def active(self) -> bool:
@@ -160,6 +150,8 @@ class Steer:
         a = rules.automaton
         self.states = None if a is None else np.full(rows, a.start, np.int64)
         self.histories = None if rules.dry is None else [_History() for _ in range(rows)]
+        self.stuck: np.ndarray | None = None  # after ``adjust``: rows with nothing allowed
+        #  (their text has matched, and no longer match fits in what is left): they end
 
     def __len__(self) -> int:
         return self.rows
@@ -194,9 +186,9 @@ class Steer:
                     z[r, list(pen)] -= list(pen.values())
         a = rules.automaton
         if a is not None and self.states is not None:
-            need = a.ahead[self.states]  # (B, V)
-            budget = np.asarray(left, np.int64).reshape(-1, 1) - 1
-            z[need > budget] = -np.inf
+            barred = a.ahead[self.states] > np.asarray(left, np.int64).reshape(-1, 1) - 1
+            z[barred] = -np.inf
+            self.stuck = np.asarray(barred.all(axis=1))
         return z
 
     def feed(self, ids: np.ndarray) -> np.ndarray:
@@ -214,7 +206,7 @@ class Steer:
         is used up (its rows' histories move to the new one)."""
         rows = [int(r) for r in rows]
         out = Steer.__new__(Steer)
-        out.rules, out.rows = self.rules, len(rows)
+        out.rules, out.rows, out.stuck = self.rules, len(rows), None
         out.states = None if self.states is None else self.states[rows]
         out.histories = None
         if self.histories is not None:

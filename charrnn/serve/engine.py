@@ -123,6 +123,12 @@ class Choice:
             return True
         return False
 
+    def finish(self, reason: str) -> None:
+        """End without another character (what is held back is released)."""
+        self._release(self.held, self.held_scores)
+        self.held, self.held_scores = "", []
+        self.finish_reason = reason
+
     def _release(self, text: str, scores: list[Scored | None] | None) -> None:
         if text:
             self.out.append((text, scores if self.settings.logprobs is not None else None))
@@ -279,10 +285,22 @@ class Batch:
             part = logits if idx == list(range(len(logits))) else logits[idx]
             if any(choice.steer is not None for _, _, choice in members):
                 part = part.astype(np.float64)
+                stuck = []
                 for r, (_, _, choice) in enumerate(members):
                     if choice.steer is not None:
                         left = choice.settings.max_chars - choice.produced
                         part[r] = choice.steer.adjust(part[r:r + 1], left)[0]
+                        if choice.steer.stuck is not None and choice.steer.stuck[0]:
+                            stuck.append(r)  # matched; no longer match fits: it ends
+                if stuck:
+                    for r in stuck:
+                        members[r][2].finish("length")
+                        members[r][1].job.signal()
+                    live = [r for r in range(len(members)) if r not in set(stuck)]
+                    members, idx, part = [members[r] for r in live], [idx[r] for r in live], \
+                        part[live]
+                    if not members:
+                        continue
             picked = pick(part, [choice.rng.random() for _, _, choice in members], decoding)
             tops = [choice.settings.logprobs for _, _, choice in members
                     if choice.settings.scored]
