@@ -1,7 +1,8 @@
 """What the steering controls cost: streaming chars/s with min-p, DRY or a regex against
 plain sampling, and a 64-sample batch with a regex against one without.
 
-Runs the real command in subprocesses, as bench/sample_speed.py does (characters per
+Runs the real command in subprocesses (one BLAS thread unless OPENBLAS_NUM_THREADS says
+otherwise), as bench/sample_speed.py does (characters per
 second from the first byte of output to the last: start-up, and building the regex's
 automaton, excluded), turn about: plain, min-p, DRY, regex, plain, ... so load on a
 shared machine hits every variant alike; ratios are of medians. The model is the 2x256
@@ -61,8 +62,12 @@ def main() -> None:
     ap.add_argument("--batch-length", type=int, default=200, help="characters per sample")
     ap.add_argument("--run", default=str(ROOT / "checkpoints" / "bench-dry-2x256"))
     args = ap.parse_args()
+    # One BLAS thread unless told otherwise: charrnn sample takes a second one only while a
+    # core is idle, a choice made afresh by every run, which on a shared machine would
+    # give the variants different thread counts; the ratios are what this bench is for.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     print(f"# {machine()}")
-    print(f"# BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS', 'as charrnn sample chooses')}")
+    print(f"# BLAS threads {os.environ['OPENBLAS_NUM_THREADS']} (OPENBLAS_NUM_THREADS)")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.run)
         if not (path / "best.safetensors").exists():
