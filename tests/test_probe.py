@@ -75,3 +75,35 @@ def test_a_short_budget_probes_only_its_small_model_for_the_dropout(monkeypatch)
     (50_000, 3600.0, False)])
 def test_only_a_time_budget_on_a_real_corpus_probes(chars, budget, follows):
     assert follows_machine(chars, budget) is follows
+
+
+def test_the_probe_keeps_to_its_share_of_the_budget_and_reports_a_busy_machine(monkeypatch):
+    """At most 5% of the budget: sizes it has no time left for are not timed (nor chosen).
+    A probe that got little of its threads' CPU time (here it only sleeps) says so."""
+    import time
+
+    timed: list[int] = []
+
+    def kernel_rate(config, *args, limit=float("inf"), **kwargs):
+        timed.append(config.hidden_size)
+        time.sleep(min(0.3, limit))  # waiting, as a descheduled process does
+        return 1e9  # fast enough for any size
+
+    monkeypatch.setattr(probe, "kernel_rate", kernel_rate)
+    choice = probe.choose_size(ModelConfig(vocab_size=65), 32, 32, torch.device("cpu"), None,
+                               max_time=10.0)  # 5%: 0.5 s
+    assert timed == [256, 384] and choice.hidden_size == 384
+    assert choice.seconds < 0.5 + 0.2
+    assert choice.busy and choice.share < probe.BUSY_SHARE
+    mc = ModelConfig(vocab_size=65, hidden_size=384)
+    _, message = training._fit_machine(mc, TrainConfig(max_time=600.0), 1_000_000, True)
+    assert "on a busy machine (this process got" in message
+
+
+def test_kernel_rate_gives_up_at_its_limit_with_what_it_timed():
+    mc = ModelConfig(vocab_size=20, hidden_size=64, num_layers=1, embed_size=8)
+    import time
+
+    t0 = time.perf_counter()
+    rate = probe.kernel_rate(mc, 4, 8, torch.device("cpu"), None, seconds=5.0, limit=0.2)
+    assert time.perf_counter() - t0 < 1.0 and rate > 0

@@ -62,7 +62,7 @@ def agrees(default: object, cell: str) -> bool:
     return word == str(default) or unescape(word) == str(default)
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "eval"])
+@pytest.mark.parametrize("command", ["train", "sample", "eval", "export"])
 def test_readme_option_table_matches_the_code(command):
     primary, options = code_options(command)
     rows = readme_rows(command)

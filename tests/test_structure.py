@@ -30,6 +30,7 @@ STAGES = [
     {"novelty"},  # copies of the training text
     {"train"},  # the train command and the loop
     {"inspect"},  # traces, units, run info, pages
+    {"export"},  # the web page and engine, ONNX, the Hugging Face folder
     {"serve"},  # the HTTP server
     {"api"},  # the Python API
     {"cli", "__main__"},  # the command line

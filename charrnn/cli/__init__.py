@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from charrnn import __version__
-from charrnn.cli import cache, evaluate, inspect, sample, serve, train
+from charrnn.cli import cache, evaluate, export, inspect, sample, serve, train
 from charrnn.cli.common import SAMPLING, err, from_options, with_controls
 from charrnn.errors import CharRNNError
 from charrnn.train.options import TrainOptions
@@ -52,6 +52,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {  # name -> command, in --help's orde
     "report": inspect.report,
     "info": inspect.info,
     "serve": serve.serve,
+    "export": export.export,
     "list": inspect.list_,
     "cache": cache.cache_,
 }
