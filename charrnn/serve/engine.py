@@ -100,6 +100,12 @@ class Choice:
         if scored is not None:
             self.logprob += scored[0]
         settings = self.settings
+        if not settings.stop:  # nothing held back: the common case, kept short
+            self._release(ch, [scored])
+            if end or self.produced >= settings.max_chars:
+                self.finish_reason = "stop" if end else "length"
+                return True
+            return False
         held, scores = self.held + ch, [*self.held_scores, scored]
         if settings.rules is not None and settings.rules.automaton is not None:
             stopped, cut = end != 0, max(end, 0)  # the automaton knows (stop strings too)
@@ -131,7 +137,7 @@ class Choice:
 
     def _release(self, text: str, scores: list[Scored | None] | None) -> None:
         if text:
-            self.out.append((text, scores if self.settings.logprobs is not None else None))
+            self.out.append((text, None if self.settings.logprobs is None else scores))
 
     def take(self) -> Piece:
         """Everything released since the last call (safe against the engine thread)."""
