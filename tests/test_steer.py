@@ -3,6 +3,7 @@ a regex's guarantee, bans and biases, and how all of them compose with batching.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import numpy as np
@@ -16,7 +17,8 @@ from charrnn.generate.pick import pick
 from charrnn.generate.sampler import END, Sampler
 from charrnn.generate.steer import Rules, Steer
 
-pytest.importorskip("outlines_core")
+needs_regex = pytest.mark.skipif(importlib.util.find_spec("outlines_core") is None,
+                                 reason="the regex extra (outlines-core) is not installed")
 CHARS = tuple("\nabc:")
 
 
@@ -80,6 +82,7 @@ def _texts(sampler, prime, config):
     return texts
 
 
+@needs_regex
 @pytest.mark.parametrize("pattern, stops", [
     ("[a-z]{3,8}", ()), ("(the|a) [cdm][a-z]+\\.", ()), ("[a-z ]+", ("\n",)),
     ("t[a-z]* [a-z]+", ("\n", "og")), ("x?(cat|dog)", ()), ("[^\n]{5,}", ()),
@@ -100,6 +103,7 @@ def test_every_sample_matches_the_regex(trained_run, pattern, stops):
             ), (pattern, text)
 
 
+@needs_regex
 def test_a_regex_ends_the_sample_when_it_cannot_go_on(trained_run):
     s = Sampler.load(trained_run)
     texts = _texts(s, "", SampleConfig(length=100, seed=1, num_samples=4,
@@ -110,6 +114,7 @@ def test_a_regex_ends_the_sample_when_it_cannot_go_on(trained_run):
         "the cat\n", "the dog\n", "the mat\n", "the log\n")
 
 
+@needs_regex
 def test_stop_after_a_match_ends_it_and_a_stop_inside_does_not(trained_run):
     s = Sampler.load(trained_run)
     config = SampleConfig(length=60, seed=2, num_samples=8, stop="\n",
@@ -119,6 +124,7 @@ def test_stop_after_a_match_ends_it_and_a_stop_inside_does_not(trained_run):
         assert rest and re.fullmatch("[a-z]+\n?", rest), text  # went on past the first \n
 
 
+@needs_regex
 @pytest.mark.parametrize("pattern, length, message", [
     ("QQ", 10, "cannot match any text of the characters this model knows (it never saw 'Q')"),
     ("[a-z]{20}", 10, "regex needs at least 20 characters; length is 10"),
@@ -143,6 +149,7 @@ def test_banned_and_biased_characters(trained_run):
         Rules(Decoding(ban="".join(s.vocab.chars)), s.vocab.chars)
 
 
+@needs_regex
 def test_controls_keep_each_batched_sample_equal_to_its_seed_alone(trained_run):
     s = Sampler.load(trained_run)
     decoding = Decoding(temperature=1.2, min_p=0.05, dry_multiplier=1.0,
@@ -177,6 +184,7 @@ def test_min_p_keeps_what_reaches_its_share_of_the_top():
     assert both == {0, 1, 2}  # after temperature 2: sqrt(0.15/0.5) = 0.55 >= 0.5
 
 
+@needs_regex
 def test_steer_join_and_take_keep_rows_apart():
     rules = Rules(Decoding(dry_multiplier=1, dry_allowed_length=1, regex="[abc:]*"), CHARS)
     a, b = rules.start([1, 2, 1]), rules.start([3, 3])
@@ -202,6 +210,7 @@ def test_a_missing_regex_extra_is_one_line(cli, trained_run, monkeypatch):
                         "'charrnn[regex]'\n")
 
 
+@needs_regex
 def test_a_match_that_no_longer_fits_ends_the_sample(trained_run):
     """(ab)*-like: a sample with room for half a repeat ends at the last full match."""
     s = Sampler.load(trained_run)
@@ -211,6 +220,7 @@ def test_a_match_that_no_longer_fits_ends_the_sample(trained_run):
         assert _texts(s, "", config) == ["the " * (length // 4)] * 3
 
 
+@needs_regex
 def test_a_ban_is_part_of_the_regex(trained_run):
     s = Sampler.load(trained_run)
     with pytest.raises(ConfigError, match="cannot match any text of the characters this "
@@ -237,6 +247,7 @@ def patterns(draw, depth: int = 2) -> str:
         patterns(depth=0))
 
 
+@needs_regex
 @settings(max_examples=25, deadline=None)
 @given(patterns())
 def test_the_automaton_accepts_what_pythons_re_fullmatches(pattern):
