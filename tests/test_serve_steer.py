@@ -69,22 +69,22 @@ def test_echoed_logprobs_sum_to_evals_total_loss(served, cli, tmp_path):
 
 def test_generated_logprobs_streamed_and_not(served):
     url, run = served
-    body = {"prompt": "the d", "max_tokens": 120, "seed": 4, "logprobs": 3, "echo": True,
+    body = {"prompt": "the d", "max_tokens": 600, "seed": 4, "logprobs": 3, "echo": True,
             "temperature": 0.9}
     choice = post(url, body).json()["choices"][0]
     lp = choice["logprobs"]
-    want, _ = sampled(run, "the d", 1, 120, 4, temperature=0.9)
+    want, _ = sampled(run, "the d", 1, 600, 4, temperature=0.9)
     assert choice["text"] == "the d" + want[0]
-    assert len(lp["tokens"]) == len(lp["token_logprobs"]) == 125
+    assert len(lp["tokens"]) == len(lp["token_logprobs"]) == 605
     for tok, got, top in zip(lp["tokens"][1:], lp["token_logprobs"][1:], lp["top_logprobs"][1:],
                              strict=True):
         assert top[tok] == got and len(top) <= 4
         assert list(top.values())[:3] == sorted(list(top.values())[:3], reverse=True)
     events = [e["choices"][0] for e in sse(url, body)[:-1]]
     texts = [e for e in events if e["text"]]
-    assert len(texts) > 1  # several chunks: offsets carry on across them
+    assert len(texts) > 1  # several chunks (600 characters take over 20 ms): offsets carry on
     offsets = sum((e["logprobs"]["text_offset"] for e in texts), [])
-    assert offsets == list(range(125))
+    assert offsets == list(range(605))
     assert sum((e["logprobs"]["token_logprobs"] for e in texts), []) == lp["token_logprobs"]
 
 
