@@ -10,3 +10,4 @@ frame  # train/signals.py: the signal-handler signature Python calls with
 is_novel  # api.py: Model.is_novel, public Python API (tests/test_novelty.py)
 handle_exit  # serve/runner.py: overrides uvicorn.Server.handle_exit (its signal handler)
 force_exit  # serve/runner.py: read by uvicorn.Server's shutdown
+matched  # generate/automaton.py: Automaton.matched, read by tests/test_steer.py (the automaton's language against re.fullmatch)

@@ -35,22 +35,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchpaths import ROOT, SHAKESPEARE
+from benchpaths import ROOT, SHAKESPEARE, machine
 
 STEPS = 80
 SPIN = "while 1: pass"
 TRAIN = ["--max-steps", str(STEPS), "--preview", "0", "--layers", "2", "--hidden-size", "256",
          "--eval-every", "1000", "--val-max-chars", "20000", "--log-every", "20", "--force"]
-
-
-def machine() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    flags = fields.get("Flags", "")
-    isa = ("AMX" if "amx_bf16" in flags else "AVX-512 BF16" if "avx512_bf16" in flags
-           else "AVX2" if "avx2" in flags else "?")
-    return (f"{fields.get('Model name', '?').strip()}, {os.cpu_count()} CPUs ({isa}), "
-            f"load average {os.getloadavg()[0]:.2f} at start")
 
 
 def start(corpus: Path, out: Path, env: dict[str, str], extra: list[str]) -> subprocess.Popen:

@@ -4,6 +4,7 @@
     >>> model = api.load("checkpoints/shakespeare")      # a run folder or a .safetensors
     >>> print(model.generate("ROMEO:", length=200, temperature=0.8, seed=1))
     >>> model.samples(4, "ROMEO:", length=100, top_p=0.9, stop="\\n\\n", seed=1)
+    >>> model.generate("", 40, regex="[A-Z][a-z]+", dry_multiplier=0.8)  # any control
     >>> model.score("To be, or not to be").bits_per_char  # needs torch
     >>> s = model.score(play_text, adapt=True); s.static.loss, s.loss  # dynamic evaluation
     >>> model.surprisal("To be, or not to be").bits         # per character, numpy only
@@ -62,7 +63,8 @@ class Model:
                 f"{len(self.vocab)} characters>")
 
     # ------------------------------------------------------------------ generation
-    def _sample(self, prime: str, config: SampleConfig) -> Iterator[tuple[int, str]]:
+    def _sample(self, prime: str | list[str], config: SampleConfig
+                ) -> Iterator[tuple[int, str]]:
         if self._sampler is None:
             self._sampler = Sampler(self.checkpoint)
         return self._sampler.stream(prime, config)
@@ -86,16 +88,18 @@ class Model:
         return prime + "".join(self.stream(prime, length, temperature, top_k, seed,
                                            stop=stop, **controls))
 
-    def samples(self, num_samples: int, prime: str = "", length: int = _LENGTH,
+    def samples(self, num_samples: int, prime: str | list[str] = "", length: int = _LENGTH,
                 temperature: float = _D.temperature, top_k: int = _D.top_k,
                 seed: int | None = None, *, stop: str | tuple[str, ...] = (),
                 **controls: Any) -> list[str]:
         """``num_samples`` independent texts (without the prime), generated as one batch;
-        text i is what ``generate`` gives with seed ``seed + i``."""
+        text i is what ``generate`` gives with seed ``seed + i``. With a list of primes,
+        ``num_samples`` of each, in one batch: text i continues prime i // num_samples."""
         config = SampleConfig(length, fresh_seed() if seed is None else seed, stop,
                               num_samples, Decoding(temperature=temperature, top_k=top_k,
                                                     **controls))
-        texts: list[list[str]] = [[] for _ in range(num_samples)]
+        count = num_samples * (1 if isinstance(prime, str) else len(prime))
+        texts: list[list[str]] = [[] for _ in range(count)]
         for i, ch in self._sample(prime, config):
             if ch != END:
                 texts[i].append(ch)

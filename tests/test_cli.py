@@ -269,7 +269,9 @@ _TOKENS = ["-c", "run", "--checkpoint=x.safetensors", "--temp", "--temperature=0
            "42", "-n", "-n80", "300", "-p", "-", "ROMEO:", "--prime=a b", "--stop", r"\n",
            "--stop=x", "--num-samples", "4", "--echo", "--no-echo", "--separator", "--jsonl",
            "--jsonl=1", "--drop-unknown", "--no-drop-unknown", "--help", "-h", "--", "extra",
-           "--bogus", "-x", "--length"]
+           "--bogus", "-x", "--length", "--min-p", "--regex", "[a-z]+", "--ban", r"\t",
+           "--dry-multiplier", "--dry-breakers", "--dry-allowed-length", "--prime-file", "-0",
+           "--null", "--logprobs", "--logprobs=3"]
 
 
 @settings(max_examples=150, deadline=None)
@@ -299,13 +301,17 @@ def test_sample_fast_path_takes_ordinary_command_lines():
 
     args = ["sample", "-c", "run", "-n500", "--temp=0.8", "--top-k", "40", "--top-p", ".9",
             "--seed", "1", "-p", "-", "--stop", r"\n\n", "--stop", "END", "--num-samples",
-            "4", "--no-echo", "--separator", r"\0", "--jsonl", "--drop-unknown"]
+            "4", "--no-echo", "--separator", r"\0", "--jsonl", "--drop-unknown", "--min-p",
+            "0.05", "--regex", "[A-Z][a-z]+", "--dry-multiplier", "0.8", "--dry-breakers",
+            r"\n:", "--ban", "xyz", "--logprobs", "2", "--prime-file", "p.txt", "-0"]
     assert sample_options(sample, args) == {
         "checkpoint": "run", "length": 500, "temperature": 0.8, "top_k": 40, "top_p": 0.9,
-        "seed": 1,
+        "seed": 1, "min_p": 0.05, "dry_multiplier": 0.8, "dry_base": 1.75,
+        "dry_allowed_length": 20, "dry_breakers": r"\n:", "regex": "[A-Z][a-z]+", "ban": "xyz",
         "prime": "-", "stop": [r"\n\n", "END"], "num_samples": 4, "echo": False,
         "separator": r"\0", "jsonl": True, "drop_unknown": True, "show_copies": False,
-        "min_copy": 20, "max_copy": None, "novel": False, "tries": 20, "corpus": None}
+        "min_copy": 20, "max_copy": None, "novel": False, "tries": 20, "corpus": None,
+        "prime_file": "p.txt", "null": True, "logprobs": 2}
     assert sample_options(sample, ["sample"]) is not None
     assert sample_options(sample, ["sample", "--help"]) is None
     assert sample_options(sample, ["train", "-n", "5"]) is None

@@ -178,6 +178,17 @@ SAMPLE_OPTIONS = {
     "--top-p": opt(floats(1e-3, 1.0), ["0", "-0.1", "1.5", "nan", "inf"]),
     "--length": opt(st.integers(0, 40), ["-1"]),
     "--seed": opt(st.integers(0, 2**32), ["-1"]),
+    "--min-p": opt(floats(0, 1), ["-0.1", "1.5", "nan"]),
+    "--dry-multiplier": opt(floats(0, 3), ["-1", "nan", "inf"]),
+    "--dry-base": opt(floats(1, 4), ["0.5", "-2", "nan", "inf"]),
+    "--dry-allowed-length": opt(st.integers(1, 30), ["0", "-3", "1.5"]),
+    "--dry-breakers": opt(st.sampled_from(["", r"\n", ". :"]), ["x" * 10_001],
+                          random_junk=False),
+    "--ban": opt(st.sampled_from(["", "xyz", "t", r"\n"]),
+                 ["the cat sodgmln." + "\n"], random_junk=False),
+    # each valid one matches the empty text and never has to end: --length is met exactly
+    "--regex": opt(st.sampled_from(["[a-z .\n]*", "[^x]*", "(the |cat |dog |[a-z.\n])*"]),
+                   ["(", "Q+", "^the", "(?<=a)b", "a{2000}"], random_junk=False),
 }
 CHECKPOINTS = st.one_of(
     st.just(("trained", VALID)),

@@ -32,6 +32,20 @@ from charrnn.generate.decoding import Decoding, SampleConfig
     (["--num-samples", "0"], 2, "Invalid value for '--num-samples'"),
     (["--stop", ""], 2, "stop string must not be empty"),
     (["-p", "XYZ"], 1, "never saw: 'XYZ'"),
+    (["--min-p", "1.5"], 2, "Invalid value for '--min-p'"),
+    (["--min-p", "-0.1"], 2, "Invalid value for '--min-p'"),
+    (["--dry-multiplier", "-1"], 2, "Invalid value for '--dry-multiplier'"),
+    (["--dry-base", "0.5"], 2, "Invalid value for '--dry-base'"),
+    (["--dry-base", "inf"], 2, "dry-base must be a finite number >= 1"),
+    (["--dry-allowed-length", "0"], 2, "Invalid value for '--dry-allowed-length'"),
+    (["--regex", "a("], 2, "regex 'a(' is not a regular expression"),
+    (["--regex", "QQ"], 2, "cannot match any text of the characters this model knows "
+                           "(it never saw 'Q')"),
+    (["--regex", "[a-z]{9}"], 2, "regex needs at least 9 characters; length is 5"),
+    (["--regex", "^the"], 2, "cannot be made into an automaton"),
+    (["--ban", "the cat sodgmln.\\n"], 2, "ban leaves no character to generate"),
+    (["--logprobs", "-1", "--jsonl"], 2, "Invalid value for '--logprobs'"),
+    (["-0"], 2, "-0/--null is for --prime-file"),
 ])
 def test_cli_refuses_a_bad_sample_option_in_one_line(cli, trained_run, args, code, message):
     r = cli("sample", "-c", trained_run, "-n", "5", *args)
@@ -57,6 +71,15 @@ def test_top_k_zero_means_no_limit(cli, trained_run):
     (SampleConfig, {"seed": -1}, "seed must be an integer >= 0"),
     (SampleConfig, {"num_samples": 0}, "number of samples must be >= 1"),
     (SampleConfig, {"stop": ("",)}, "a stop string must not be empty"),
+    (Decoding, {"min_p": 2}, "min-p must be in [0, 1]"),
+    (Decoding, {"dry_allowed_length": 1.5}, "dry-allowed-length must be >= 1"),
+    (Decoding, {"regex": 5}, "regex must be a text"),
+    (Decoding, {"ban": None}, "ban must be a text"),
+    (Decoding, {"dry_breakers": ["\n", "ab"]}, "dry-breakers must be a text"),
+    (Decoding, {"logit_bias": {"ab": 1}}, "logit-bias must map single characters"),
+    (Decoding, {"logit_bias": {"a": 101}}, "logit-bias must map single characters"),
+    (Decoding, {"logit_bias": {"a": float("nan")}}, "logit-bias must map single characters"),
+    (Decoding, {"logit_bias": "a"}, "logit-bias must map single characters"),
 ])
 def test_sample_config_refuses_a_bad_setting(kind, kw, message):
     with pytest.raises(ConfigError) as refused:

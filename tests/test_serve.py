@@ -174,23 +174,30 @@ def test_concurrent_requests_with_mixed_settings_get_their_own_text(url, root):
     bodies = [{"prompt": "the " * (1 + i), "max_tokens": 100 + 150 * i, "seed": i,
                "temperature": [0, 0.5, 1.3, 1.0][i], "top_k": [0, 3, 0, 0][i],
                "top_p": [1, 1, 0.8, 1][i], "stream": i % 2 == 1} for i in range(4)]
+    results = concurrently(url, bodies)
+    for i, b in enumerate(bodies):
+        assert results[i] == expected(root / "pattern", b["prompt"], 1, b["max_tokens"],
+                                      b["temperature"], b["top_k"], b["top_p"], i)[0], i
+
+
+def concurrently(url: str, bodies: list[dict]) -> dict[int, str]:
+    """Each body's choice-0 text, the requests sent 10 ms apart from threads, so they join
+    and leave the batch at different steps (streamed where the body says so)."""
     results: dict[int, str] = {}
 
     def one(i: int) -> None:
-        if bodies[i]["stream"]:
+        if bodies[i].get("stream"):
             results[i] = "".join(e["choices"][0]["text"] for e in sse(url, bodies[i])[:-1])
         else:
             results[i] = post(url, bodies[i]).json()["choices"][0]["text"]
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(bodies))]
     for t in threads:
         t.start()
         time.sleep(0.01)
     for t in threads:
         t.join(30)
-    for i, b in enumerate(bodies):
-        assert results[i] == expected(root / "pattern", b["prompt"], 1, b["max_tokens"],
-                                      b["temperature"], b["top_k"], b["top_p"], i)[0], i
+    return results
 
 
 BAD = [
@@ -201,7 +208,21 @@ BAD = [
     ({"top_p": 1.5}, 400, "top_p"), ({"top_k": -3}, 400, "top_k"), ({"n": 0}, 400, "n"),
     ({"n": 9}, 400, "n"), ({"seed": -1}, 400, "seed"), ({"seed": 2**70}, 400, "seed"),
     ({"stop": ""}, 400, "stop"), ({"stop": ["a"] * 5}, 400, "stop"),
-    ({"stream": "yes"}, 400, "stream"), ({"logprobs": 3}, 400, "logprobs"),
+    ({"stream": "yes"}, 400, "stream"), ({"logprobs": 21}, 400, "logprobs"),
+    ({"logprobs": -1}, 400, "logprobs"), ({"logprobs": True}, 400, "logprobs"),
+    ({"best_of": 0}, 400, "best_of"), ({"n": 3, "best_of": 2}, 400, "best_of"),
+    ({"best_of": 2, "stream": True}, 400, "best_of"), ({"prompt": [1, 2]}, 400, "prompt"),
+    ({"prompt": []}, 400, "prompt"), ({"prompt": ["a"] * 5, "n": 2}, 400, "prompt"),
+    ({"prompt": ["the", "the \u00e9"]}, 400, "prompt"),
+    ({"min_p": 1.5}, 400, "min_p"), ({"dry_multiplier": -1}, 400, "dry_multiplier"),
+    ({"dry_base": 0.5}, 400, "dry_base"), ({"dry_allowed_length": 0}, 400, "dry_allowed_length"),
+    ({"dry_breakers": 5}, 400, "dry_breakers"), ({"regex": "a("}, 400, "regex"),
+    ({"regex": "QQ"}, 400, "regex"), ({"regex": "(?<=a)b"}, 400, "regex"),
+    ({"regex": 7}, 400, "regex"), ({"regex": "[a-z]{30}", "max_tokens": 10}, 400, "max_tokens"),
+    ({"ban": "the cat sodgmln.\n"}, 400, "ban"), ({"ban": ["a"]}, 400, "ban"),
+    ({"logit_bias": {"50256": -100}}, 400, "logit_bias"), ({"logit_bias": {"a": 200}}, 400,
+                                                           "logit_bias"),
+    ({"logit_bias": [1]}, 400, "logit_bias"), ({"presence_penalty": 0.5}, 400, "presence_penalty"),
     ({"prompt": "the cat \u00e9t\u00e9 \U0001f600"}, 400, "prompt"),
     ({"model": "nope"}, 404, "model"), ({"model": "../pattern"}, 404, "model"),
     ({"model": "more/../pattern"}, 404, "model"), ({"model": "/etc/passwd"}, 404, "model"),
@@ -239,13 +260,24 @@ def test_body_over_a_megabyte_is_413(url):
 
 
 FIELDS = ["model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n", "stop",
-          "seed", "stream", "echo", "logprobs", "stream_options", "drop_unknown"]
+          "seed", "stream", "echo", "logprobs", "stream_options", "drop_unknown", "best_of",
+          "min_p", "dry_multiplier", "dry_base", "dry_allowed_length", "dry_breakers",
+          "regex", "ban", "logit_bias"]
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**64, 2**64)
                     | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
                     lambda inner: st.lists(inner, max_size=3)
                     | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
 SMALL = {"max_tokens": st.integers(-2, 40), "n": st.integers(-1, 3), "prompt":
-         st.text("the catdoglm.\n\u00e9", max_size=20)}
+         st.text("the catdoglm.\n\u00e9", max_size=20)
+         | st.lists(st.text("the catdog", max_size=8), max_size=3),
+         "best_of": st.integers(-1, 4), "logprobs": st.integers(-1, 22),
+         "min_p": st.floats(-0.5, 1.5), "dry_multiplier": st.floats(-1, 3),
+         "dry_allowed_length": st.integers(-1, 5), "dry_breakers": st.text("\n.: ", max_size=3),
+         "regex": st.sampled_from(["[a-z ]+", "the (cat|dog)", "(", "Q+", "^a", "t.*g",
+                                   "[a-z]{50}"]),
+         "ban": st.text("the catdoglm.\n", max_size=6),
+         "logit_bias": st.dictionaries(st.text("the cQ", min_size=1, max_size=2),
+                                       st.floats(-150, 150), max_size=3)}
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))

@@ -9,6 +9,7 @@ Skipped when no Chromium is installed (.ci/run installs it: apt-get install chro
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -111,7 +112,10 @@ class DevTools:
         os.close(self._in)
 
 
-def test_playground_streams_typed_prime(trained_run, tmp_path):
+@contextlib.contextmanager
+def playground(trained_run: Path, tmp_path: Path):
+    """A server over a copy of the trained run and Chromium on its playground, ready:
+    yields (url, browser, the run's folder)."""
     root = tmp_path / "checkpoints"
     shutil.copytree(trained_run, root / "pattern")
     with running(create_app(Models(root), Limits())) as url:
@@ -119,35 +123,85 @@ def test_playground_streams_typed_prime(trained_run, tmp_path):
         try:
             browser.send("Page.navigate", url=f"{url}/")
             browser.wait_for("document.body && document.body.dataset.ready === '1'")
-            assert browser.js("document.getElementById('model').value") == "pattern"
-            browser.type_into("prime", "the d")
-            browser.type_into("length", "1500")
-            browser.type_into("temperature", "0.9")
-            browser.type_into("seed", "12")
-            # Record the generated text's length at every change, to see it arrive in parts.
-            browser.js("window.seen = []; new MutationObserver(() => window.seen.push("
-                       "document.getElementById('gen').textContent.length)).observe("
-                       "document.getElementById('gen'), {childList: true, "
-                       "characterData: true, subtree: true});")
-            browser.click("start")
-            status = browser.wait_for("document.getElementById('status').textContent"
-                                      ".startsWith('done') && document.getElementById("
-                                      "'status').textContent")
-            assert status.startswith("done: 1500 characters") and "(length)" in status
-            text = browser.js("document.getElementById('gen').textContent")
-            assert text == expected(root / "pattern", "the d", 1, 1500, 0.9, seed=12)[0]
-            assert browser.js("document.getElementById('prime-echo').textContent") == "the d"
-            seen = browser.js("window.seen")
-            assert len(set(seen)) >= 2 and seen[-1] == 1500, seen  # streamed, in parts
-            ARTIFACTS.mkdir(exist_ok=True)
-            shot = browser.send("Page.captureScreenshot", format="png")["data"]
-            (ARTIFACTS / "serve-playground.png").write_bytes(base64.b64decode(shot))
-            # An error from the API is shown on the page, not swallowed.
-            browser.type_into("prime", "the \u00e9")
-            browser.click("start")
-            error = browser.wait_for("document.getElementById('status').className === "
-                                     "'error' && document.getElementById('status')"
-                                     ".textContent")
-            assert "never saw" in error and "\u00e9" in error
+            yield url, browser, root / "pattern"
         finally:
             browser.close()
+
+
+def test_playground_streams_typed_prime(trained_run, tmp_path):
+    with playground(trained_run, tmp_path) as (url, browser, run):
+        assert browser.js("document.getElementById('model').value") == "pattern"
+        browser.type_into("prime", "the d")
+        browser.type_into("length", "1500")
+        browser.type_into("temperature", "0.9")
+        browser.type_into("seed", "12")
+        # Record the generated text's length at every change, to see it arrive in parts.
+        browser.js("window.seen = []; new MutationObserver(() => window.seen.push("
+                   "document.getElementById('gen').textContent.length)).observe("
+                   "document.getElementById('gen'), {childList: true, "
+                   "characterData: true, subtree: true});")
+        browser.click("start")
+        status = browser.wait_for("document.getElementById('status').textContent"
+                                  ".startsWith('done') && document.getElementById("
+                                  "'status').textContent")
+        assert status.startswith("done: 1500 characters") and "(length)" in status
+        text = browser.js("document.getElementById('gen').textContent")
+        assert text == expected(run, "the d", 1, 1500, 0.9, seed=12)[0]
+        assert browser.js("document.getElementById('prime-echo').textContent") == "the d"
+        seen = browser.js("window.seen")
+        assert len(set(seen)) >= 2 and seen[-1] == 1500, seen  # streamed, in parts
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = browser.send("Page.captureScreenshot", format="png")["data"]
+        (ARTIFACTS / "serve-playground.png").write_bytes(base64.b64decode(shot))
+        # An error from the API is shown on the page, not swallowed.
+        browser.type_into("prime", "the \u00e9")
+        browser.click("start")
+        error = browser.wait_for("document.getElementById('status').className === "
+                                 "'error' && document.getElementById('status')"
+                                 ".textContent")
+        assert "never saw" in error and "\u00e9" in error
+
+
+def test_playground_steers_and_shows_alternatives_on_hover(trained_run, tmp_path):
+    """min-p, DRY and a regex from the page's fields; hovering a generated character shows
+    the model's five likeliest characters there, with their probabilities."""
+    import math
+    import re
+
+    from test_serve import post
+
+    with playground(trained_run, tmp_path) as (url, browser, _):
+        for field, value in (("prime", "the "), ("length", "60"), ("temperature", "1.2"),
+                             ("seed", "5"), ("min_p", "0.05"), ("dry_multiplier", "1"),
+                             ("dry_allowed_length", "4"), ("regex", "[a-z ]+\\.")):
+            browser.type_into(field, value)
+        browser.click("start")
+        browser.wait_for("document.getElementById('status').textContent"
+                         ".startsWith('done')")
+        text = browser.js("document.getElementById('gen').textContent")
+        body = {"prompt": "the ", "max_tokens": 60, "temperature": 1.2, "seed": 5,
+                "min_p": 0.05, "dry_multiplier": 1, "dry_allowed_length": 4,
+                "regex": "[a-z ]+\\.", "logprobs": 5, "top_p": 1}
+        want = post(url, body).json()["choices"][0]
+        assert text == want["text"] and re.fullmatch("[a-z ]+\\.", text), text
+        n = browser.js("document.getElementById('gen').children.length")
+        assert n == len(text)
+        k = 2  # hover the third generated character
+        box = json.loads(browser.js(
+            f"JSON.stringify(document.getElementById('gen').children[{k}]"
+            ".getBoundingClientRect())"))
+        browser.send("Input.dispatchMouseEvent", type="mouseMoved",
+                     x=box["x"] + box["width"] / 2, y=box["y"] + box["height"] / 2)
+        tip = browser.wait_for("document.getElementById('tip').style.display === "
+                               "'block' && document.getElementById('tip').textContent")
+        lines = tip.split("\n")
+        top = sorted(want["logprobs"]["top_logprobs"][k].items(), key=lambda x: -x[1])[:5]
+        assert len(lines) == 6, tip
+        drawn = math.exp(want["logprobs"]["token_logprobs"][k])
+        assert lines[0].endswith(f"{100 * drawn:.1f}%"), tip
+        for line, (ch, lp) in zip(lines[1:], top, strict=True):
+            shown = {" ": "\u2423", "\n": "\u21b5"}.get(ch, ch)
+            assert line == f"{shown}  {100 * math.exp(lp):.1f}%", (line, ch, lp)
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = browser.send("Page.captureScreenshot", format="png")["data"]
+        (ARTIFACTS / "serve-playground-hover.png").write_bytes(base64.b64decode(shot))

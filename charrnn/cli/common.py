@@ -14,7 +14,8 @@ from typing import Annotated, Any, get_type_hints
 import typer
 
 from charrnn.errors import ConfigError
-from charrnn.generate.decoding import CONTROLS, Decoding
+from charrnn.escapes import escape, unescape
+from charrnn.generate.decoding import Decoding, kind, spec
 from charrnn.train.options import CKPT
 
 OUTPUT, SAMPLING, NOVELTY, ADAPT, SERVING = (
@@ -70,23 +71,33 @@ def from_options(cls: type, func: Callable[[Any], None]) -> Callable[..., None]:
 
 
 def with_controls(func: Callable[..., None], panel: str) -> Callable[..., None]:
-    """``func`` with its ``decoding`` parameter offered as one option per control (see
-    charrnn.generate.decoding), called with the ``Decoding`` they make."""
+    """``func`` with its ``decoding`` parameter offered as one option per control that has
+    flags (see charrnn.generate.decoding), called with the ``Decoding`` they make. Text
+    controls marked ``escapes`` understand \\n, \\t, \\0 and \\\\ as --stop does."""
+    offered = [f for f in fields(Decoding) if f.metadata["spec"].flags]
+    types = {"int": int, "float": float, "str": str, "str | None": str | None}
+
     def param(f: Any) -> inspect.Parameter:
         s = f.metadata["spec"]
-        info = typer.Option(*s.flags, help=s.help, rich_help_panel=panel, min=s.min, max=s.max)
+        text = kind(f.name) is str
+        info = typer.Option(*s.flags, help=s.help, rich_help_panel=panel,
+                            min=None if text else s.min, max=None if text else s.max,
+                            show_default=escape(f.default) if text and f.default else not text)
         return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
-                                 annotation=Annotated[int if f.type == "int" else float, info])
+                                 annotation=Annotated[types[str(f.type)], info])
 
     signature, hints = inspect.signature(func), get_type_hints(func, include_extras=True)
     params = []
     for p in signature.parameters.values():
-        params += [param(f) for f in fields(Decoding)] if p.name == "decoding" else [
+        params += [param(f) for f in offered] if p.name == "decoding" else [
             p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[p.name])]
 
     @wraps(func)
     def command(**values: Any) -> None:
-        controls = {k: values.pop(k) for k in CONTROLS}
+        controls = {f.name: values.pop(f.name) for f in offered}
+        for name, value in controls.items():
+            if spec(name).escapes and isinstance(value, str):
+                controls[name] = unescape(value)
         func(**values, decoding=Decoding(**controls))
 
     command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from charrnn.cli.common import NOVELTY, OUTPUT, SAMPLING, CheckpointOpt, err
-from charrnn.errors import CharRNNError
+from charrnn.errors import CharRNNError, ConfigError
 from charrnn.generate.decoding import Decoding, SampleConfig
 from charrnn.novelty.filter import DEFAULT_MIN_COPY, DEFAULT_TRIES
 
@@ -25,6 +25,13 @@ def sample(
                       ] = SampleConfig.length,
     prime: Annotated[str, typer.Option("--prime", "-p", rich_help_panel=SAMPLING,
                      help="Text that warms the model up; '-' reads it from stdin.")] = "",
+    prime_file: Annotated[str | None, typer.Option(
+        "--prime-file", rich_help_panel=SAMPLING, show_default=False,
+        help="Many primes, one per line ('-': stdin): --num-samples samples of each, in "
+             "one batch; sample i continues prime i // --num-samples.")] = None,
+    null: Annotated[bool, typer.Option("--null", "-0", rich_help_panel=SAMPLING,
+                    help="--prime-file's primes are separated by NUL characters (so they "
+                         "may hold line breaks), as find -print0 writes them.")] = False,
     drop_unknown: Annotated[bool, typer.Option("--drop-unknown", rich_help_panel=SAMPLING,
                             help="Remove prime characters the model never saw "
                                  "(default: refuse, naming them).")] = False,
@@ -44,6 +51,10 @@ def sample(
     jsonl: Annotated[bool, typer.Option("--jsonl", rich_help_panel=OUTPUT,
                      help="One JSON object per sample and line: index, seed, text, "
                           "stopped, and the settings.")] = False,
+    logprobs: Annotated[int | None, typer.Option(
+        "--logprobs", min=0, rich_help_panel=OUTPUT, show_default=False,
+        help="With --jsonl: each generated character's log-probability under the model "
+             "and the N likeliest alternatives (OpenAI's logprobs object).")] = None,
     show_copies: Annotated[bool, typer.Option(
         "--show-copies", rich_help_panel=NOVELTY,
         help="Per sample, the longest text copied verbatim from the training text (length, "
@@ -93,36 +104,80 @@ def sample(
     seed = smp.fresh_seed() if seed is None else seed
     config = SampleConfig(length=length, seed=seed, stop=stops, num_samples=num_samples,
                           decoding=decoding)
+    checks = show_copies or novel or max_copy is not None
+    if logprobs is not None and not jsonl:
+        raise ConfigError("--logprobs needs --jsonl (the log-probabilities are JSON fields)")
+    if prime_file is not None and (prime or checks):
+        raise ConfigError("--prime-file takes no -p, --show-copies, --novel or --max-copy")
+    if null and prime_file is None:
+        raise ConfigError("-0/--null is for --prime-file")
+    if logprobs is not None and checks:
+        raise ConfigError("--logprobs does not combine with --show-copies, --novel or "
+                          "--max-copy")
     sampler = smp.Sampler.load(checkpoint)  # a missing checkpoint fails before stdin waits
-    if prime == "-":
-        from charrnn.data.text import decode_utf8
-
-        prime = decode_utf8(sys.stdin.buffer.read(), "stdin")
-    prime, dropped = sampler.clean_prime(prime, drop_unknown)
+    primes = [_read(prime)] if prime_file is None else _primes(prime_file, null)
+    primes, dropped = _clean(sampler, primes, drop_unknown)
     if dropped:
         err(f"warning: dropped prime characters the model never saw: {dropped!r}")
-    fields = {"prime": prime, **decoding.as_dict(), "length": length, "stop": list(stops),
-              "checkpoint": str(sampler.checkpoint.path)}
-    if show_copies or novel or max_copy is not None:
+    fields = {"prime": primes[0], **decoding.as_dict(), "length": length,
+              "stop": list(stops), "checkpoint": str(sampler.checkpoint.path)}
+    if checks:
         from charrnn.novelty import sieve
 
         keep = sieve.CopyFilter(min_copy=min_copy, max_copy=max_copy, novel=novel, tries=tries)
-        result = sieve.draw(sampler, prime, config, sieve.index_for(sampler.checkpoint, corpus),
-                            keep)
+        index = sieve.index_for(sampler.checkpoint, corpus)
+        sampler.stream(primes[0], config)  # the decoding is checked before the index waits
+        result = sieve.draw(sampler, primes[0], config, index, keep)
         if keep.filters:
             err(f"{keep.describe()}: kept {len(result.kept)} of {result.drawn} samples drawn")
         if jsonl:
             stream(sieve.jsonl(result, fields))
         else:
-            stream(sieve.plain(result, prime if echo else "", unescape(separator)), end_line=True)
+            stream(sieve.plain(result, primes[0] if echo else "", unescape(separator)),
+                   end_line=True)
             for k in result.kept if show_copies else ():
                 err(f"seed {k.seed}: {k.copies.summary()}")
         if (problem := sieve.shortfall(result, keep)) is not None:
             raise CharRNNError(problem)
         return
-    events = sampler.stream(prime, config)
+    total = num_samples * len(primes)
+    heads = [p for p in primes for _ in range(num_samples)]
+    events = sampler.stream_scored(primes if prime_file is not None else primes[0], config,
+                                   logprobs)
     if jsonl:
-        stream(smp.render_jsonl(events, num_samples, fields, seed=seed))
+        stream(smp.render_jsonl(events, total, fields, seed=seed,
+                                primes=heads if prime_file is not None else None))
     else:
-        stream(smp.render(events, num_samples, prime if echo else "", unescape(separator)),
-                end_line=True)
+        stream(smp.render(events, total, heads if echo else "", unescape(separator)),
+               end_line=True)
+
+
+def _read(prime: str) -> str:
+    """The -p text, or stdin's for '-' (verbatim)."""
+    if prime != "-":
+        return prime
+    from charrnn.data.text import decode_utf8
+
+    return decode_utf8(sys.stdin.buffer.read(), "stdin")
+
+
+def _primes(path: str, nul: bool) -> list[str]:
+    """--prime-file's primes (see ``data.text.split_primes``)."""
+    from charrnn.data.text import check_file, split_primes
+
+    if path == "-":
+        return split_primes(sys.stdin.buffer.read(), "stdin", nul)
+    return split_primes(check_file(path).read_bytes(), path, nul)
+
+
+def _clean(sampler, primes: list[str], drop_unknown: bool) -> tuple[list[str], str]:
+    """Each prime as the model reads it, and the characters dropped from any."""
+    cleaned, dropped = [], set()
+    for n, p in enumerate(primes, 1):
+        try:
+            text, gone = sampler.clean_prime(p, drop_unknown)
+        except CharRNNError as e:
+            raise CharRNNError(f"prime {n}: {e}" if len(primes) > 1 else str(e)) from None
+        cleaned.append(text)
+        dropped.update(gone)
+    return cleaned, "".join(sorted(dropped))

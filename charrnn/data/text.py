@@ -42,6 +42,21 @@ def decode_utf8(data: bytes, name: str) -> str:
         utf8_error(data[e.start], e.start, name)
 
 
+def split_primes(data: bytes, name: str, nul: bool = False) -> list[str]:
+    """The primes of a file: one per line, or (``nul``) separated by NUL characters, so a
+    prime may hold line breaks. A final separator ends the last prime rather than
+    starting an empty one; other empty primes stay (a sample from a fresh line)."""
+    if nul:
+        parts = [decode_utf8(part, name) for part in data.split(b"\x00")]
+    else:
+        parts = normalize(decode_utf8(data, name)).split("\n")
+    if len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    if parts == [""]:
+        raise CharRNNError(f"{name} holds no primes")
+    return parts
+
+
 def check_head(head: bytes, name: str) -> None:
     """Refuse UTF-16/UTF-32 files by their byte-order mark (the first 4 bytes suffice)."""
     for bom, enc in (_UTF32_BOMS | _UTF16_BOMS).items():

@@ -18,15 +18,18 @@ def pick(logits: np.ndarray, u: Iterable[float], decoding: Decoding = Decoding()
 
     Temperature 0 is the argmax. Otherwise the softmax of logits / temperature, cut to
     the top-k characters (ties at the k-th value kept), then to the nucleus: the fewest
-    likeliest characters whose probability reaches top-p.
+    likeliest characters whose probability reaches top-p, then to those whose probability
+    is at least min-p times the likeliest one's. Logits of -inf (a banned character, one
+    a regex forbids) are never drawn, as long as a row has one finite logit.
     """
     temperature, top_k, top_p = decoding.temperature, decoding.top_k, decoding.top_p
+    min_p = decoding.min_p
     if temperature == 0:
         return logits.argmax(axis=1)
     # Below 1e-300 every draw is already the argmax; the floor keeps z / temperature
     # finite (a subnormal temperature would overflow to -inf, with a warning).
     temperature = max(temperature, 1e-300)
-    if len(logits) == 1 and top_k == 0 and top_p == 1:
+    if len(logits) == 1 and top_k == 0 and top_p == 1 and min_p == 0:
         # One row, plain softmax: the same arithmetic in half the numpy calls, which
         # shows at batch 1, where this runs thousands of times a second.
         z = logits[0].astype(np.float64)
@@ -49,6 +52,8 @@ def pick(logits: np.ndarray, u: Iterable[float], decoding: Decoding = Decoding()
         before = np.cumsum(desc, axis=1) - desc  # mass of the likelier characters
         cut = before >= top_p * desc.sum(axis=1, keepdims=True)
         np.put_along_axis(p, order, np.where(cut, 0.0, desc), axis=1)
+    if min_p > 0:  # the likeliest character survives top-k and top-p: its p is the max
+        p[p < min_p * p.max(axis=1, keepdims=True)] = 0.0
     cdf = np.cumsum(p, axis=1)
     target = np.fromiter(u, np.float64, count=len(cdf))[:, None] * cdf[:, -1:]
     ids = (cdf <= target).sum(axis=1)

@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -27,7 +28,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from charrnn.errors import CharRNNError
+from charrnn.errors import CharRNNError, ConfigError
+from charrnn.generate.sampler import Sampler
+from charrnn.generate.scores import openai
+from charrnn.generate.steer import Rules, Steer
 from charrnn.serve import protocol
 from charrnn.serve.engine import Choice, Engine, Job, Settings
 from charrnn.serve.models import Models, UnknownModel
@@ -140,100 +144,106 @@ class Server:
             except CharRNNError as e:
                 raise ApiError(503, f"the model cannot be loaded: {e}", "model",
                                kind="server_error") from None
-            try:
-                prime, _ = model.clean_prime(req.prompt, req.drop_unknown)
-            except CharRNNError as e:
-                why = str(e).replace("--drop-unknown", '"drop_unknown": true')
-                raise ApiError(400, f"'prompt': {why}", "prompt", "unknown_characters"
-                               ) from None
-            start = model.start_ids(prime)
+            primes = [_prime(model, p, req.drop_unknown, i if len(req.prompts) > 1 else None)
+                      for i, p in enumerate(req.prompts)]
+            starts = [model.start_ids(p) for p in primes]
+            rules, steers = await run_in_threadpool(_steers, model, req, primes, starts)
         except ApiError as e:
             return _error(e)
-        reply = protocol.Completion(name)
-        echo = prime if req.echo else ""
-        if req.max_tokens == 0:
-            usage = reply.usage(len(prime), 0)
-            if not req.stream:
-                return JSONResponse(reply.full([echo] * req.n, ["length"] * req.n, usage))
-            events = [_sse(reply.chunk(i, echo, "length")) for i in range(req.n)]
-            tail = [_sse(reply.usage_chunk(usage))] if req.include_usage else []
-            return _Stream(iter([*events, *tail, "data: [DONE]\n\n"]), lambda: None)
-        if self.active + req.n > self.limits.max_streams:
+        if self.active + req.streams > self.limits.max_streams:
             return _error(ApiError(429, f"the server is generating {self.active} streams, "
                                         f"its limit (--max-streams) is "
                                         f"{self.limits.max_streams}; retry shortly",
                                    code="rate_limit_exceeded", kind="rate_limit_error",
                                    headers={"Retry-After": "1"}))
-        self.active += req.n
+        self.active += req.streams
         released = False
 
         def release() -> None:
             nonlocal released
             if not released:
                 released = True
-                self.active -= req.n
-                job.cancelled = not job.done
+                self.active -= req.streams
+                for job in jobs:
+                    job.cancelled = not job.done
 
-        settings = Settings(req.max_tokens, req.decoding, req.stop)
+        settings = Settings(req.max_tokens, req.decoding, req.stop, rules, req.logprobs,
+                            scored=req.logprobs is not None or req.best_of > req.n)
         seed = model_seed(req.seed)
-        choices = [Choice(i, seed + i, settings) for i in range(req.n)]
         loop, ready = asyncio.get_running_loop(), asyncio.Event()
 
         def wake() -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed: nobody to wake
                 loop.call_soon_threadsafe(ready.set)
 
-        job = Job(start, choices, wake)
+        k = req.best_of  # candidate j of prompt p: index and seed offset p * k + j
+        jobs = [Job(start, [Choice(p * k + j, seed + p * k + j, settings) for j in range(k)],
+                    wake, steer, prime if req.echo else "")
+                for p, (prime, start, steer) in enumerate(zip(primes, starts, steers,
+                                                              strict=True))]
         assert self.engine is not None
-        self.engine.submit(model, job)
+        for job in jobs:
+            self.engine.submit(model, job)
+        reply, prompt_chars = protocol.Completion(name), sum(map(len, primes))
         if req.stream:
-            return _Stream(self._events(job, ready, reply, echo, len(prime),
-                                        req.include_usage), release)
+            return _Stream(self._events(jobs, ready, reply, prompt_chars, req), release)
         try:
-            return await self._collect(request, job, ready, reply, echo, len(prime))
+            return await self._collect(request, jobs, ready, reply, prompt_chars, req)
         finally:
             release()
 
-    async def _collect(self, request: Request, job: Job, ready: asyncio.Event,
-                       reply: protocol.Completion, echo: str, prompt_chars: int) -> Response:
-        """Wait for all choices; give up (and free the rows) if the client leaves."""
-        while not job.done:
+    async def _collect(self, request: Request, jobs: list[Job], ready: asyncio.Event,
+                       reply: protocol.Completion, prompt_chars: int,
+                       req: protocol.Request) -> Response:
+        """Wait for all choices; give up (and free the rows) if the client leaves. With
+        ``best_of``, each prompt's n candidates with the best mean log-probability."""
+        while not all(job.done for job in jobs):
             ready.clear()
-            job.woken()
-            if job.done:
+            for job in jobs:
+                job.woken()
+            if all(job.done for job in jobs):
                 break
             try:
                 await asyncio.wait_for(ready.wait(), POLL)
             except asyncio.TimeoutError:
                 if await request.is_disconnected():
                     return Response(status_code=499)
-        if job.error:
-            return _error(ApiError(500, f"generation failed: {job.error}", kind="server_error"))
-        texts = [c.take() for c in job.choices]
-        usage = reply.usage(prompt_chars, sum(c.produced for c in job.choices))
-        return JSONResponse(reply.full([echo + t for t in texts],
-                                       [c.finish_reason or "length" for c in job.choices], usage))
+        if failed := next((job.error for job in jobs if job.error), None):
+            return _error(ApiError(500, f"generation failed: {failed}", kind="server_error"))
+        choices = []
+        for job in jobs:
+            best = sorted(job.choices, key=lambda c: -c.mean_logprob) if req.best_of > req.n \
+                else job.choices
+            for c in best[:req.n]:
+                text, scores = c.take()
+                lp = None if scores is None else openai(text, scores)
+                choices.append((text, c.finish_reason or "length", lp))
+        usage = reply.usage(prompt_chars, sum(c.produced for job in jobs for c in job.choices))
+        return JSONResponse(reply.full(choices, usage))
 
-    async def _events(self, job: Job, ready: asyncio.Event, reply: protocol.Completion,
-                      echo: str, prompt_chars: int, include_usage: bool):
+    async def _events(self, jobs: list[Job], ready: asyncio.Event,
+                      reply: protocol.Completion, prompt_chars: int, req: protocol.Request):
         """Server-sent events: text as it is released, a finish chunk per choice, [DONE]."""
-        if echo:
-            for c in job.choices:
-                yield _sse(reply.chunk(c.index, echo))
-        open_ = list(job.choices)
+        open_ = [c for job in jobs for c in job.choices]
+        sent = dict.fromkeys((c.index for c in open_), 0)  # characters sent per choice
         while open_:
             ready.clear()
-            job.woken()
+            for job in jobs:
+                job.woken()
             for c in list(open_):
                 reason = c.finish_reason  # read before draining: its text is all out then
-                text = c.take()
-                if text:
+                text, scores = c.take()
+                if text and scores is not None:
+                    yield _sse(reply.chunk(c.index, text, None,
+                                           openai(text, scores, sent[c.index])))
+                elif text:
                     yield reply.text_event(c.index, text)
+                sent[c.index] += len(text)
                 if reason:
                     yield _sse(reply.chunk(c.index, "", reason))
                     open_.remove(c)
-            if job.error:
-                yield _sse(ApiError(500, f"generation failed: {job.error}",
+            if failed := next((job.error for job in jobs if job.error), None):
+                yield _sse(ApiError(500, f"generation failed: {failed}",
                                     kind="server_error").body())
                 return
             if open_:
@@ -242,9 +252,9 @@ class Server:
                 # engine runs (and Event.wait alone would not yield to other tasks).
                 await asyncio.sleep(FLUSH * max(1.0, self.active / 16))
                 await ready.wait()
-        if include_usage:
+        if req.include_usage:
             yield _sse(reply.usage_chunk(reply.usage(
-                prompt_chars, sum(c.produced for c in job.choices))))
+                prompt_chars, sum(c.produced for job in jobs for c in job.choices))))
         yield "data: [DONE]\n\n"
 
     @contextlib.asynccontextmanager
@@ -254,6 +264,36 @@ class Server:
             yield
         finally:
             self.engine.stop()
+
+
+def _prime(model: Sampler, prompt: str, drop_unknown: bool, number: int | None) -> str:
+    """A prompt as the model reads it; a 400 naming its unknown characters."""
+    try:
+        prime, _ = model.clean_prime(prompt, drop_unknown)
+    except CharRNNError as e:
+        why = str(e).replace("--drop-unknown", '"drop_unknown": true')
+        where = "" if number is None else f"prompt {number}: "
+        raise ApiError(400, f"'prompt': {where}{why}", "prompt", "unknown_characters"
+                       ) from None
+    return prime
+
+
+def _steers(model: Sampler, req: protocol.Request, primes: list[str],
+            starts: list[np.ndarray]) -> tuple[Rules | None, list[Steer | None]]:
+    """The request's pre-pick rules (a regex's automaton is built here, in a worker
+    thread, once per model and decoding) and one steer per prompt that has read it."""
+    try:
+        rules = model.rules(req.decoding, req.stop)
+    except ConfigError as e:
+        field = e.field or "regex"
+        raise ApiError(400, f"'{field}': {e}", field) from None
+    if rules is None:
+        return None, [None] * len(primes)
+    if rules.least() > req.max_tokens:
+        raise ApiError(400, f"'max_tokens': the regex needs at least {rules.least()} "
+                            f"characters, max_tokens is {req.max_tokens}", "max_tokens")
+    return rules, [rules.start(ids if p else []) for p, ids in zip(primes, starts,
+                                                                    strict=True)]
 
 
 def model_seed(seed: int | None) -> int:

@@ -1,5 +1,8 @@
 """The playground at ``/``: one self-contained page (no external assets) that streams a
-completion from this server's own API, so it works offline and shows what a client sees."""
+completion from this server's own API, so it works offline and shows what a client sees.
+Besides temperature and top-p it offers min-p, DRY and a regex, and asks for
+``logprobs: 5``: hovering a generated character shows the five likeliest characters the
+model saw at that point, with their probabilities."""
 
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -26,6 +29,10 @@ button:disabled{opacity:.45;cursor:default}
 #gen{color:#111}
 #status{font-size:13px;color:#555;min-height:18px;margin:6px 0}
 #status.error{color:#b00020}
+#gen span:hover{background:#fde68a}
+#tip{position:fixed;display:none;background:#222;color:#fff;font:13px ui-monospace,monospace;
+  padding:6px 9px;border-radius:4px;pointer-events:none;white-space:pre;z-index:9}
+#regex{width:200px}
 </style></head>
 <body><main>
 <h1>charrnn playground</h1>
@@ -37,6 +44,13 @@ button:disabled{opacity:.45;cursor:default}
  value="0.8"></label>
 <label>top-p<input id="top_p" type="number" min="0.01" max="1" step="0.05" value="1">
 </label>
+<label>min-p<input id="min_p" type="number" min="0" max="1" step="0.01" value="0">
+</label>
+<label>DRY multiplier<input id="dry_multiplier" type="number" min="0" step="0.1" value="0">
+</label>
+<label>DRY allowed length<input id="dry_allowed_length" type="number" min="1" step="1"
+ value="12"></label>
+<label>regex<input id="regex" type="text" placeholder="every sample matches"></label>
 <label>length<input id="length" type="number" min="1" step="50" value="500"></label>
 <label>seed<input id="seed" type="number" min="0" step="1" placeholder="random"></label>
 <label>API key<input id="key" type="password" placeholder="if required"></label>
@@ -44,6 +58,7 @@ button:disabled{opacity:.45;cursor:default}
 </div>
 <div id="status"></div>
 <pre id="out"><span id="prime-echo"></span><span id="gen"></span></pre>
+<div id="tip"></div>
 </main>
 <script>
 "use strict";
@@ -69,11 +84,15 @@ async function loadModels() {
 async function start() {
   const body = {prompt: $("prime").value, max_tokens: Number($("length").value),
                 temperature: Number($("temperature").value),
-                top_p: Number($("top_p").value), stream: true};
+                top_p: Number($("top_p").value), min_p: Number($("min_p").value),
+                dry_multiplier: Number($("dry_multiplier").value),
+                dry_allowed_length: Number($("dry_allowed_length").value),
+                logprobs: 5, stream: true};
+  if ($("regex").value) body.regex = $("regex").value;
   if ($("model").value) body.model = $("model").value;
   if ($("seed").value !== "") body.seed = Number($("seed").value);
   $("prime-echo").textContent = body.prompt;
-  $("gen").textContent = "";
+  $("gen").replaceChildren();
   $("start").disabled = true; $("stop").disabled = false;
   status("generating\\u2026");
   controller = new AbortController();
@@ -101,7 +120,7 @@ async function start() {
         const j = JSON.parse(data);
         if (j.error) throw new Error(j.error.message);
         for (const c of j.choices) {
-          $("gen").textContent += c.text; count += [...c.text].length;
+          addText(c.text, c.logprobs); count += [...c.text].length;
           if (c.finish_reason) reason = c.finish_reason;
         }
       }
@@ -115,6 +134,38 @@ async function start() {
     $("start").disabled = false; $("stop").disabled = true; controller = null;
   }
 }
+// One span per generated character, carrying the model's five likeliest characters there.
+function addText(text, logprobs) {
+  if (!text) return;
+  const frag = document.createDocumentFragment();
+  const chars = logprobs ? logprobs.tokens : [...text];
+  chars.forEach((ch, i) => {
+    const span = document.createElement("span");
+    span.textContent = ch;
+    if (logprobs && logprobs.top_logprobs[i]) {
+      span.dataset.top = JSON.stringify(logprobs.top_logprobs[i]);
+      span.dataset.p = Math.exp(logprobs.token_logprobs[i]);
+    }
+    frag.appendChild(span);
+  });
+  $("gen").appendChild(frag);
+}
+function shown(ch) {
+  return ch === "\\n" ? "\\u21b5" : ch === " " ? "\\u2423" : ch === "\\t" ? "\\u21e5" : ch;
+}
+$("gen").addEventListener("mouseover", e => {
+  const span = e.target;
+  if (!span.dataset || !span.dataset.top) return;
+  const top = Object.entries(JSON.parse(span.dataset.top))
+    .sort((a, b) => b[1] - a[1]).slice(0, 5);
+  $("tip").textContent = `${shown(span.textContent)} was drawn: ` +
+    `${(100 * span.dataset.p).toFixed(1)}%\\n` +
+    top.map(([ch, lp]) => `${shown(ch)}  ${(100 * Math.exp(lp)).toFixed(1)}%`).join("\\n");
+  const r = span.getBoundingClientRect();
+  $("tip").style.left = `${r.left}px`; $("tip").style.top = `${r.bottom + 4}px`;
+  $("tip").style.display = "block";
+});
+$("gen").addEventListener("mouseout", () => { $("tip").style.display = "none"; });
 $("start").addEventListener("click", start);
 $("stop").addEventListener("click", () => controller && controller.abort());
 $("prime").addEventListener("keydown", e => {

@@ -1,11 +1,12 @@
 """The OpenAI completions request, checked field by field, and the response shapes.
 
-Tokens are characters here: ``max_tokens`` counts characters and ``usage`` reports
-characters. Every problem with a request is an ``ApiError`` carrying the HTTP status and
-the OpenAI error object, so nothing a client sends can become a 500. Fields the OpenAI
-API has but a char-RNN cannot honour (``logprobs``, penalties, ``logit_bias``, ...) are
-accepted at their neutral values and refused otherwise; unknown fields are ignored, as
-llama.cpp's and vLLM's servers do.
+Tokens are characters here: ``max_tokens`` counts characters, ``usage`` reports
+characters, ``logprobs`` scores characters and ``logit_bias`` is keyed by character.
+Every problem with a request is an ``ApiError`` carrying the HTTP status and the OpenAI
+error object, so nothing a client sends can become a 500. Fields the OpenAI API has but
+a char-RNN cannot honour (the per-token penalties, ``suffix``) are accepted at their
+neutral values and refused otherwise; unknown fields are ignored, as llama.cpp's and
+vLLM's servers do.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from charrnn.generate.decoding import CONTROLS, Decoding, check, kind
 MAX_PROMPT = 100_000  # characters: warming reads the prime one character per step
 MAX_STOPS = 4  # as the OpenAI API
 MAX_SEED = 2**63 - 1
+MAX_LOGPROBS = 20  # alternatives per character, as vLLM's default limit
 
 
 class ApiError(Exception):
@@ -44,7 +46,7 @@ class Request:
     """A checked completion request."""
 
     model: str | None
-    prompt: str
+    prompts: list[str]  # one or more; each gets n choices (best_of candidates)
     max_tokens: int
     decoding: Decoding
     n: int
@@ -54,6 +56,13 @@ class Request:
     echo: bool
     include_usage: bool
     drop_unknown: bool
+    logprobs: int | None  # alternatives per character; None: no logprobs
+    best_of: int  # candidates drawn per prompt, the n with the best mean logprob returned
+
+    @property
+    def streams(self) -> int:
+        """Rows this request occupies while it runs."""
+        return len(self.prompts) * self.best_of
 
 
 def _bad(param: str, message: str) -> ApiError:
@@ -104,20 +113,21 @@ def _bool(body: dict, name: str, default: bool = False) -> bool:
     return v
 
 
-def _prompt(body: dict) -> str:
+def _prompts(body: dict) -> list[str]:
+    """``prompt``: a string, or a list of strings (each is completed, in one batch)."""
     p = body.get("prompt", "")
     if p is None:
         p = ""
-    if isinstance(p, list) and len(p) == 1 and isinstance(p[0], str):
-        p = p[0]  # the OpenAI client may send a batch of one
-    if not isinstance(p, str):
-        raise _bad("prompt", "must be a string (token ids and batches of prompts are "
-                             "not supported; send one request per prompt)")
-    if len(p) > MAX_PROMPT:
-        raise ApiError(400, f"'prompt': {len(p)} characters is more than the "
-                            f"{MAX_PROMPT} this server reads", "prompt",
+    prompts = [p] if isinstance(p, str) else p
+    if not (isinstance(prompts, list) and prompts and all(isinstance(x, str)
+                                                          for x in prompts)):
+        raise _bad("prompt", "must be a string or a non-empty list of strings (token ids "
+                             "are not supported: a token is a character here)")
+    if sum(map(len, prompts)) > MAX_PROMPT:
+        raise ApiError(400, f"'prompt': {sum(map(len, prompts))} characters is more than "
+                            f"the {MAX_PROMPT} this server reads", "prompt",
                        "context_length_exceeded")
-    return p
+    return prompts
 
 
 def _stop(body: dict) -> tuple[str, ...]:
@@ -131,8 +141,8 @@ def _stop(body: dict) -> tuple[str, ...]:
     return tuple(stops)
 
 
-_NEUTRAL = {"logprobs": (None, 0), "presence_penalty": (None, 0), "frequency_penalty":
-            (None, 0), "best_of": (None, 1), "logit_bias": (None, {}), "suffix": (None, "")}
+_NEUTRAL = {"presence_penalty": (None, 0), "frequency_penalty": (None, 0),
+            "suffix": (None, "")}
 
 
 def parse(body: Any, max_chars: int, max_n: int) -> Request:
@@ -143,7 +153,9 @@ def parse(body: Any, max_chars: int, max_n: int) -> Request:
         v = body.get(name)
         if v not in neutral or isinstance(v, bool):
             raise _bad(name, "is not supported by a character-level model "
-                             f"(leave it out or send {neutral[1]!r})")
+                             f"(leave it out or send {neutral[1]!r}; the dry_* fields "
+                             "penalise repeats in characters)" if "penalty" in name else
+                       f"is not supported (leave it out or send {neutral[1]!r})")
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise _bad("model", "must be a string")
@@ -155,12 +167,22 @@ def parse(body: Any, max_chars: int, max_n: int) -> Request:
     if max_tokens > max_chars:
         raise ApiError(400, f"'max_tokens': {max_tokens} is more than this server's "
                             f"limit of {max_chars} characters (--max-chars)", "max_tokens")
+    prompts, n = _prompts(body), _int(body, "n", 1, 1, max_n)
+    best_of = _int(body, "best_of", n, 1, max_n)
+    if best_of < n:
+        raise _bad("best_of", f"must be at least n ({n}), got {best_of}")
+    stream = _bool(body, "stream")
+    if stream and best_of > n:
+        raise _bad("best_of", "cannot be streamed: the best are known only at the end")
+    if len(prompts) * best_of > max_n:
+        raise _bad("prompt", f"{len(prompts)} prompts x {best_of} choices is more than this "
+                             f"server's {max_n} streams (--max-streams)")
     return Request(
-        model=model or None, prompt=_prompt(body), max_tokens=max_tokens,
-        decoding=_decoding(body), n=_int(body, "n", 1, 1, max_n),
-        stop=_stop(body), seed=_opt_int(body, "seed", 0, MAX_SEED),
-        stream=_bool(body, "stream"), echo=_bool(body, "echo"),
-        include_usage=include_usage, drop_unknown=_bool(body, "drop_unknown"))
+        model=model or None, prompts=prompts, max_tokens=max_tokens,
+        decoding=_decoding(body), n=n, stop=_stop(body),
+        seed=_opt_int(body, "seed", 0, MAX_SEED), stream=stream, echo=_bool(body, "echo"),
+        include_usage=include_usage, drop_unknown=_bool(body, "drop_unknown"),
+        logprobs=_opt_int(body, "logprobs", 0, MAX_LOGPROBS), best_of=best_of)
 
 
 class Completion:
@@ -181,14 +203,16 @@ class Completion:
         return {"prompt_tokens": prompt_chars, "completion_tokens": completion_chars,
                 "total_tokens": prompt_chars + completion_chars}
 
-    def full(self, texts: list[str], reasons: list[str], usage: dict) -> dict[str, Any]:
-        choices = [{"text": t, "index": i, "logprobs": None, "finish_reason": r}
-                   for i, (t, r) in enumerate(zip(texts, reasons, strict=True))]
-        return {**self._head(), "choices": choices, "usage": usage}
+    def full(self, choices: list[tuple[str, str, dict | None]], usage: dict) -> dict[str, Any]:
+        """The whole response: (text, finish reason, logprobs object or None) per choice."""
+        return {**self._head(), "usage": usage, "choices": [
+            {"text": t, "index": i, "logprobs": lp, "finish_reason": r}
+            for i, (t, r, lp) in enumerate(choices)]}
 
-    def chunk(self, index: int, text: str, reason: str | None = None) -> dict[str, Any]:
-        return {**self._head(), "choices": [{"text": text, "index": index, "logprobs": None,
-                                             "finish_reason": reason}]}
+    def chunk(self, index: int, text: str, reason: str | None = None,
+              logprobs: dict | None = None) -> dict[str, Any]:
+        return {**self._head(), "choices": [{"text": text, "index": index,
+                                             "logprobs": logprobs, "finish_reason": reason}]}
 
     def text_event(self, index: int, text: str) -> str:
         """``chunk(index, text)`` as a server-sent event, built without a dict: this runs
