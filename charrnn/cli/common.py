@@ -15,6 +15,7 @@ import typer
 
 from charrnn.errors import ConfigError
 from charrnn.generate.decoding import CONTROLS, Decoding
+from charrnn.safetext import shown
 from charrnn.train.options import CKPT
 
 OUTPUT, SAMPLING, NOVELTY, ADAPT, SERVING = (
@@ -22,7 +23,8 @@ OUTPUT, SAMPLING, NOVELTY, ADAPT, SERVING = (
 
 
 def err(message: str) -> None:
-    print(f"charrnn: {message}", file=sys.stderr, flush=True)
+    """One line on stderr (a name that is not UTF-8 shown as \\xNN)."""
+    print(f"charrnn: {shown(message)}", file=sys.stderr, flush=True)
 
 
 CheckpointOpt = Annotated[

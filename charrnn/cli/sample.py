@@ -11,6 +11,7 @@ from charrnn.cli.common import NOVELTY, OUTPUT, SAMPLING, CheckpointOpt, err
 from charrnn.errors import CharRNNError
 from charrnn.generate.decoding import Decoding, SampleConfig
 from charrnn.novelty.filter import DEFAULT_MIN_COPY, DEFAULT_TRIES
+from charrnn.safetext import check_text
 
 
 def sample(
@@ -89,6 +90,7 @@ def sample(
     from charrnn.escapes import unescape
     from charrnn.generate import sampler as smp
 
+    separator = unescape(check_text(separator, "--separator"))
     stops = tuple(unescape(s) for s in stop or ())
     seed = smp.fresh_seed() if seed is None else seed
     config = SampleConfig(length=length, seed=seed, stop=stops, num_samples=num_samples,
@@ -114,7 +116,7 @@ def sample(
         if jsonl:
             stream(sieve.jsonl(result, fields))
         else:
-            stream(sieve.plain(result, prime if echo else "", unescape(separator)), end_line=True)
+            stream(sieve.plain(result, prime if echo else "", separator), end_line=True)
             for k in result.kept if show_copies else ():
                 err(f"seed {k.seed}: {k.copies.summary()}")
         if (problem := sieve.shortfall(result, keep)) is not None:
@@ -124,5 +126,5 @@ def sample(
     if jsonl:
         stream(smp.render_jsonl(events, num_samples, fields, seed=seed))
     else:
-        stream(smp.render(events, num_samples, prime if echo else "", unescape(separator)),
+        stream(smp.render(events, num_samples, prime if echo else "", separator),
                 end_line=True)

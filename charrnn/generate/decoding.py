@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from charrnn.errors import ConfigError
+from charrnn.safetext import check_text
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ class SampleConfig:
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
         if any(not isinstance(s, str) or not s for s in stop):
             raise ConfigError("a stop string must not be empty")
+        for s in stop:
+            check_text(s, "a stop string", "stop")
         object.__setattr__(self, "stop", stop)
         if not isinstance(self.decoding, Decoding):
             raise ConfigError(f"decoding must be a Decoding, got {self.decoding!r}")

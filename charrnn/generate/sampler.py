@@ -28,6 +28,7 @@ from charrnn.generate.pick import pick
 from charrnn.model.infer import NumpyRNN
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
+from charrnn.safetext import check_text
 
 END = ""
 """The character ``Sampler.stream`` yields for a sample that has ended."""
@@ -56,7 +57,7 @@ class Sampler:
         Line endings are normalised as in training. Characters the model never saw are
         an error naming them, or with ``drop_unknown`` are removed.
         """
-        prime = normalize(prime)
+        prime = normalize(check_text(prime, "the prime", "prompt"))
         if not prime:
             return "", ""
         unknown = "".join(sorted(self.vocab.unknown(prime)))
@@ -160,7 +161,7 @@ def render_jsonl(events: Iterable[tuple[int, str]], num_samples: int, fields: di
     """One JSON line per sample, in index order, as soon as it and those before it end:
     index, seed, text (without the prime), whether a stop string ended it, and ``fields``
     (the settings)."""
-    import json
+    from charrnn.safetext import dumps
 
     texts: list[list[str]] = [[] for _ in range(num_samples)]
     ended = [False] * num_samples
@@ -175,6 +176,6 @@ def render_jsonl(events: Iterable[tuple[int, str]], num_samples: int, fields: di
             text = "".join(texts[current])
             record = {"index": current, "seed": seed + current, "text": text,
                       "stopped": bool(stops) and text.endswith(stops), **fields}
-            yield json.dumps(record, ensure_ascii=False) + "\n"
+            yield dumps(record) + "\n"
             texts[current] = []
             current += 1

@@ -36,6 +36,7 @@ from charrnn.novelty.suffixarray import (
     stored,
     suffix_array,
 )
+from charrnn.safetext import shown
 
 __all__ = ["CopyReport", "Index", "open_cached", "open_source", "for_checkpoint",
            "suffix_array", "sample_keys"]
@@ -366,4 +367,4 @@ def for_checkpoint(meta: dict, path: str | Path, corpus: str | None = None,
 
 
 def stderr_log(message: str) -> None:
-    print(f"charrnn: {message}", file=sys.stderr, flush=True)
+    print(f"charrnn: {shown(message)}", file=sys.stderr, flush=True)

@@ -19,6 +19,7 @@ from charrnn.generate.decoding import SampleConfig
 from charrnn.generate.sampler import END, Sampler, render_jsonl
 from charrnn.novelty.filter import CopyFilter
 from charrnn.novelty.index import CopyReport, Index, for_checkpoint, stderr_log
+from charrnn.safetext import dumps
 
 _MAX_BATCH = 256  # samples generated at once while redrawing
 
@@ -92,7 +93,7 @@ def jsonl(result: Drawn, fields: dict) -> Iterator[str]:
         events = [*((0, ch) for ch in k.text), (0, END)]
         for line in render_jsonl(events, 1, fields, k.seed):
             record = {**json.loads(line), "index": j, **k.copies.fields()}
-            yield json.dumps(record, ensure_ascii=False) + "\n"
+            yield dumps(record) + "\n"
 
 
 def plain(result: Drawn, head: str, separator: str) -> Iterator[str]:
