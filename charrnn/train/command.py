@@ -26,7 +26,7 @@ from charrnn.data.inputs import STDIN, changes, current_files, is_stream, manife
 from charrnn.data.text import BUILTIN_CORPUS
 from charrnn.errors import CharRNNError
 from charrnn.escapes import unescape
-from charrnn.model.device import pick_device, pick_dtype
+from charrnn.model.device import check_fits, pick_device, pick_dtype
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
 from charrnn.runs import lock as runlock
@@ -128,6 +128,7 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
             source_ckpt, corpus.vocab, opts.cell, opts.num_layers, opts.hidden_size,
             opts.embed_size, opts.dropout)
         probed = ""
+        _check_fits(model_config, train_config)  # before the probe builds any model
         if (source_ckpt is None and opts.hidden_size is None and not dist.enabled
                 and follows_machine(n, train_config.max_time)):
             model_config, probed, probe_seconds = _fit_machine(
@@ -139,6 +140,7 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         if opts.force and run_dir.exists() and dist.is_main:
             runfolder.clear(run_dir)
 
+    _check_fits(model_config, train_config)
     callbacks = ConsoleProgress() if dist.is_main else Callbacks()  # rank 0 speaks
     trainer = Trainer(model_config, train_config, corpus, run_dir, callbacks, dist)
     trainer.elapsed_before = probe_seconds  # the probe was part of the budget
@@ -179,8 +181,18 @@ def _given(opts: TrainOptions, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _budget(opts: TrainOptions) -> dict[str, Any]:
-    return {"max_time": parse_duration(opts.max_time) if opts.max_time else None,
+    return {"max_time": parse_duration(opts.max_time) if opts.max_time is not None else None,
             "max_steps": opts.max_steps, "epochs": opts.epochs}
+
+
+def _check_fits(mc: ModelConfig, tc: TrainConfig) -> None:
+    """Refuse a model that could never be trained here, saying what it needs."""
+    check_fits(mc.train_bytes(tc.batch_size, tc.seq_len), pick_device(tc.device),
+               f"training a {mc.num_layers}x{mc.hidden_size} {mc.cell} with embedding "
+               f"{mc.embed_size} ({mc.num_params():,} parameters) at batch "
+               f"{tc.batch_size} x {tc.seq_len}",
+               "choose a smaller --hidden-size, --layers, --embed-size, --batch-size or "
+               "--seq-len")
 
 
 def _fit_machine(mc: ModelConfig, tc: TrainConfig, train_chars: int,
