@@ -92,3 +92,28 @@ def test_the_one_json_encoder_is_always_valid_json():
     assert "NaN" not in out and "Infinity" not in out and math.isfinite(1.5)
     assert shown(FF_TXT) == "\\xff.txt" and shown("plain é") == "plain é"
     assert check_text("fine é", "x") == "fine é"
+
+
+def _strict_json(text: str):
+    def refuse(name: str):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_nan_in_a_checkpoint_header_is_null_in_json_output(cli, trained_run, tmp_path):
+    """Before: info --json and list --json printed NaN (not JSON) for a header holding it."""
+    from safetensors.numpy import save
+
+    c = ckpt.inspect(trained_run / "best.safetensors")
+    meta = {**c.meta, "progress": {**c.meta["progress"], "best_val_loss": float("nan"),
+                                   "val_loss": float("inf")}}
+    run = tmp_path / "root" / "r"
+    run.mkdir(parents=True)
+    blob = save(c.numpy_weights(), metadata={"charrnn": json.dumps(meta)})  # writes NaN
+    (run / "best.safetensors").write_bytes(blob)
+    r = cli("info", run, "--json")
+    assert r.exit_code == 0, r
+    progress = _strict_json(r.stdout)["progress"]
+    assert progress["best_val_loss"] is None and progress["val_loss"] is None
+    r = cli("list", "--root", tmp_path / "root", "--json")
+    assert r.exit_code == 0 and _strict_json(r.stdout)["best_val_loss"] is None, r

@@ -405,3 +405,18 @@ def test_serving_never_imports_torch(trained_run):
             f"Limits, create_app; m = Models(target={str(trained_run)!r}); m.get(None); "
             "create_app(m, Limits()); import uvicorn; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_an_empty_api_key_in_the_environment_is_refused_not_ignored(cli, trained_run,
+                                                                    monkeypatch):
+    """Before: CHARRNN_API_KEY= (set, empty) served without authentication, while
+    --api-key '' was refused. Fail closed: both are refused before anything is served."""
+    def started(config):
+        raise AssertionError(f"the server started (api_key={config.api_key!r})")
+
+    monkeypatch.setattr("charrnn.serve.runner.serve", started)
+    monkeypatch.setenv("CHARRNN_API_KEY", "")
+    for args in ([], ["--api-key", ""]):
+        r = cli("serve", "-c", trained_run, *args)
+        assert r.exit_code == 2 and r.stderr.startswith(
+            "charrnn: error: the API key must be printable ASCII text"), r
