@@ -225,6 +225,9 @@ def gigabytes(n: float) -> str:
 
 
 DEFAULT_ROOT = Path("checkpoints")  # where runs are saved, listed and served from
+CHECKPOINT_SUFFIX = ".safetensors"  # of every checkpoint file (runs/checkpoint.py)
+LOCK_NAME = ".lock"  # held by the run training in a folder (runs/lock.py)
+RUN_MARKS = (LOCK_NAME, f"*{CHECKPOINT_SUFFIX}")  # a folder holding one is a run folder
 
 SHORT_BUDGET = 180.0  # seconds: below this a 2x256 model learns more than a bigger one
 SMALL_CORPUS = 200_000  # training characters: below this a 2x256 model, whatever the budget

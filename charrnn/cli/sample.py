@@ -64,10 +64,11 @@ def sample(
     tries: Annotated[int, typer.Option("--tries", min=1, rich_help_panel=NOVELTY,
                      help="With --novel / --max-copy: draw at most this many samples per "
                           "sample asked for.")] = DEFAULT_TRIES,
-    corpus: Annotated[str | None, typer.Option(
+    corpus: Annotated[list[str] | None, typer.Option(
         "--corpus", rich_help_panel=NOVELTY, show_default=False,
-        help="A copy of the training text, for the copy checks (default: the path the "
-             "checkpoint recorded; its content must match).")] = None,
+        help="A copy of the training text, for the copy checks (default: the paths the "
+             "checkpoint recorded; its content must match); repeat it for each input of "
+             "a run trained on several files or folders.")] = None,
 ) -> None:
     """Generate text from a checkpoint, streamed to stdout as it is produced.
 

@@ -18,7 +18,8 @@ from charrnn.errors import ConfigError
 from charrnn.generate.decoding import SampleConfig
 from charrnn.generate.sampler import END, Sampler, render_jsonl
 from charrnn.novelty.filter import CopyFilter
-from charrnn.novelty.index import CopyReport, Index, for_checkpoint, stderr_log
+from charrnn.novelty.index import CopyReport, Index
+from charrnn.novelty.source import for_checkpoint, stderr_log
 from charrnn.safetext import dumps
 
 _MAX_BATCH = 256  # samples generated at once while redrawing
@@ -40,10 +41,11 @@ class Drawn:
     wanted: int
 
 
-def index_for(checkpoint, corpus: str | Path | None = None) -> Index:
-    """The copy index of a checkpoint's training text (or of ``corpus``, a copy)."""
-    return for_checkpoint(checkpoint.meta, checkpoint.path,
-                                  None if corpus is None else str(corpus), stderr_log)
+def index_for(checkpoint, corpus: str | Path | list[str] | None = None) -> Index:
+    """The copy index of a checkpoint's training text (or of ``corpus``, a copy: one
+    path, or as many as training was given)."""
+    given = [str(corpus)] if isinstance(corpus, (str, Path)) else corpus
+    return for_checkpoint(checkpoint.meta, checkpoint.path, given or None, stderr_log)
 
 
 def _texts(sampler: Sampler, prime: str, config: SampleConfig) -> list[str]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.config import ModelConfig
+from charrnn.config import CHECKPOINT_SUFFIX, ModelConfig
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError, CheckpointError
 from charrnn.files import NotAFile, atomic_write_bytes, open_regular, os_reason
@@ -29,7 +29,7 @@ from charrnn.safetext import dumps
 
 FORMAT = "charrnn-checkpoint"
 FORMAT_VERSION = 1
-SUFFIX = ".safetensors"
+SUFFIX = CHECKPOINT_SUFFIX
 _MAX_HEADER = 100 * 1024 * 1024
 
 
