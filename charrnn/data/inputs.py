@@ -38,6 +38,13 @@ def is_stream(arg: str) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
 
 
+def kept_streams(run_dir: Path) -> list[Path]:
+    """The files ``spool`` keeps in a run folder (what --force must not lose before the
+    new run is known to start)."""
+    return sorted(p for p in (run_dir / "stdin.txt", *run_dir.glob("pipe-*.txt"))
+                  if p.is_file())
+
+
 def spool(inputs: list[str], run_dir: Path, stdin=None) -> list[str]:
     """``inputs`` with every stream replaced by a file in ``run_dir`` holding its text."""
     out, pipes = [], 0
