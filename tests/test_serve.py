@@ -240,15 +240,18 @@ def test_body_over_a_megabyte_is_413(url):
 
 FIELDS = ["model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n", "stop",
           "seed", "stream", "echo", "logprobs", "stream_options", "drop_unknown"]
+# Strings may hold lone surrogates ("\ud800" escapes, sent as such): before, one in the
+# prompt or the model name gave a 500 and a traceback.
+TEXT = st.text(max_size=12) | st.text(st.characters(exclude_categories=()), max_size=6)
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**64, 2**64)
-                    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
+                    | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
                     lambda inner: st.lists(inner, max_size=3)
-                    | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+                    | st.dictionaries(TEXT, inner, max_size=3), max_leaves=6)
 SMALL = {"max_tokens": st.integers(-2, 40), "n": st.integers(-1, 3), "prompt":
-         st.text("the catdoglm.\n\u00e9", max_size=20)}
+         st.text("the catdoglm.\n\u00e9\ud800\udcff", max_size=20)}
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.fixed_dictionaries({}, optional={f: SMALL.get(f, JSON) if f in SMALL
                                            else st.one_of(JSON, SMALL.get(f, JSON))
                                            for f in FIELDS}) | JSON)
@@ -257,7 +260,8 @@ def test_fuzzed_bodies_never_500(url, body):
         body = {**body, "max_tokens": body.get("max_tokens", 8)}
         if isinstance(body["max_tokens"], int) and not isinstance(body["max_tokens"], bool):
             body["max_tokens"] = min(body["max_tokens"], 40)
-    r = post(url, body)
+    r = httpx.post(f"{url}/v1/completions", content=json.dumps(body), timeout=30,
+                   headers={"Content-Type": "application/json"})  # lone surrogates escaped
     assert r.status_code in (200, 400, 404), r.text
     if r.status_code != 200:
         assert set(r.json()["error"]) == {"message", "type", "param", "code"}
@@ -420,3 +424,71 @@ def test_an_empty_api_key_in_the_environment_is_refused_not_ignored(cli, trained
         r = cli("serve", "-c", trained_run, *args)
         assert r.exit_code == 2 and r.stderr.startswith(
             "charrnn: error: the API key must be printable ASCII text"), r
+
+
+@pytest.mark.parametrize("body, param", [
+    ('{"prompt": "\\ud800"}', "prompt"),
+    ('{"prompt": "the", "model": "\\udcff"}', "model"),
+    ('{"prompt": "the", "stop": ["a\\udfff"]}', "stop"),
+    ('{"prompt": "the", "\\ud800": 1}', "\\ud800"),
+])
+def test_a_lone_surrogate_in_the_json_is_a_400_not_a_500(url, body, param):
+    r = httpx.post(f"{url}/v1/completions", content=body, timeout=30,
+                   headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == param and "not valid UTF-8 text" in error["message"], error
+
+
+@contextlib.contextmanager
+def _unblocked_after(fifo: Path, seconds: float):
+    """Whoever still waits on ``fifo`` after ``seconds`` is let go (its writer opens and
+    closes it), so a regression fails the test instead of hanging the suite."""
+    done = threading.Event()
+
+    def release() -> None:
+        while not done.wait(seconds):
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    t = threading.Thread(target=release, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        done.set()
+        t.join()
+
+
+def test_a_fifo_named_like_a_checkpoint_stalls_nothing(trained_run, tmp_path, cli):
+    """Before: a FIFO named best.safetensors in any run folder hung a request for that
+    model, and (one lock held across the open) every later load of any model; `charrnn
+    sample -c` on it hung too. Now it is refused at once, without blocking."""
+    root = tmp_path / "checkpoints"
+    shutil.copytree(trained_run, root / "good")
+    (root / "bad").mkdir()
+    fifo = root / "bad" / "best.safetensors"
+    os.mkfifo(fifo)
+    with _unblocked_after(fifo, 8), running(create_app(Models(root),
+                                                       Limits())) as u:
+        start = time.monotonic()
+        r = post(u, {"prompt": "the", "max_tokens": 3, "model": "bad"})
+        assert r.status_code == 503 and "named pipe" in r.json()["error"]["message"], r.text
+        r = post(u, {"prompt": "the", "max_tokens": 3, "model": "good"})
+        assert r.status_code == 200, r.text
+        assert time.monotonic() - start < 5
+    with _unblocked_after(fifo, 8):
+        start = time.monotonic()
+        r = cli("sample", "-c", fifo, "-n", "3")
+        assert time.monotonic() - start < 5
+    assert r.exit_code == 1 and r.stderr == (
+        f"charrnn: error: {fifo} is not a usable charrnn checkpoint: it is a named pipe "
+        "(FIFO), not a regular file\n"), r
+
+
+def test_serve_root_that_is_a_file_says_so(cli, tmp_path):
+    (tmp_path / "f").write_text("not a folder\n")
+    r = cli("serve", "--root", tmp_path / "f")
+    assert r.exit_code == 1 and r.stderr == (
+        f"charrnn: error: no checkpoints found: {tmp_path / 'f'} is a file, not a folder\n"), r
+    r = cli("list", "--root", tmp_path / "f")
+    assert r.exit_code == 1 and "is a file, not a folder" in r.stderr, r

@@ -114,6 +114,8 @@ def resolve(target: str | Path | None, root: Path = DEFAULT_ROOT) -> Path:
     In a run folder the best checkpoint (lowest validation loss) is preferred over latest.
     """
     if target is None:
+        if root.exists() and not root.is_dir():
+            raise CheckpointError(f"no checkpoints found: {root} is a file, not a folder")
         if not root.is_dir():
             raise CheckpointError(f"no checkpoints found: {root}/ does not exist; "
                                   "train a model first (charrnn train FILE)")

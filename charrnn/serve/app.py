@@ -28,6 +28,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from charrnn.errors import CharRNNError
+from charrnn.safetext import dumps
 from charrnn.serve import protocol
 from charrnn.serve.engine import Choice, Engine, Job, Settings
 from charrnn.serve.models import Models, UnknownModel
@@ -47,8 +48,16 @@ class Limits:
     api_key: str | None = None  # required as "Authorization: Bearer <key>" when set
 
 
+class JSON(JSONResponse):
+    """A JSON response through the one encoder (safetext.dumps): valid JSON whatever it
+    holds (a NaN as null, a name that is not UTF-8 shown as \\xNN), never a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content, separators=(",", ":")).encode("utf-8")
+
+
 def _error(e: ApiError) -> JSONResponse:
-    return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+    return JSON(e.body(), status_code=e.status, headers=e.headers)
 
 
 def _reject_constant(name: str) -> Any:
@@ -72,7 +81,7 @@ async def _read_json(request: Request) -> Any:
 
 
 def _sse(obj: Any) -> str:
-    return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
+    return f"data: {dumps(obj, separators=(',', ':'))}\n\n"
 
 
 class _Stream(StreamingResponse):
@@ -113,7 +122,7 @@ class Server:
 
     async def health(self, request: Request) -> Response:
         rows = self.engine.rows() if self.engine else 0
-        return JSONResponse({"status": "ok", "streams": self.active, "rows": rows,
+        return JSON({"status": "ok", "streams": self.active, "rows": rows,
                              "max_streams": self.limits.max_streams})
 
     async def list_models(self, request: Request) -> Response:
@@ -122,7 +131,7 @@ class Server:
         except ApiError as e:
             return _error(e)
         names = await run_in_threadpool(self.models.names)
-        return JSONResponse({"object": "list", "data": [
+        return JSON({"object": "list", "data": [
             {"id": n, "object": "model", "created": 0, "owned_by": "charrnn"} for n in names]})
 
     async def completions(self, request: Request) -> Response:
@@ -154,7 +163,7 @@ class Server:
         if req.max_tokens == 0:
             usage = reply.usage(len(prime), 0)
             if not req.stream:
-                return JSONResponse(reply.full([echo] * req.n, ["length"] * req.n, usage))
+                return JSON(reply.full([echo] * req.n, ["length"] * req.n, usage))
             events = [_sse(reply.chunk(i, echo, "length")) for i in range(req.n)]
             tail = [_sse(reply.usage_chunk(usage))] if req.include_usage else []
             return _Stream(iter([*events, *tail, "data: [DONE]\n\n"]), lambda: None)
@@ -211,7 +220,7 @@ class Server:
             return _error(ApiError(500, f"generation failed: {job.error}", kind="server_error"))
         texts = [c.take() for c in job.choices]
         usage = reply.usage(prompt_chars, sum(c.produced for c in job.choices))
-        return JSONResponse(reply.full([echo + t for t in texts],
+        return JSON(reply.full([echo + t for t in texts],
                                        [c.finish_reason or "length" for c in job.choices], usage))
 
     async def _events(self, job: Job, ready: asyncio.Event, reply: protocol.Completion,

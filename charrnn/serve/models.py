@@ -8,6 +8,10 @@ identity (inode, size, mtime) changes. Each request compares it with the loaded 
 a change the new file is read (metadata and weights), and if the identity moved again
 while reading, it is read again: a model is always one whole checkpoint. A file that
 cannot be read keeps the previous model serving.
+
+Reading a checkpoint is file I/O: it happens under that model's own lock, never one that
+every model shares, and a FIFO or other special file named like a checkpoint is refused
+without blocking (``files.open_regular``), so one bad run folder cannot stall the others.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ class Models:
     def __init__(self, root: Path = runfolder.DEFAULT_ROOT, target: str | None = None) -> None:
         self.root, self.target = root, target
         self._loaded: dict[str, _Loaded] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two dicts only: never held across I/O
+        self._locks: dict[str, threading.Lock] = {}  # one per model, held while reading it
         self._runs: dict[str, Path] = {}
         self.scan()
         if not self._runs:
@@ -109,6 +114,8 @@ class Models:
         name = self.default if name is None else name
         run = self.path_of(name)
         with self._lock:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
             loaded = self._loaded.get(name)
             try:
                 path = runfolder.resolve(run)
@@ -130,5 +137,6 @@ class Models:
                 return name, loaded.sampler
             if loaded is not None:
                 log.info("reloaded %s from %s", name, path)
-            self._loaded[name] = _Loaded(identity, sampler)
+            with self._lock:
+                self._loaded[name] = _Loaded(identity, sampler)
             return name, sampler
