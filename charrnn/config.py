@@ -315,7 +315,9 @@ class ServeConfig:
         if not (math.isfinite(self.grace) and 0 <= self.grace <= MAX_GRACE):
             raise ConfigError(f"--grace must be in 0..{MAX_GRACE:g} seconds (a day), "
                               f"got {self.grace}")
-        if self.api_key is not None and (not self.api_key or not self.api_key.isprintable()
-                                         or not self.api_key.isascii()):
-            raise ConfigError("the API key must be printable ASCII text (CHARRNN_API_KEY "
-                              "or --api-key; an empty key would turn authentication off)")
+        key = self.api_key
+        if key is not None and (not key or not key.isprintable() or not key.isascii()
+                                or key.strip() != key):
+            raise ConfigError("the API key must be printable ASCII text, without spaces at "
+                              "its ends (CHARRNN_API_KEY or --api-key; an empty key would "
+                              "turn authentication off)")
