@@ -296,6 +296,9 @@ def test_a_model_too_big_for_this_machine_says_what_it_needs(cli, tmp_path, monk
     (["serve", "--grace", "inf"], "--grace must be in 0..86400 seconds"),
     (["serve", "--max-streams", "10000000000"], "--max-streams must be in 1..100,000"),
     (["eval", "--adapt", "--adapt-lr", "inf"], "--adapt-lr must be a finite number"),
+    (["sample", "--num-samples", "1000000000", "-n", "1"],
+     "1,000,000,000 samples at once need about 5,684.0 GB of memory; this machine has"),
+    (["report", "-n", "100000000"], "Invalid value for '--length'"),
 ])
 def test_other_unbounded_options_are_refused(cli, trained_run, args, message):
     r = cli(*args, "-c", trained_run)

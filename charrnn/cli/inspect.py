@@ -69,8 +69,8 @@ def report(
     checkpoint: CheckpointOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", show_default=False,
                    help="Page to write. Default: report.html in the run folder.")] = None,
-    length: Annotated[int, typer.Option("--length", "-n", min=1,
-                      help="Characters per sample.")] = 300,
+    length: Annotated[int, typer.Option("--length", "-n", min=1, max=1_000_000,
+                      help="Characters per sample (three samples on one page).")] = 300,
     seed: Annotated[int, typer.Option(help="Seed for the samples.")] = 0,
 ) -> None:
     """Write a run's report page: loss curves, configuration, vocabulary and samples.
