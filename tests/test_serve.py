@@ -492,3 +492,15 @@ def test_serve_root_that_is_a_file_says_so(cli, tmp_path):
         f"charrnn: error: no checkpoints found: {tmp_path / 'f'} is a file, not a folder\n"), r
     r = cli("list", "--root", tmp_path / "f")
     assert r.exit_code == 1 and "is a file, not a folder" in r.stderr, r
+
+
+def test_a_run_folder_whose_name_is_not_utf8_is_served_by_its_shown_name(trained_run,
+                                                                         tmp_path):
+    root = tmp_path / "checkpoints"
+    shutil.copytree(trained_run, root / os.fsdecode(b"\xffrun"))
+    with running(create_app(Models(root), Limits())) as u:
+        assert [m["id"] for m in httpx.get(f"{u}/v1/models").json()["data"]] == ["\\xffrun"]
+        events = sse(u, {"prompt": "the", "max_tokens": 5, "model": "\\xffrun", "seed": 1})
+        assert events[-1] == "[DONE]" and events[0]["model"] == "\\xffrun"
+        r = post(u, {"prompt": "the", "max_tokens": 5, "seed": 1})
+        assert r.status_code == 200 and r.json()["model"] == "\\xffrun", r.text

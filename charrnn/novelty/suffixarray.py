@@ -24,7 +24,6 @@ need a byte -> character map for every answer.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +34,7 @@ import numpy as np
 from charrnn.data.cachedir import index_paths, read_meta
 from charrnn.errors import CharRNNError
 from charrnn.files import atomic_write_bytes, open_regular, replacing
+from charrnn.safetext import dumps
 
 INDEX_VERSION = 2  # 2: block digests of the ids, array and keys replace a spot check
 KEY_STEP = 64  # every KEY_STEP-th suffix's first characters are kept as a sorted key
@@ -151,7 +151,7 @@ def stored(ids: np.ndarray, ids_path: Path, vocab_size: int, digest: str, source
         _write(keys_path, sample_keys(ids, built, vocab_size), mode)
         del built
         record = {**expect, "blocks": digests(paths)}
-        atomic_write_bytes(meta_path, json.dumps(record).encode(), mode)
+        atomic_write_bytes(meta_path, dumps(record).encode(), mode)
     except OSError as e:
         raise CharRNNError(f"cannot write the copy index in {meta_path.parent}: "
                            f"{e.strerror or e}") from None

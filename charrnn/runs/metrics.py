@@ -15,6 +15,7 @@ from typing import Any
 from charrnn.errors import CharRNNError
 from charrnn.files import os_reason
 from charrnn.runs.folder import metrics_path
+from charrnn.safetext import dumps
 
 KINDS = ("train", "val", "preview")
 
@@ -33,7 +34,7 @@ class MetricsLog:
 
     def write(self, record: dict[str, Any]) -> None:
         try:
-            self._file.write(json.dumps(record) + "\n")
+            self._file.write(dumps(record) + "\n")  # valid JSON, whatever it holds
             self._file.flush()
         except OSError as e:
             raise CharRNNError(f"cannot write {self.path}: {os_reason(e)}; the checkpoints "

@@ -1,7 +1,9 @@
 """The runs a server offers, by name; each loaded on first use and again when replaced.
 
 A model name is only ever looked up among the names found by listing the runs, never
-joined onto a path, so a name such as ``../../etc`` cannot reach outside the root.
+joined onto a path, so a name such as ``../../etc`` cannot reach outside the root. Names
+are text (``safetext.shown``): a run folder whose name is not UTF-8 is offered, and
+requested, as ``\\xffrun``.
 
 Training replaces a checkpoint by renaming a complete new file over it, so the file's
 identity (inode, size, mtime) changes. Each request compares it with the loaded one; on
@@ -25,6 +27,7 @@ from charrnn.errors import CharRNNError
 from charrnn.generate.sampler import Sampler
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
+from charrnn.safetext import shown
 
 log = logging.getLogger("charrnn.serve")
 
@@ -45,10 +48,11 @@ def _identity(path: Path) -> tuple:
 
 
 def _run_name(path: Path) -> str:
-    """A single run's name: its folder, or a checkpoint file's stem outside best/latest."""
+    """A single run's name: its folder, or a checkpoint file's stem outside best/latest
+    (shown as text: a folder name that is not UTF-8 has its bytes as \\xNN)."""
     if path.is_dir():
-        return path.resolve().name
-    return path.resolve().parent.name if path.stem in ("best", "latest") else path.stem
+        return shown(path.resolve().name)
+    return shown(path.resolve().parent.name if path.stem in ("best", "latest") else path.stem)
 
 
 class Models:
@@ -74,8 +78,8 @@ class Models:
         elif self.root.is_dir():
             found = {p.parent for p in self.root.rglob(f"*{ckpt.SUFFIX}")
                      if not p.name.startswith(".")}
-            self._runs = {p.relative_to(self.root).as_posix() if p != self.root
-                          else p.resolve().name: p for p in sorted(found)}
+            self._runs = {shown(p.relative_to(self.root).as_posix() if p != self.root
+                                else p.resolve().name): p for p in sorted(found)}
         return self._runs
 
     def _default(self) -> str:
