@@ -5,6 +5,7 @@ Tests run as root here, where permission bits deny nothing, so unwritable places
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -325,3 +326,43 @@ def test_a_full_disk_or_a_closed_pipe_on_stdout(trained_run, corpus_file, tmp_pa
                 1, "charrnn: error: cannot write to stdout: No space left on device\n"), argv
         else:
             assert (p.returncode, err) == (0, ""), (argv, err)
+
+
+def test_fifos_named_like_a_runs_files_or_a_cache_record_never_block(cli, trained_run,
+                                                                       corpus_file, tmp_path,
+                                                                       monkeypatch):
+    """A FIFO is opened by nothing that expects a regular file: a run's metrics.jsonl or
+    inputs.json, a cache record. A watchdog lets any blocked reader go after 8 s, so a
+    regression fails here instead of hanging the suite."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(cache_dir))
+    fifos = [run / "metrics.jsonl", run / "inputs.json", cache_dir / "x-0123.json"]
+    for f in fifos:
+        f.unlink(missing_ok=True)
+        os.mkfifo(f)
+    done = threading.Event()
+
+    def watchdog() -> None:  # opening the other end lets a blocked reader or writer go
+        while not done.wait(8):
+            for f, flags in ((f, fl) for f in fifos for fl in (os.O_RDONLY, os.O_WRONLY)):
+                with contextlib.suppress(OSError):
+                    os.close(os.open(f, flags | os.O_NONBLOCK))
+    threading.Thread(target=watchdog, daemon=True).start()
+    try:
+        start = time.monotonic()
+        r = cli("cache")
+        assert r.exit_code == 0 and " damaged " in r.stdout, r
+        r = cli("train", corpus_file, "-o", run, *TINY, "--resume", "--max-steps", "200")
+        assert r.exit_code == 1 and r.stderr.splitlines()[-1] == (
+            f"charrnn: error: cannot write to {run}/: it is a named pipe (FIFO), not a "
+            "regular file"), r
+        r = cli("report", run, "-n", "5", "-o", tmp_path / "r.html")
+        assert r.exit_code == 0, r
+        assert time.monotonic() - start < 8
+    finally:
+        done.set()

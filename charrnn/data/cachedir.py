@@ -38,7 +38,7 @@ import numpy as np
 
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError, ConfigError
-from charrnn.files import atomic_write_bytes
+from charrnn.files import atomic_write_bytes, open_regular
 from charrnn.safetext import dumps
 
 DEFAULT_CAP = 10 * 10**9  # bytes (decimal units throughout, as du --si)
@@ -116,7 +116,8 @@ def entry_base(root: Path, name: str, key: str) -> Path:
 def read_meta(path: Path) -> dict | None:
     """An entry's JSON record, or None when it is missing or unreadable."""
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        with open_regular(path) as f:  # a FIFO named like a record never blocks
+            meta = json.loads(f.read().decode("utf-8"))
     except (OSError, ValueError):
         return None
     return meta if isinstance(meta, dict) else None
@@ -200,7 +201,8 @@ def glob_escape(text: str) -> str:
 
 def _judge(meta: Path) -> tuple[str, str]:
     try:
-        m = json.loads(meta.read_text(encoding="utf-8"))
+        with open_regular(meta) as f:
+            m = json.loads(f.read().decode("utf-8"))
         if "stamps" in m:  # several inputs (charrnn.data.corpora): every file found then
             source = " + ".join(m["inputs"])
             stamps = m["stamps"]

@@ -20,7 +20,7 @@ from charrnn.data import cache, corpora
 from charrnn.data.encoding import stream_blocks
 from charrnn.data.text import BUILTIN_CORPUS
 from charrnn.errors import CharRNNError
-from charrnn.files import replacing
+from charrnn.files import open_regular, replacing
 from charrnn.safetext import dumps
 
 STDIN = "-"
@@ -101,7 +101,8 @@ def manifest(run_dir: Path, files: list[list]) -> None:
 def changes(run_dir: Path, files: list[list]) -> str | None:
     """What changed in the inputs since ``manifest`` was written, in one line, or None."""
     try:
-        old = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))["files"]
+        with open_regular(run_dir / MANIFEST) as f:  # a FIFO never blocks
+            old = json.loads(f.read().decode("utf-8"))["files"]
         before = {str(row[0]): list(row[1:]) for row in old}
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None

@@ -9,11 +9,12 @@ which the next session cuts before appending (``drop_partial_line``).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from charrnn.errors import CharRNNError
-from charrnn.files import os_reason
+from charrnn.files import NotAFile, os_reason
 from charrnn.runs.folder import metrics_path
 from charrnn.safetext import dumps
 
@@ -27,6 +28,8 @@ class MetricsLog:
         self.path = metrics_path(run_dir)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
+            if os.path.lexists(self.path) and not self.path.is_file():  # a FIFO would block
+                raise NotAFile(self.path, os.stat(self.path).st_mode)
             drop_partial_line(self.path)
             self._file = self.path.open("a", encoding="utf-8")
         except OSError as e:
