@@ -69,7 +69,7 @@ def main() -> None:
     from charrnn.config import ModelConfig
     from charrnn.data.text import Vocab
     from charrnn.model.network import CharRNN
-    from charrnn.train.loop import MIN_EVAL_GAP
+    from charrnn.train.schedule import MIN_EVAL_GAP
 
     vocab = Vocab(tuple(chr(32 + i) if i else "\n" for i in range(args.vocab)))
     gap = min(max(args.budget / 10, MIN_EVAL_GAP), 600.0)

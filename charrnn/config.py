@@ -292,6 +292,19 @@ MAX_GRACE = 86_400.0  # seconds
 
 
 @dataclass
+class FlowConfig:
+    """``charrnn gradients`` (score/flow.py): what it measures, and on how much text."""
+
+    max_distance: int = 200  # K: gradients with respect to the state k = 0..K back
+    windows: int = 64  # windows the gradient norms are averaged over
+    burn_in: int = 128  # characters read before each window, without gradients
+    context: bool = True  # also measure context use
+    max_context: int = 256  # k = 1, 2, 4, ... up to this
+    positions: int = 2048  # positions scored for each k (fewer: noisy, docs/inspect.md)
+    max_chars: int = 200_000  # of the text, from its start
+
+
+@dataclass
 class ServeConfig:
     """``charrnn serve`` (charrnn/serve/runner.py): what is served, where, and its limits."""
 

@@ -1,9 +1,10 @@
 """File helpers every writer shares: the one way charrnn writes a file, and OS errors in
 plain words.
 
-Checkpoints, the corpus cache, run notes and HTML pages all write through here, so a
-reader never sees half a file, every OS failure reads the same way, and no write ever
-replaces something that is not a regular file:
+Checkpoints, the corpus cache, run notes, HTML pages and exports all write through here,
+so a reader never sees half a file (or half a folder), every OS failure reads the same
+way, and no write ever replaces something that is not a regular file (or, for an
+export's folder, a folder):
 
 ========================================  =============================================
 what is at the path                        what a write does
@@ -26,9 +27,10 @@ import errno
 import io
 import os
 import re
+import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -255,11 +257,73 @@ def check_out(path: str | Path) -> Path:
 
 
 def write_page(path: str | Path, page: str) -> Path:
-    """Write a page (``write_output``): a reader never sees half of it, an old page stays
+    """Write a page (``write_file``): a reader never sees half of it, an old page stays
     whole if the write fails, and a device, FIFO or link is never replaced."""
+    return write_file(path, shown(page).encode("utf-8"))  # a name that is not UTF-8
+
+
+def write_file(path: str | Path, data: bytes) -> Path:
+    """``write_output`` for an output the user named: checked first, and a failure is one
+    CharRNNError."""
     path = check_out(path)
     try:
-        write_output(path, shown(page).encode("utf-8"))  # a name that is not UTF-8
+        write_output(path, data)
     except OSError as e:
         raise CharRNNError(f"cannot write {path}: {os_reason(e)}") from None
+    return path
+
+
+def check_folder_out(path: str | Path, ours: Callable[[Path], bool]) -> Path:
+    """Refuse a folder that an export cannot write, before any work is done: a file
+    there, a folder holding anything but an earlier export of the same kind (``ours``
+    says; it is then replaced whole), or a place where no file can be created."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CharRNNError(f"cannot write {path}: it is a file, not a folder")
+    if path.is_dir() and any(path.iterdir()) and not ours(path):
+        raise CharRNNError(f"{path} already holds files that charrnn export did not write; "
+                           "give a new or empty folder")
+    check_out(path / "probe")  # can files be created at, or on the way to, that folder?
+    return path
+
+
+def write_folder(path: str | Path, files: dict[str, bytes],
+                 ours: Callable[[Path], bool]) -> Path:
+    """Write ``files`` (name -> bytes) as the folder ``path``, whole or not at all.
+
+    They are written and synced in a temporary folder beside it (``.<name>.<random>.tmp``),
+    which is then renamed into place: a reader never sees half an export, and a failure
+    (full disk, Ctrl-C) removes the temporary folder and leaves what was there. An
+    earlier export at ``path`` (see ``check_folder_out``) is moved aside first and removed
+    once the new one is in place (put back if the rename fails)."""
+    path = check_folder_out(path, ours)
+    if path.is_symlink():  # a link to a folder: the folder behind it is replaced, the link kept
+        path = Path(os.path.realpath(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent))
+    old: Path | None = None
+    try:
+        for name, data in files.items():
+            with (tmp / name).open("wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the folder from others
+        if path.is_dir() and any(path.iterdir()):
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old" + TMP_SUFFIX,
+                                        dir=path.parent))
+            os.replace(path, old)  # onto the empty folder just made: an atomic move aside
+        try:
+            os.replace(tmp, path)  # onto a missing or empty folder
+        except BaseException:
+            if old is not None:
+                os.replace(old, path)
+                old = None
+            raise
+    except OSError as e:
+        raise CharRNNError(f"cannot write {path}: {os_reason(e)}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     return path

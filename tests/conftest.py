@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,12 +55,21 @@ def _fixed_seeds_and_threads():
         yield
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _corpus_cache(tmp_path_factory):
-    """Keep encoded-corpus caches out of the user's ~/.cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CHARRNN_CACHE_DIR", str(tmp_path_factory.mktemp("corpus-cache")))
-        yield
+def pytest_configure(config):
+    """Keep encoded-corpus caches out of the user's ~/.cache, for the tests and for every
+    subprocess they start: set before any test module is imported (some build their
+    subprocesses' environment then)."""
+    config._charrnn_cache = tempfile.mkdtemp(prefix="charrnn-test-cache-")
+    config._charrnn_cache_before = os.environ.get("CHARRNN_CACHE_DIR")
+    os.environ["CHARRNN_CACHE_DIR"] = config._charrnn_cache
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(config._charrnn_cache, ignore_errors=True)
+    if config._charrnn_cache_before is None:
+        os.environ.pop("CHARRNN_CACHE_DIR", None)
+    else:
+        os.environ["CHARRNN_CACHE_DIR"] = config._charrnn_cache_before
 
 
 class CliResult:

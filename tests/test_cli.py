@@ -159,7 +159,7 @@ def test_python_dash_m_and_sample_never_import_torch(trained_run):
     ("01", "garbage", 1)])
 def test_sampling_uses_a_second_blas_thread_only_while_a_core_is_idle(
         monkeypatch, tmp_path, cores, loadavg, threads):
-    from charrnn.generate import threads as blas
+    from charrnn import threads as blas
 
     (tmp_path / "loadavg").write_text(loadavg + "\n")
     monkeypatch.setattr(blas, "_LOADAVG", tmp_path / "loadavg")

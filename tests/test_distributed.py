@@ -114,4 +114,4 @@ def test_validation_scores_a_bounded_sample(tmp_path):
     for cap, expected in ((2_000, 2_000), (0, len(corpus.val))):
         tc = TrainConfig(batch_size=4, seq_len=8, max_steps=1, device="cpu", val_max_chars=cap)
         trainer = Trainer(mc, tc, corpus, tmp_path / "run")
-        assert sum(len(w) for w in trainer.val_sample) == expected
+        assert trainer.validation.chars == expected

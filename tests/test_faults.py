@@ -26,7 +26,7 @@ from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
 from charrnn.score.measures import Score
 from charrnn.train import loop as train
-from charrnn.train import progress
+from charrnn.train import progress, validation
 from tests.conftest import PATTERN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -370,7 +370,7 @@ def test_divergence_stops_without_a_poisoned_checkpoint(cli, corpus_file, monkey
 
     monkeypatch.setattr(progress.ConsoleProgress, "on_step", on_step)
     if how == "val":
-        monkeypatch.setattr(train, "score_ids", score_ids)
+        monkeypatch.setattr(validation, "score_ids", score_ids)
     else:
         monkeypatch.setattr(train, "F", SimpleNamespace(cross_entropy=cross_entropy))
     r = cli("train", corpus_file, "-o", "run", *TINY, "--max-steps", "20", "--eval-every", "2")
@@ -459,7 +459,7 @@ def test_ctrl_c_during_validation_stops_at_once_and_saves(cli, corpus_file, monk
         time.sleep(30)  # a long validation; the Ctrl-C must cut it short
         raise AssertionError("validation was not interrupted")
 
-    monkeypatch.setattr(train, "score_ids", slow_score)
+    monkeypatch.setattr(validation, "score_ids", slow_score)
     t0 = time.monotonic()
     r = cli("train", corpus_file, "-o", "run", *TINY, "--max-steps", "50", "--eval-every", "3")
     assert r.exit_code == 130, r

@@ -90,6 +90,11 @@ def pages(trained_run, corpus_file, tmp_path_factory) -> Path:
                   "--max-chars", 800],
                  ["report", run, "-o", out / "report.html", "-n", 120]):
         assert main([str(a) for a in args]) == 0
+    shutil.copytree(trained_run, out / "again")
+    for args in (["report", run, out / "again", "-o", out / "compare.html", "--no-eval"],
+                 ["gradients", "-c", run, "-c", out / "again", "-k", 40, "--windows", 4,
+                  "--max-context", 16, "--positions", 40, "--html", out / "flow.html"]):
+        assert main([str(a) for a in args]) == 0
     return out
 
 
@@ -151,3 +156,31 @@ def test_run_report_renders_curves(pages, tmp_path):
     _not_blank(pixels)
     assert _count(pixels, (31, 119, 180)) > 30  # the train curve's blue
     assert _count(pixels, (255, 127, 14)) > 30  # the validation curve's orange
+
+
+def test_comparison_page_switches_the_x_axis(pages, tmp_path):
+    page = pages / "compare.html"
+    dom, pixels = render(page, "compare", tmp_path)
+    assert 'data-ready="1"' in dom
+    shown = re.findall(r'<div class="chart" data-x="(\w+)"(?: style="([^"]*)")?>', dom)
+    assert {x for x, style in shown if "none" not in style} == {"step"}
+    assert len(shown) == 15
+    _not_blank(pixels)
+    assert _count(pixels, (31, 119, 180)) > 30 and _count(pixels, (255, 127, 14)) > 30
+    click = page.with_name("click-compare.html")
+    click.write_text(page.read_text(encoding="utf-8").replace(
+        "</body>", "<script>document.querySelector('[data-axis=chars]').click();</script>"
+        "</body>"), encoding="utf-8")
+    dom, _ = render(click, "compare-chars", tmp_path)
+    shown = re.findall(r'<div class="chart" data-x="(\w+)"(?: style="([^"]*)")?>', dom)
+    assert {x for x, style in shown if "none" not in style} == {"chars"}
+
+
+def test_gradient_flow_page_draws_both_charts(pages, tmp_path):
+    dom, pixels = render(pages / "flow.html", "flow", tmp_path)
+    assert 'data-ready="1"' in dom
+    assert len(re.findall(r'<polyline class="series" data-name="(run|again):[hc]1"', dom)) == 4
+    # the loss by context, and the same above the full state's
+    assert len(re.findall(r'<polyline class="series" data-name="(run|again)"', dom)) == 4
+    _not_blank(pixels)
+    assert _count(pixels, (31, 119, 180)) > 30 and _count(pixels, (255, 127, 14)) > 30

@@ -60,7 +60,7 @@ def agrees(default: object, cell: str) -> bool:
     return shown.split(" ")[0] == str(default)
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "eval"])
+@pytest.mark.parametrize("command", ["train", "sample", "eval", "export"])
 def test_readme_option_table_matches_the_code(command):
     primary, options = code_options(command)
     rows = readme_rows(command)

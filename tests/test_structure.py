@@ -21,7 +21,7 @@ PACKAGE = Path(charrnn.__file__).parent
 # Lowest first: a module may import from its own stage and the stages before it.
 STAGES = [
     {"charrnn", "errors"},
-    {"config", "files", "escapes", "safetext"},
+    {"config", "files", "escapes", "safetext", "threads"},
     {"data"},  # text -> vocabulary -> ids -> batches
     {"runs"},  # checkpoint format, run folders, lock, metrics log
     {"model"},  # the torch model and its numpy twin
@@ -30,13 +30,15 @@ STAGES = [
     {"novelty"},  # copies of the training text
     {"train"},  # the train command and the loop
     {"inspect"},  # traces, units, run info, pages
+    {"export"},  # the web page and engine, ONNX, the Hugging Face folder
     {"serve"},  # the HTTP server
     {"api"},  # the Python API
     {"cli", "__main__"},  # the command line
 ]
 # Modules allowed to import torch at module level; every other one must import without it.
 TORCH = {"model.network", "model.device", "score.loss", "score.adapt", "score.evaluate",
-         "train.loop", "train.checkpoints", "train.probe", "train.command"}
+         "score.gradients", "score.context", "score.flow", "train.loop", "train.checkpoints",
+         "train.probe", "train.command", "train.validation"}
 
 
 def _modules() -> dict[str, Path]:

@@ -15,7 +15,8 @@ from charrnn.data.corpus import Corpus
 from charrnn.model.device import pick_dtype
 from charrnn.model.network import load_tensors
 from charrnn.runs import checkpoint as ckpt
-from charrnn.train.loop import Callbacks, Trainer, lr_at
+from charrnn.train.loop import Callbacks, Trainer
+from charrnn.train.schedule import lr_at
 
 
 def test_schedule_warms_up_then_decays_to_the_floor_at_the_end():
@@ -62,8 +63,9 @@ def test_time_budget_drives_the_schedule_and_is_kept(tmp_path, budget):
 def test_costly_validation_is_spaced_out_to_a_tenth_of_the_budget(tmp_path, monkeypatch):
     """A big held-out sample must not eat a short budget: validations get rarer instead."""
     import charrnn.train.loop as train
+    import charrnn.train.schedule as schedule
 
-    monkeypatch.setattr(train, "MIN_EVAL_GAP", 0.1)  # budget/10 = 0.6 s between validations
+    monkeypatch.setattr(schedule, "MIN_EVAL_GAP", 0.1)  # budget/10 = 0.6 s between validations
     slow = train.Trainer._evaluate
 
     def evaluate(self, *args):

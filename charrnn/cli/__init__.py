@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from charrnn import __version__
-from charrnn.cli import cache, evaluate, inspect, sample, serve, train
+from charrnn.cli import cache, evaluate, export, flow, inspect, sample, serve, train
 from charrnn.cli.common import SAMPLING, err, from_options, with_controls
 from charrnn.cli.output import StdoutClosed, StdoutFailed, Watched, quiet_stdout
 from charrnn.errors import CharRNNError
@@ -51,8 +51,10 @@ COMMANDS: dict[str, Callable[..., Any]] = {  # name -> command, in --help's orde
     "eval": evaluate.eval_,
     "neurons": inspect.neurons,
     "report": inspect.report,
+    "gradients": flow.gradients,
     "info": inspect.info,
     "serve": serve.serve,
+    "export": export.export,
     "list": inspect.list_,
     "cache": cache.cache_,
 }

@@ -10,6 +10,7 @@ import typer
 from charrnn.cli.common import ADAPT, OUTPUT, CheckpointOpt, err
 from charrnn.cli.output import say
 from charrnn.config import DEVICE_HELP, AdaptConfig, TrainConfig
+from charrnn.errors import ConfigError
 from charrnn.safetext import dumps
 
 
@@ -29,6 +30,11 @@ def eval_(
     start: Annotated[int, typer.Option(min=0, rich_help_panel=OUTPUT,
                      help="Where the --html page's excerpt starts (in known characters).")
                      ] = 0,
+    window: Annotated[int, typer.Option(
+        "--window", min=0, metavar="N",
+        help="Score in windows of N characters, each read from a fresh zero state, every "
+             "position averaged: nanoGPT's protocol (N=256 as its shakespeare_char "
+             "figures). 0 carries the state through the text.")] = 0,
     adapt: Annotated[bool, typer.Option("--adapt", rich_help_panel=ADAPT,
                      help="Also score with dynamic evaluation: the model keeps learning "
                           "from the text it has already scored.")] = False,
@@ -56,15 +62,22 @@ def eval_(
         charrnn eval notes.txt --html surprisal.html --max-chars 5000
 
         charrnn eval play.txt --adapt
+
+        charrnn eval --window 256
     """
+    from charrnn.threads import Load
+
+    load = Load()  # the command starts: a first look at how busy the machine is
     from charrnn.files import check_out
     from charrnn.score import evaluate
 
+    if window and adapt:
+        raise ConfigError("--window and --adapt score differently; give one")
     if html is not None:
         check_out(html)
     config = AdaptConfig(segment=adapt_segment, streams=adapt_streams, lr=adapt_lr,
                          decay=adapt_decay) if adapt else None
-    report = evaluate.eval_command(file, checkpoint, device, config)
+    report = evaluate.eval_command(file, checkpoint, device, config, load, window)
     if html is not None:
         from charrnn.inspect import surprisal
         from charrnn.runs import checkpoint as ckpt
@@ -91,6 +104,9 @@ def eval_(
         row("bits/char", "bits_per_char", "{:.4f}"),
         row("perplexity", "perplexity", "{:.3f}"),
     ]
+    if window:
+        lines.insert(2, f"protocol     windows of {window:,} characters, each read from a fresh "
+                        "state, every position averaged (nanoGPT's)")
     if dyn:
         a = report["adapt"]
         lines.append(f"adapted      dynamic evaluation: segment {a['segment']}, {a['streams']} "

@@ -9,7 +9,7 @@ import typer
 
 from charrnn.cli.common import OUTPUT, CheckpointOpt, err, one_checkpoint
 from charrnn.cli.output import say
-from charrnn.config import DEFAULT_ROOT
+from charrnn.config import DEFAULT_ROOT, DEVICE_HELP, TrainConfig
 from charrnn.safetext import dumps, shown
 
 if TYPE_CHECKING:  # numpy loads with them: sample must choose its BLAS threads first
@@ -45,6 +45,9 @@ def neurons(
         charrnn neurons play.txt -c checkpoints/shakespeare --top 40
     """
     from charrnn.files import check_out
+    from charrnn.threads import set_blas_threads
+
+    set_blas_threads()  # the numpy twin runs it: as for sampling, before numpy loads
     from charrnn.inspect.neurons import neurons as rank
     from charrnn.runs import folder as runfolder
     from charrnn.score.texts import eval_text
@@ -63,17 +66,29 @@ def neurons(
 
 
 def report(
-    run: Annotated[str | None, typer.Argument(
-        help="Run folder (or a checkpoint in it), or give it with -c. Default: the newest "
-             "run under checkpoints/.", show_default=False)] = None,
+    runs: Annotated[list[str] | None, typer.Argument(
+        metavar="RUN",
+        help="Run folders (or checkpoints in them); -c adds one. Several: one page "
+             "comparing them. Default: the newest run under checkpoints/.",
+        show_default=False)] = None,
     checkpoint: CheckpointOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", show_default=False,
-                   help="Page to write. Default: report.html in the run folder.")] = None,
+                   help="Page to write. Default: report.html in the run folder; for "
+                        "several runs compare.html here.")] = None,
     length: Annotated[int, typer.Option("--length", "-n", min=1, max=1_000_000,
-                      help="Characters per sample (three samples on one page).")] = 300,
-    seed: Annotated[int, typer.Option(help="Seed for the samples.")] = 0,
+                      help="Characters per sample (one run).")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed for the samples (one run).")] = 0,
+    evaluate: Annotated[bool, typer.Option(
+        "--eval/--no-eval", help="Several runs: score each best checkpoint on its held-out "
+        "split, carried and in nanoGPT's windows of 256 (loads torch).")] = True,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = TrainConfig.device,
 ) -> None:
     """Write a run's report page: loss curves, configuration, vocabulary and samples.
+
+    Several runs: one page overlaying their curves (validation loss against step, time
+    or characters seen; learning rate; gradient norm; share clipped), their
+    configurations side by side with the differences marked, their figures and their
+    previews at comparable points; the figures are also printed as a table.
 
     Examples:
 
@@ -82,10 +97,18 @@ def report(
         charrnn report checkpoints/shakespeare -o shakespeare.html -n 500
 
         charrnn report -c checkpoints/shakespeare
-    """
-    from charrnn.inspect.report import run_report
 
-    err(f"wrote {run_report(one_checkpoint(run, checkpoint), out, length, seed=seed)}")
+        charrnn report checkpoints/rnn checkpoints/gru checkpoints/lstm -o cells.html
+    """
+    from charrnn.inspect.report import compare_report, run_report
+
+    targets = list(dict.fromkeys([*(runs or []), *([checkpoint] if checkpoint else [])]))
+    if len(targets) <= 1:
+        err(f"wrote {run_report(targets[0] if targets else None, out, length, seed=seed)}")
+        return
+    page, table = compare_report(targets, out, evaluate, device)
+    say(table)
+    err(f"wrote {page}")
 
 
 def info(

@@ -84,7 +84,7 @@ def sample(
 
         charrnn sample -p $'\\n' --stop '\\n' --novel --num-samples 20 --no-echo
     """
-    from charrnn.generate.threads import set_blas_threads
+    from charrnn.threads import set_blas_threads
 
     set_blas_threads()  # before numpy loads (docs/sampling.md)
     from charrnn.cli.output import stream

@@ -51,7 +51,7 @@ def serve(
 
         charrnn serve -c checkpoints/shakespeare --port 8080 --api-key "$KEY"
     """
-    from charrnn.generate.threads import set_blas_threads
+    from charrnn.threads import set_blas_threads
 
     if api_key is None and "CHARRNN_API_KEY" in os.environ:  # set but empty: Typer drops it
         api_key = os.environ["CHARRNN_API_KEY"]  # and ServeConfig refuses it (fail closed)

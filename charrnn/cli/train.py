@@ -28,10 +28,13 @@ def train(opts: TrainOptions) -> None:
 
         charrnn train letters.txt --init-from checkpoints/novel
     """
+    from charrnn.threads import Load
+
+    load = Load()  # a first look at how busy the machine is, measured while torch loads
     from charrnn.train import command as training
 
     try:
-        result = training.train_command(opts)
+        result = training.train_command(opts, load)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     if result.reason == "interrupted":

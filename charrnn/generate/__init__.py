@@ -4,5 +4,4 @@ feeds it back in. numpy only, never torch.
     decoding.py   ``Decoding`` (every sampling control, declared once) and ``SampleConfig``
     pick.py       the next character from the logits, as the controls say
     sampler.py    ``Sampler``: a checkpoint generating; samples rendered as text or JSON lines
-    threads.py    BLAS threads for sampling and serving, chosen before numpy loads
 """

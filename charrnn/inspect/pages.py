@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from charrnn.inspect.charts import svg_chart
 from charrnn.inspect.runinfo import Section, visible
 from charrnn.inspect.trace import Activations, Surprisal
 
@@ -52,12 +53,12 @@ a{color:#0b63c5}
 """
 
 
-def _json(data: Any) -> str:
+def script_json(data: Any) -> str:
     """JSON that is safe inside a <script> element: no "<" at all, so no </script> or <!--."""
     return json.dumps(data, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")
 
 
-def _page(title: str, body: str, css: str = "", script: str = "") -> str:
+def page(title: str, body: str, css: str = "", script: str = "") -> str:
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>{html.escape(title)}</title><style>{_BASE_CSS}{css}</style></head>"
@@ -69,13 +70,13 @@ def _char(ch: str) -> str:
     return "\u21b5" if ch == "\n" else html.escape(ch)
 
 
-def _cards(items: Sequence[tuple[str, str]]) -> str:
+def cards(items: Sequence[tuple[str, str]]) -> str:
     return '<div class="cards">' + "".join(
         f'<div class="card"><b>{html.escape(v)}</b><small>{html.escape(k)}</small></div>'
         for k, v in items) + "</div>"
 
 
-def _sections(sections: Sequence[Section]) -> str:
+def sections_html(sections: Sequence[Section]) -> str:
     out = []
     for title, rows in sections:
         body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
@@ -141,7 +142,7 @@ def surprisal_page(s: Surprisal, vocab: Sequence[str], title: str,
     n = len(text)
     bins = bit_bins(s.bits)
     ppl = 2.0 ** s.mean_bits if n > 1 else float("nan")
-    cards = [*summary,
+    shown = [*summary,
              ("characters shown", f"{n:,}"),
              ("bits/char (shown)", f"{s.mean_bits:.3f}"),
              ("perplexity (shown)", f"{ppl:.2f}")]
@@ -170,7 +171,7 @@ def surprisal_page(s: Surprisal, vocab: Sequence[str], title: str,
             f'<div class="sub">Each character is coloured by how surprised the model was to '
             f"see it (&minus;log<sub>2</sub> of the probability it gave that character, in bits). "
             f"Hover a character for the model's top-{s.top_ids.shape[1]} predictions at that "
-            f"point.</div>{_cards(cards)}"
+            f"point.</div>{cards(shown)}"
             f'<h2>Colour scale (bits)</h2><div class="text" style="padding:6px">{legend}</div>'
             f"<h2>Most surprising passages ({passage_width} characters)</h2>"
             f'<table><tr><th class="num">bits/char</th><th>at</th><th>text</th></tr>{rows}'
@@ -181,8 +182,8 @@ def surprisal_page(s: Surprisal, vocab: Sequence[str], title: str,
             "bits": [None if math.isnan(b) else round(float(b), 3) for b in s.bits],
             "top": s.top_ids.reshape(-1).tolist(),
             "prob": np.rint(s.top_probs.reshape(-1) * 1e4).astype(int).tolist()}
-    script = f"const DATA={_json(data)};{_SURPRISAL_JS}"
-    return _page(f"Surprisal: {title}", body, css, script)
+    script = f"const DATA={script_json(data)};{_SURPRISAL_JS}"
+    return page(f"Surprisal: {title}", body, css, script)
 
 
 # ----------------------------------------------------------------------------- neurons
@@ -252,7 +253,7 @@ def neurons_page(text: str, acts: Activations, table: dict[str, np.ndarray],
             f'<div class="sub">Units are ranked by the strength (|Pearson r|) of their '
             f"correlation with structural features of the text. Click a unit (or a feature) "
             f"to colour the text by it: red positive, blue negative. h = hidden state, "
-            f"c = LSTM cell state; layers count from 1.</div>{_cards(summary)}"
+            f"c = LSTM cell state; layers count from 1.</div>{cards(summary)}"
             f'<div class="cols"><div><h2>Units that follow structure</h2><div class="scroll">'
             f'<table id="units"><tr><th class="num">#</th><th>unit</th><th>feature</th>'
             f'<th class="num">r</th></tr>{unit_rows}</table></div></div>'
@@ -262,85 +263,11 @@ def neurons_page(text: str, acts: Activations, table: dict[str, np.ndarray],
             f'<div class="text" id="text">{spans}</div><div id="tip"></div>')
     first = ranked[0].name if ranked else next(iter(acts_js))
     data = {"acts": acts_js, "scales": scales, "labels": labels, "first": first}
-    return _page(f"Hidden units: {title}", body, css, f"const DATA={_json(data)};{_NEURONS_JS}")
+    return page(f"Hidden units: {title}", body, css,
+                f"const DATA={script_json(data)};{_NEURONS_JS}")
 
 
 # ----------------------------------------------------------------------------- run report
-def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return [lo]
-    raw = (hi - lo) / count
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step) * step
-    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
-
-
-def _fmt(x: float, unit: str) -> str:
-    if unit == "s":
-        return f"{x / 60:g}m" if x >= 120 and x % 60 == 0 else f"{x:g}s"
-    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= div:
-            return f"{x / div:g}{suffix}"
-    return f"{x:g}"
-
-
-def svg_chart(series: Sequence[tuple[str, str, Sequence[tuple[float, float]]]], xlabel: str,
-              ylabel: str, xunit: str = "", width: int = 520, height: int = 300) -> str:
-    """A line chart as inline SVG: series are (name, colour, [(x, y), ...])."""
-    pts = [(x, y) for _, _, s in series for x, y in s if math.isfinite(y)]
-    if not pts:
-        return '<p class="sub">no data yet</p>'
-    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
-    x0 = min(x0, 0.0)
-    if x1 <= x0:
-        x1 = x0 + 1
-    pad = (y1 - y0) * 0.05 or 0.1
-    y0, y1 = y0 - pad, y1 + pad
-    left, right, top, bottom = 56, 12, 12, 40
-    w, h = width - left - right, height - top - bottom
-
-    def sx(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * w
-
-    def sy(y: float) -> float:
-        return top + (y1 - y) / (y1 - y0) * h
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11" '
-             f'role="img" aria-label="{html.escape(ylabel)} against {html.escape(xlabel)}">',
-             f'<rect x="{left}" y="{top}" width="{w}" height="{h}" fill="#fafafa" '
-             f'stroke="#ccc"/>']
-    for t in _nice_ticks(y0, y1):
-        parts.append(f'<line x1="{left}" x2="{left + w}" y1="{sy(t):.1f}" y2="{sy(t):.1f}" '
-                     f'stroke="#e4e4e4"/><text x="{left - 6}" y="{sy(t) + 4:.1f}" '
-                     f'text-anchor="end">{t:g}</text>')
-    for t in _nice_ticks(x0, x1):
-        parts.append(f'<line y1="{top}" y2="{top + h}" x1="{sx(t):.1f}" x2="{sx(t):.1f}" '
-                     f'stroke="#e4e4e4"/><text x="{sx(t):.1f}" y="{top + h + 16}" '
-                     f'text-anchor="middle">{_fmt(t, xunit)}</text>')
-    parts.append(f'<text x="{left + w / 2}" y="{height - 6}" text-anchor="middle">'
-                 f"{html.escape(xlabel)}</text>")
-    parts.append(f'<text transform="translate(14 {top + h / 2}) rotate(-90)" '
-                 f'text-anchor="middle">{html.escape(ylabel)}</text>')
-    for i, (name, colour, s) in enumerate(series):
-        good = [(x, y) for x, y in s if math.isfinite(y)]
-        if good:
-            d = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in good)
-            parts.append(f'<polyline class="series" data-name="{html.escape(name)}" '
-                         f'fill="none" stroke="{colour}" stroke-width="1.8" points="{d}"/>')
-            if len(good) < 60:
-                parts += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>'
-                          for x, y in good]
-        ly = top + 14 + 16 * i
-        parts.append(f'<line x1="{left + w - 90}" x2="{left + w - 70}" y1="{ly}" y2="{ly}" '
-                     f'stroke="{colour}" stroke-width="3"/><text x="{left + w - 64}" '
-                     f'y="{ly + 4}">{html.escape(name)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 def _preview_table(rows: Sequence[tuple[int, float | None, str]], note: str) -> str:
     """The samples of successive validations, one row each: how the text took shape."""
     if not rows:
@@ -359,18 +286,28 @@ def run_page(title: str, sections: Sequence[Section], metrics: Sequence[dict[str
              summary: Sequence[tuple[str, str]], sample_note: str = "",
              previews: Sequence[tuple[int, float | None, str]] = (), preview_note: str = ""
              ) -> str:
-    """A run's report: loss curves against characters seen and wall time, the samples
+    """A run's report: loss curves against characters seen and wall time, the gradient
+    norm before clipping and the share of steps clipped (when logged), the samples
     previewed as it trained (step, validation loss, text), the model and training
     configuration, the vocabulary and samples at several temperatures."""
-    def curve(kind: str, x: str) -> list[tuple[float, float]]:
-        return [(float(r[x]), float(r["loss"])) for r in metrics
-                if r.get("kind") == kind and r.get("loss") is not None and x in r]
+    def curve(kind: str, x: str, y: str = "loss") -> list[tuple[float, float]]:
+        return [(float(r[x]), float(r[y])) for r in metrics
+                if r.get("kind") == kind and r.get(y) is not None and x in r]
 
     charts = []
     for x, label, unit in (("chars", "characters seen", ""), ("time", "wall time", "s")):
         series = [("train", "#1f77b4", curve("train", x)), ("validation", "#ff7f0e",
                                                              curve("val", x))]
         charts.append(svg_chart(series, label, "loss (nats/char)", unit))
+    # explosions and clipping; a log from an earlier version has neither: left out
+    norm, top, clipped = (curve("train", "step", y) for y in ("grad_norm", "grad_norm_max",
+                                                             "clipped"))
+    if norm:
+        charts.append(svg_chart([("mean", "#1f77b4", norm), ("largest", "#9467bd", top,
+                                                             "4 3")],
+                                "step", "gradient norm before clipping", log_y=True))
+        charts.append(svg_chart([("clipped", "#d62728", clipped)], "step",
+                                "share of steps clipped"))
     vocab_cells = "".join(
         f'<span title="U+{ord(c):04X}">{html.escape(visible(c))}</span>' for c in vocab)
     sample_html = "".join(
@@ -378,11 +315,11 @@ def run_page(title: str, sections: Sequence[Section], metrics: Sequence[dict[str
     css = (".vocab span{display:inline-block;min-width:1.6em;text-align:center;margin:2px;"
            "padding:2px;border:1px solid #ddd;border-radius:4px;font-family:monospace}"
            "h3{font-size:14px;margin:12px 0 2px}.charts{display:flex;gap:16px;flex-wrap:wrap}")
-    body = (f"<h1>Run report: {html.escape(title)}</h1>{_cards(summary)}"
+    body = (f"<h1>Run report: {html.escape(title)}</h1>{cards(summary)}"
             f'<h2>Training curves</h2><div class="charts" id="curves">{"".join(charts)}</div>'
             f"{_preview_table(previews, preview_note)}"
-            f"{_sections(sections)}"
+            f"{sections_html(sections)}"
             f'<h2>Vocabulary ({len(vocab)} characters)</h2><div class="vocab">{vocab_cells}'
             f'</div><h2>Samples</h2><div class="sub">{html.escape(sample_note)}</div>'
             f'<div id="samples">{sample_html}</div>')
-    return _page(f"Run report: {title}", body, css, "document.body.dataset.ready='1';")
+    return page(f"Run report: {title}", body, css, "document.body.dataset.ready='1';")

@@ -1,4 +1,5 @@
-"""The report command's work: a run's page of loss curves, configuration and samples."""
+"""The report command's work: a run's page of loss curves, configuration and samples, or
+one page comparing several runs (``inspect.compare``)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,18 @@ def run_report(run: str | Path | None, out: str | Path | None = None, length: in
                            f"{length} characters each from {best}, seed {seed}",
                            previews, preview_note)
     return write_page(target, page)
+
+
+def compare_report(targets: list[str], out: str | Path | None = None,
+                   evaluate: bool = True, device: str = "auto") -> tuple[Path, str]:
+    """Write the page comparing the runs (default ``compare.html`` here); returns its path
+    and the terminal table of their figures. ``evaluate`` scores each run's held-out
+    split (torch)."""
+    from charrnn.inspect import compare, comparepage
+
+    target = check_out(out or "compare.html")
+    runs = compare.load_runs(targets)
+    if evaluate:
+        compare.evaluate(runs, device)
+    return (write_page(target, comparepage.compare_page(runs)),
+            comparepage.terminal_table(runs))

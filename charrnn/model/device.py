@@ -1,4 +1,5 @@
-"""Where a model runs and in what precision: device names, the device, the autocast dtype.
+"""Where a model runs, in what precision and on how many threads: the device, the autocast
+dtype, and torch's CPU threads on a shared machine (``Governor``).
 
 Training, evaluation and the benchmarks all choose through here, so ``--device`` and
 ``--precision`` mean the same thing everywhere.
@@ -6,12 +7,14 @@ Training, evaluation and the benchmarks all choose through here, so ``--device``
 
 from __future__ import annotations
 
+import time
 from functools import cache
 
 import torch
 
 from charrnn.config import DEVICES, gigabytes, memory_bytes, valid_device
 from charrnn.errors import CharRNNError, ConfigError
+from charrnn.threads import Load, Threads, choose, torch_threads
 
 
 def pick_device(name: str) -> torch.device:
@@ -96,3 +99,37 @@ def pick_dtype(precision: str, device: torch.device, cell: str = "lstm") -> torc
                 "(on CPUs oneDNN needs AVX-512 or AMX); use --precision fp32 or auto")
         return torch.bfloat16
     return torch.bfloat16 if native and runs else None
+
+
+class Governor:
+    """torch's thread count for one command, chosen from the cores left (``threads``) and,
+    as a long run goes on, re-checked: when other work takes a core, a thread goes before
+    it can wait on a descheduled peer; when cores free up, it comes back (after two
+    readings in a row, so a passing blip does not make it flip)."""
+
+    def __init__(self, load: Load, every: float = 2.0) -> None:
+        """``every``: seconds between re-checks (reading /proc/stat costs ~50 us)."""
+        self.load, self.every = load, every
+        self.threads = torch_threads(load)
+        self._due = time.perf_counter() + every
+        self._up = 0
+        torch.set_num_threads(self.threads.count)
+
+    def tick(self) -> str | None:
+        """Re-check if one is due; a note when the thread count changed."""
+        now = time.perf_counter()
+        if self.threads.user or now < self._due:
+            return None
+        self._due = now + self.every
+        others = self.load.others()
+        want = choose(others, self.threads.cores)
+        if want > self.threads.count:
+            self._up += 1
+            if self._up < 2:
+                return None
+        self._up = 0
+        if want == self.threads.count:
+            return None
+        old, self.threads = self.threads, Threads(want, self.threads.cores, others)
+        torch.set_num_threads(want)
+        return f"threads: {old.count} -> {self.threads.describe()}"

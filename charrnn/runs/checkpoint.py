@@ -25,6 +25,7 @@ from charrnn.config import CHECKPOINT_SUFFIX, ModelConfig
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError, CheckpointError
 from charrnn.files import NotAFile, atomic_write_bytes, open_regular, os_reason
+from charrnn.runs import exported
 from charrnn.safetext import dumps
 
 FORMAT = "charrnn-checkpoint"
@@ -159,6 +160,9 @@ def inspect(path: str | Path) -> Checkpoint:
     if config.vocab_size != len(vocab):
         raise bad(path, f"vocabulary has {len(vocab)} characters but the model "
                          f"{config.vocab_size}")
+    why = exported.mismatch(path, meta)
+    if why:
+        raise bad(path, why)
     tensors = {k: (v["dtype"], tuple(v["shape"])) for k, v in header.items()}
     for name, shape in config.weight_shapes().items():
         if name not in tensors:
@@ -219,14 +223,18 @@ def write(path: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
 
     ``tensors`` are numpy arrays or CPU torch tensors (read through ``np.asarray``, so
     this module needs no torch)."""
-    from safetensors.numpy import save
-
-    arrays = {k: np.require(np.asarray(v), requirements="C") for k, v in tensors.items()}
-    blob = save(arrays, metadata={"charrnn": dumps(meta, exact=True)})  # names kept exactly
     try:
-        atomic_write_bytes(path, blob)
+        atomic_write_bytes(path, encode(tensors, meta))
     except OSError as e:
         kept = ("the previous checkpoint there is intact" if path.is_file()
                 else "nothing was saved")
         raise CheckpointError(f"cannot save checkpoint {path}: {os_reason(e)}; {kept}"
                               ) from None
+
+
+def encode(tensors: dict[str, Any], meta: dict[str, Any]) -> bytes:
+    """A checkpoint file's bytes: safetensors with the metadata JSON under ``charrnn``."""
+    from safetensors.numpy import save
+
+    arrays = {k: np.require(np.asarray(v), requirements="C") for k, v in tensors.items()}
+    return save(arrays, metadata={"charrnn": dumps(meta, exact=True)})  # names kept exactly

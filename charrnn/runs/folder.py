@@ -4,6 +4,8 @@
     checkpoints/<run>/best.safetensors     weights of the lowest validation loss
     checkpoints/<run>/metrics.jsonl        one JSON line per train/val loss and preview (metrics)
     checkpoints/<run>/.lock                held by the run training there (lock)
+
+A folder made by ``charrnn export --hf`` (``exported``) is read as a run: its weights file.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from charrnn.data.text import BUILTIN_CORPUS
 from charrnn.errors import CheckpointError
 from charrnn.files import remove_partial_writes
 from charrnn.runs import checkpoint as ckpt
+from charrnn.runs import exported
 
 LATEST, BEST, METRICS = "latest", "best", "metrics.jsonl"
 
@@ -111,7 +114,8 @@ def run_dirs(root: Path) -> list[Path]:
 def resolve(target: str | Path | None, root: Path = DEFAULT_ROOT) -> Path:
     """A checkpoint file from a file, a run folder, or (None) the newest run under root.
 
-    In a run folder the best checkpoint (lowest validation loss) is preferred over latest.
+    In a run folder the best checkpoint (lowest validation loss) is preferred over latest;
+    an exported model folder gives its weights file.
     """
     if target is None:
         if root.exists() and not root.is_dir():
@@ -134,6 +138,9 @@ def resolve(target: str | Path | None, root: Path = DEFAULT_ROOT) -> Path:
 
 
 def _pick_in_run(run: Path) -> Path:
+    weights = exported.weights_in(run)
+    if weights is not None:
+        return weights
     for name in (BEST, LATEST):
         p = checkpoint_path(run, name)
         if p.is_file():

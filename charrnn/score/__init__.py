@@ -5,4 +5,7 @@
     loss.py       the loss of a text under the torch model (torch)
     adapt.py      dynamic evaluation: the model keeps learning as it scores (torch)
     evaluate.py   the eval command's work (torch)
+    gradients.py  gradient flow through time: dL_t / dh_{t-k} per layer (torch)
+    context.py    how far back the model looks; nanoGPT's windowed protocol (torch)
+    flow.py       the gradients command's work (torch)
 """

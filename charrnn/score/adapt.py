@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -78,7 +79,8 @@ class Adapter:
         self.ms = [torch.zeros_like(p) for p in self.params]
         self.updates = 0
 
-    def score_and_learn(self, es: EvalStreams) -> np.ndarray:
+    def score_and_learn(self, es: EvalStreams,
+                        tick: Callable[[], object] | None = None) -> np.ndarray:
         """Loss of every target of ``es`` as ``static_nll`` lays it out; all streams step
         through their next ``segment`` columns together, are scored, then drive one
         update. Burn-in columns (mask 0) are read, never scored nor learned from: another
@@ -87,6 +89,8 @@ class Adapter:
         x, y, mask = _tensors(es, self.params[0].device)
         out, state = [], None
         for c in range(0, x.shape[1], cfg.segment):
+            if tick is not None:
+                tick()
             cols = slice(c, c + cfg.segment)
             logits, state = self.model(x[:, cols], state)
             nll = _nll(logits, y[:, cols], mask[:, cols])
@@ -113,8 +117,8 @@ class Adapter:
                 torch._foreach_lerp_(self.params, self.theta0, cfg.decay)
 
 
-def adapted_nll(model: CharRNN, pieces: list[np.ndarray], config: AdaptConfig
-                ) -> np.ndarray:
+def adapted_nll(model: CharRNN, pieces: list[np.ndarray], config: AdaptConfig,
+                tick: Callable[[], object] | None = None) -> np.ndarray:
     """Per-character adapted loss over ``pieces`` (flat, in stream order): separate
     texts, say the spread windows of a held-out split, scored in order, each from a
     fresh state, the adapted weights carried on from one to the next."""
@@ -122,17 +126,20 @@ def adapted_nll(model: CharRNN, pieces: list[np.ndarray], config: AdaptConfig
     out = []
     for ids in pieces:
         es = EvalStreams.build(ids, config.streams, config.burn_in)
-        out.append(adapter.score_and_learn(es)[es.mask])
+        out.append(adapter.score_and_learn(es, tick)[es.mask])
     return np.concatenate(out)
 
 
 def score_adaptive(model: CharRNN, pieces: list[np.ndarray],
-                   config: AdaptConfig | None = None) -> AdaptedScore:
-    """Dynamically evaluated loss of ``pieces``, with plain eval's over the same streams."""
+                   config: AdaptConfig | None = None,
+                   tick: Callable[[], object] | None = None) -> AdaptedScore:
+    """Dynamically evaluated loss of ``pieces``, with plain eval's over the same streams;
+    ``tick`` is called between segments (the thread governor's re-check)."""
     config = config or AdaptConfig()
     t0 = time.perf_counter()
-    adapted = adapted_nll(model, pieces, config)
-    static = [score_ids(model, ids, config.streams, config.burn_in) for ids in pieces]
+    adapted = adapted_nll(model, pieces, config, tick)
+    static = [score_ids(model, ids, config.streams, config.burn_in, tick=tick)
+              for ids in pieces]
     return AdaptedScore(float(adapted.sum()), len(adapted),
                         static=Score(sum(s.nats for s in static), sum(s.chars for s in static)),
                         config=config, seconds=time.perf_counter() - t0)

@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+USED_WITHIN = 0.01  # nats/char: a model "uses k characters" when more add less than this
+
 
 def bits(nats: Any) -> Any:
     """Nats to bits (a number or an array): the one conversion every report uses."""

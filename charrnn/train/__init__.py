@@ -5,6 +5,8 @@
     loop.py          ``Trainer``: the truncated-BPTT loop and validation (torch)
     checkpoints.py   what training saves and reads back to resume (torch)
     events.py        what the loop reports, and the callbacks a front end implements
+    record.py        what the loop writes down: metrics lines (gradient norm, share clipped)
+    tensorboard.py   --tensorboard: the metrics log mirrored as TensorBoard events
     progress.py      progress on stderr
     preview.py       samples while it trains
     finetune.py      ``--init-from``: another model's weights, the vocabulary grown

@@ -6,9 +6,12 @@ terminals or run-folder conventions).
 
 from __future__ import annotations
 
+import time
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from charrnn.config import (
     CELL_LR,
@@ -34,32 +37,37 @@ from charrnn.data.inputs import (
 from charrnn.data.text import BUILTIN_CORPUS
 from charrnn.errors import CharRNNError
 from charrnn.escapes import unescape
-from charrnn.model.device import check_fits, pick_device, pick_dtype
+from charrnn.model.device import Governor, check_fits, pick_device, pick_dtype
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
 from charrnn.runs import lock as runlock
+from charrnn.threads import Load
 from charrnn.train import checkpoints, distributed, finetune
 from charrnn.train.distributed import Dist, local_main_first
-from charrnn.train.events import Callbacks
+from charrnn.train.events import Callbacks, Fanout
 from charrnn.train.loop import Trainer
 from charrnn.train.options import DEFAULT_BUDGET, TrainOptions
 from charrnn.train.probe import SIZES, budget_chars, choose_size, dropout_for
 from charrnn.train.progress import ConsoleProgress, log
 
 
-def train_command(opts: TrainOptions):
+def train_command(opts: TrainOptions, load: Load | None = None):
     """Set up (or resume) a run and train it; returns the trainer's Result.
 
-    Under torchrun this is one rank of a data-parallel job (see charrnn.train.distributed).
+    ``load``: how busy the machine has been since the command started. A time budget's
+    clock starts here, so that reading the corpus and probing the machine count in it.
+    Under torchrun this is one rank of a data-parallel job (charrnn.train.distributed).
     """
+    started = time.perf_counter()
+    load = load or Load()
     dist = distributed.setup(opts.device)
     try:
-        return _train(opts, dist)
+        return _train(opts, dist, load, started)
     finally:
         distributed.teardown(dist)
 
 
-def _train(opts: TrainOptions, dist: Dist):
+def _train(opts: TrainOptions, dist: Dist, load: Load, started: float):
     """One rank's work; rank 0, the only one that writes, holds the run folder's lock."""
     cachedir.cache_root()  # the cache's settings, checked before any work
     finetune.check_request(opts.init_from, opts.resume)
@@ -69,22 +77,28 @@ def _train(opts: TrainOptions, dist: Dist):
     if note and not opts.out and dist.is_main:
         log(note)
     if not dist.is_main:
-        return _train_locked(opts, dist, source, run_dir)
+        return _train_locked(opts, dist, source, run_dir, load, started)
     with runlock.hold(run_dir):  # one run per folder, from the first check to the last save
         for stale in runfolder.remove_partial_checkpoints(run_dir):
             log(f"removed {stale.name}, a checkpoint write cut short by a killed run")
         for back in runfolder.restore_left(run_dir):
             log(f"put back {back.name}, set aside by a run killed while it started")
-        return _train_locked(opts, dist, source, run_dir)
+        return _train_locked(opts, dist, source, run_dir, load, started)
 
 
-def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_dir: Path):
+def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_dir: Path,
+                  load: Load, started: float):
     """The train command's work; on rank 0 it runs only while holding the folder's lock."""
+    governor = Governor(load)  # torch's threads: the cores other work leaves free
+    board = None  # before any work: a missing package or bad folder fails at once
+    if opts.tensorboard and dist.is_main:
+        from charrnn.train.tensorboard import TensorBoardWriter
+
+        board = TensorBoardWriter(opts.tensorboard)
     latest = runfolder.checkpoint_path(run_dir, runfolder.LATEST)
     budget = _budget(opts)  # parsed once; all None: no budget given
     given = any(v is not None for v in budget.values())
     source_ckpt = None  # the model a fine-tuning run starts from
-    probe_seconds = 0.0  # spent measuring this machine (charrnn.train.probe)
     if opts.resume:
         if not latest.is_file():
             raise CharRNNError(f"nothing to resume: {latest} does not exist")
@@ -118,7 +132,7 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         # new input that turns out unusable must not have replaced it (train - --force).
         aside = runfolder.SetAside(kept_streams(run_dir) if dist.is_main else [])
         try:
-            corpus, model_config, train_config, source_ckpt, probe_seconds = _fresh(
+            corpus, model_config, train_config, source_ckpt = _fresh(
                 opts, dist, source, run_dir, budget if given else None)
             if opts.force and run_dir.exists() and dist.is_main:
                 runfolder.clear(run_dir)
@@ -127,9 +141,11 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
             aside.restore()  # nothing left to restore once committed
 
     _check_fits(model_config, train_config)
-    callbacks = ConsoleProgress() if dist.is_main else Callbacks()  # rank 0 speaks
+    callbacks: Callbacks = ConsoleProgress() if dist.is_main else Callbacks()  # rank 0 speaks
+    if board is not None:
+        callbacks = Fanout(callbacks, board)
     trainer = Trainer(model_config, train_config, corpus, run_dir, callbacks, dist)
-    trainer.elapsed_before = probe_seconds  # the probe was part of the budget
+    trainer.governor = governor
     if dist.is_main and corpus.stamps:  # for --resume to say what changed
         manifest(run_dir, corpus.stamps)
     if opts.resume:
@@ -144,8 +160,9 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         if dist.enabled:
             log(f"data-parallel over {dist.world} processes, "
                  f"{train_config.batch_size // dist.world} streams each")
-    result = trainer.run()
-    if isinstance(callbacks, ConsoleProgress):
+    try:
+        result = trainer.run(started)  # the set-up counts in a time budget
+    finally:
         callbacks.close()
     if result.reason in ("budget", "early-stop") and dist.is_main:
         best = f"{result.best_val_loss:.4f}" if result.best_val_loss is not None else "n/a"
@@ -158,10 +175,8 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
 
 def _fresh(opts: TrainOptions, dist: Dist, source: str | list[str], run_dir: Path,
            budget: dict[str, Any] | None):
-    """A new run's corpus, configs, fine-tuning source and probe time (None budget: the
-    default one)."""
+    """A new run's corpus, configs and fine-tuning source (None budget: the default one)."""
     source_ckpt = None
-    probe_seconds = 0.0
     if opts.init_from:  # before any work: a bad source or option fails at once
         source_ckpt = finetune.open_source(opts.init_from, run_dir)
         finetune.model_config(source_ckpt, source_ckpt.vocab, opts.cell, opts.num_layers,
@@ -193,7 +208,7 @@ def _fresh(opts: TrainOptions, dist: Dist, source: str | list[str], run_dir: Pat
     _check_fits(model_config, train_config)  # before the probe builds any model
     if (source_ckpt is None and opts.hidden_size is None and not dist.enabled
             and follows_machine(n, train_config.max_time)):
-        model_config, probed, probe_seconds = _fit_machine(
+        model_config, probed = _fit_machine(
             model_config, train_config, n, opts.dropout is None)
     if dist.is_main and source_ckpt is None:
         if None in (opts.num_layers, opts.hidden_size):
@@ -202,7 +217,7 @@ def _fresh(opts: TrainOptions, dist: Dist, source: str | list[str], run_dir: Pat
         elif opts.dropout is None:
             log(f"dropout {model_config.dropout:g} chosen for {n:,} training characters "
                 "and this budget (override with --dropout)")
-    return corpus, model_config, train_config, source_ckpt, probe_seconds
+    return corpus, model_config, train_config, source_ckpt
 
 
 def ignored_on_resume(opts: TrainOptions, mc: ModelConfig, tc: TrainConfig,
@@ -264,9 +279,9 @@ def _check_fits(mc: ModelConfig, tc: TrainConfig) -> None:
 
 
 def _fit_machine(mc: ModelConfig, tc: TrainConfig, train_chars: int,
-                 choose_dropout: bool) -> tuple[ModelConfig, str, float]:
+                 choose_dropout: bool) -> tuple[ModelConfig, str]:
     """The hidden size (and unless given, the dropout) this machine can train well in the
-    time budget (charrnn.train.probe), what to say about it, and the seconds the probe took."""
+    time budget (charrnn.train.probe), and what to say about it."""
     device = pick_device(tc.device)
     assert tc.max_time is not None  # follows_machine() needs a time budget
     sizes = SIZES if tc.max_time >= SHORT_BUDGET else (mc.hidden_size,)
@@ -282,7 +297,9 @@ def _fit_machine(mc: ModelConfig, tc: TrainConfig, train_chars: int,
         f" on this machine: {mc.num_layers}x{choice.hidden_size} trains at {rate:,.0f} "
         f"chars/s here{others}, about {chars / 1e6:.1f}M characters "
         f"({chars / train_chars:.1f} passes) in the budget; probed in {choice.seconds:.1f}s"
-    ), choice.seconds
+        + (f" on a busy machine (this process got {choice.share:.0%} of the CPU time its "
+           f"{torch.get_num_threads()} threads could use)" if choice.busy else "")
+    )
 
 
 def _describe(corpus, mc: ModelConfig, tc: TrainConfig, run_dir: Path, resumed: bool) -> None:

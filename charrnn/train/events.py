@@ -32,6 +32,44 @@ class Callbacks:
     def on_eval(self, p: Progress, improved: bool) -> None: ...
     def on_message(self, text: str) -> None: ...
     def on_preview(self, step: int, text: str) -> None: ...
+    def on_record(self, record: dict[str, Any]) -> None:
+        """A line just written to the run's metrics log (train.record), on rank 0."""
+    def close(self) -> None: ...
+
+
+class Fanout(Callbacks):
+    """Several front ends at once (the console and a TensorBoard writer)."""
+
+    def __init__(self, *callbacks: Callbacks) -> None:
+        self.callbacks = callbacks
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        for c in self.callbacks:
+            c.on_start(info)
+
+    def on_step(self, p: Progress) -> None:
+        for c in self.callbacks:
+            c.on_step(p)
+
+    def on_eval(self, p: Progress, improved: bool) -> None:
+        for c in self.callbacks:
+            c.on_eval(p, improved)
+
+    def on_message(self, text: str) -> None:
+        for c in self.callbacks:
+            c.on_message(text)
+
+    def on_preview(self, step: int, text: str) -> None:
+        for c in self.callbacks:
+            c.on_preview(step, text)
+
+    def on_record(self, record: dict[str, Any]) -> None:
+        for c in self.callbacks:
+            c.on_record(record)
+
+    def close(self) -> None:
+        for c in self.callbacks:
+            c.close()
 
 
 @dataclass

@@ -26,30 +26,24 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.config import ModelConfig, TrainConfig
-from charrnn.data.batches import Batches, min_train_chars, val_windows
+from charrnn.data.batches import Batches, min_train_chars
 from charrnn.data.corpus import Corpus
 from charrnn.errors import CharRNNError
-from charrnn.model.device import pick_device, pick_dtype
+from charrnn.model.device import Governor, pick_device, pick_dtype
 from charrnn.model.network import CharRNN, State, detach_state
 from charrnn.runs import folder as runfolder
 from charrnn.runs.folder import BEST, LATEST
-from charrnn.runs.metrics import MetricsLog
-from charrnn.score.loss import score_ids
+from charrnn.score.loss import OutOfTime
 from charrnn.train import checkpoints, preview
 from charrnn.train.checkpoints import weights_of
 from charrnn.train.distributed import Dist
 from charrnn.train.events import Callbacks, Progress, Result
+from charrnn.train.record import Interval, Recorder
+from charrnn.train.schedule import Schedule, lr_at
 from charrnn.train.signals import StopOnSignal
+from charrnn.train.validation import Validation
 
-MIN_EVAL_GAP = 30.0  # seconds between time-based validations, at the least
 _VERDICTS = (None, "early-stop", "diverged")  # what a validation decides, as rank 0 sends it
-
-
-def lr_at(cfg: TrainConfig, step: int, fraction: float) -> float:
-    """Linear warm-up over the first steps, then cosine decay to the floor at fraction 1."""
-    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-    decay = 0.5 * (1.0 + math.cos(math.pi * min(max(fraction, 0.0), 1.0)))
-    return cfg.lr * warm * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * decay)
 
 
 class Trainer:
@@ -99,16 +93,19 @@ class Trainer:
         # what the loop calls: the model or its DDP wrapper, compiled if asked
         self.forward: torch.nn.Module = torch.compile(net) if config.compile else net  # type: ignore[assignment]
         self._seed_rank(0)
-        self.val_sample = val_windows(corpus.val, config.val_max_chars)
+        self.validation = Validation(corpus.val, config.val_max_chars, config.max_time)
+        self.governor: Governor | None = None  # torch's CPU threads, re-checked as it runs
         self.opt = torch.optim.AdamW(self._param_groups(), lr=config.lr, betas=(0.9, 0.99))
         # position in the run; replaced by resume()
         self.step, self.epoch, self.chunk, self.chars_seen = 0, 0, 0, 0
         self.elapsed_before, self.bad_evals = 0.0, 0
         self.best_val: float | None = None
         self.state: State | None = None
-        self._t0: float | None = None  # perf_counter at the start of this session
+        self.clock: Schedule | None = None  # this session's, made by run()
         self._last_eval_step = -1
         self.eval_seconds = 0.0
+        self.rate = 0.0  # training chars/s, a moving average
+        self._save_seconds = 0.1  # the last checkpoint write took (a guess before it)
         self._sigint = StopOnSignal()
         self.lineage: dict[str, Any] | None = None  # set by finetune.start: init_from meta
 
@@ -163,8 +160,10 @@ class Trainer:
             "eval_seconds": self.eval_seconds}, self.lineage)
         trained = weights_of(self.model) if full and self.average is not None else None
         path = runfolder.checkpoint_path(self.run_dir, name)
+        t0 = time.perf_counter()
         checkpoints.write(path, weights_of(self.scored), meta,
                           (self.opt, carry, self.device, trained) if full else None)
+        self._save_seconds = time.perf_counter() - t0
         return path
 
     def resume(self, path: Path) -> None:
@@ -204,7 +203,11 @@ class Trainer:
         offset = min(offset, len(self.corpus.train) - min_train_chars(self.cfg.batch_size, 1))
         return Batches(self.corpus.train, self.cfg.batch_size, self.cfg.seq_len, max(offset, 0))
 
-    def run(self) -> Result:
+    def run(self, started: float | None = None) -> Result:
+        """Train to the budget; ``started``: the ``time.perf_counter()`` at which the
+        command began, so that its set-up (corpus, probe) counts in a time budget."""
+        if started is not None:
+            self.elapsed_before += time.perf_counter() - started
         if self.dist.enabled:  # ranks must stop together: torchrun's Ctrl-C, unchanged
             return self._run()
         with self._sigint.installed():
@@ -216,31 +219,20 @@ class Trainer:
         # From the fixed offset 0, not this epoch's: the count (and so the lr schedule of
         # an --epochs budget) must not depend on the epoch a resumed session starts in.
         steps_per_epoch = len(Batches(self.corpus.train, cfg.batch_size, cfg.seq_len))
-        total_steps = min(cfg.max_steps or math.inf,
-                          (cfg.epochs or math.inf) * steps_per_epoch)
-        eval_steps = cfg.eval_every or (
-            0 if cfg.max_time else max(1, int(min(total_steps, 10**9) // 10)))
-        eval_seconds = (min(max(cfg.max_time / 10, MIN_EVAL_GAP), 600.0)
-                        if cfg.max_time else 0.0)
-        eval_gap = eval_seconds  # widened so validating takes at most a tenth of the time
         self.cb.on_start({"device": str(self.device),
                           "precision": str(self.dtype or torch.float32).replace("torch.", ""),
-                          "params": self.mc.num_params(),
+                          "threads": self.governor.threads.describe() if self.governor
+                          else None, "params": self.mc.num_params(),
                           "steps_per_epoch": steps_per_epoch, "run_dir": str(self.run_dir)})
-        metrics = MetricsLog(self.run_dir) if dist.is_main else None  # only rank 0 writes
-        self._t0 = time.perf_counter()
-        reserve = 0.0  # seconds kept back at the end for the final validation and save
-        last_eval_time = time.perf_counter()
-        loss_sum, loss_n, rate, reason = 0.0, 0, 0.0, "budget"
+        metrics = Recorder(self.run_dir, self.cb, dist.is_main)  # only rank 0 writes
+        clock = self.clock = Schedule(cfg, steps_per_epoch, self.elapsed_before)
+        interval, reason = Interval(cfg.grad_clip), "budget"
         progress = self._progress(0.0, 0.0, math.nan, 0.0)
         self.forward.train()
         try:
             while True:
                 # ---- termination conditions and position in the budget
-                elapsed = self._elapsed()
-                fraction = max(
-                    self.step / total_steps if total_steps < math.inf else 0.0,
-                    elapsed / max(cfg.max_time - reserve, 1e-9) if cfg.max_time else 0.0)
+                fraction = clock.fraction(self.step)
                 if cfg.max_time and dist.enabled:  # clocks differ: rank 0's decides
                     (fraction,) = dist.broadcast([fraction])
                 if fraction >= 1.0:
@@ -287,27 +279,27 @@ class Trainer:
                 chars = x.numel() * dist.world
                 self.chars_seen += chars
                 dt = time.perf_counter() - t0
-                rate = chars / dt if rate == 0 else 0.9 * rate + 0.1 * chars / dt
-                loss_sum, loss_n = loss_sum + loss_value, loss_n + 1
+                rate = chars / dt if self.rate == 0 else 0.9 * self.rate + 0.1 * chars / dt
+                self.rate = rate
+                interval.add(loss_value, norm_value)
                 progress = self._progress(fraction, lr, loss_value, rate)
                 self.cb.on_step(progress)
+                if self.governor is not None and (note := self.governor.tick()):
+                    self.cb.on_message(note)
+                if cfg.max_time and self._last_eval_step < 0:  # no validation timed yet
+                    clock.reserve = (self.validation.expected_seconds(self.rate)
+                                     + 2 * self._save_seconds)
                 if self.step % cfg.log_every == 0:
-                    self._log(metrics, "train", progress, loss=loss_sum / loss_n)
-                    loss_sum, loss_n = 0.0, 0
+                    metrics.progress("train", progress, **interval.take())
 
                 # ---- periodic validation and checkpoints
-                now = time.perf_counter()
-                due = (eval_steps and self.step % eval_steps == 0) or (
-                    eval_seconds and now - last_eval_time >= eval_gap)
-                if eval_seconds and dist.enabled:
-                    due = dist.broadcast([float(bool(due))])[0] > 0
+                due = clock.due(self.step)
+                if clock.eval_seconds and dist.enabled:
+                    due = dist.broadcast([float(due)])[0] > 0
                 if due:
+                    now = time.perf_counter()
                     stop = self._evaluate(progress, metrics)
-                    reserve = time.perf_counter() - now
-                    # a big held-out sample or a slow disk: space validations out instead
-                    # of letting them eat the budget
-                    eval_gap = max(eval_seconds, 9 * reserve)
-                    last_eval_time = time.perf_counter()
+                    clock.validated(time.perf_counter() - now)
                     if stop:
                         reason = stop
                         break
@@ -318,12 +310,11 @@ class Trainer:
         except KeyboardInterrupt:  # alone, only while validating (see StopOnSignal)
             reason = "interrupted"
         finally:
-            if metrics is not None:
-                metrics.close()
+            metrics.close()
         saved = reason in ("budget", "early-stop")
         if reason == "interrupted" and self.step > 0 and not dist.enabled:
             self.save(LATEST, self._progress(progress.fraction, progress.lr,
-                                             progress.train_loss, rate), full=True)
+                                             progress.train_loss, self.rate), full=True)
             saved = True
         elif reason == "interrupted" and dist.is_main:  # other ranks may be mid-step
             when = (f"the last validation (step {self._last_eval_step})"
@@ -346,10 +337,9 @@ class Trainer:
                         loss, rate, best_val_loss=self.best_val)
 
     def _elapsed(self) -> float:
-        running = time.perf_counter() - self._t0 if self._t0 is not None else 0.0
-        return self.elapsed_before + running
+        return self.clock.elapsed() if self.clock is not None else self.elapsed_before
 
-    def _evaluate(self, progress: Progress, metrics) -> str | None:
+    def _evaluate(self, progress: Progress, metrics: Recorder) -> str | None:
         """Validate, save latest (and best); 'early-stop' when patience has run out,
         'diverged' (and nothing saved) when the validation loss is not finite.
 
@@ -365,9 +355,14 @@ class Trainer:
             self.eval_seconds += time.perf_counter() - t0
             return verdict
         if len(self.corpus.val) >= 2:
-            with self._sigint.immediate():
-                scores = [score_ids(self.scored, w) for w in self.val_sample]
-            val = sum(s.nats for s in scores) / sum(s.chars for s in scores)
+            if note := self.validation.size(self.rate):
+                self.cb.on_message(note)
+            try:
+                with self._sigint.immediate():
+                    val = self.validation.score(self.scored, self.clock.deadline(
+                        2 * self._save_seconds) if self.clock else None)
+            except OutOfTime:
+                return self._skip(progress, carry, t0)
             if not math.isfinite(val):
                 self.cb.on_message(self._diverged_note(
                     f"after step {self.step} (validation loss {val})"))
@@ -379,7 +374,7 @@ class Trainer:
             else:
                 self.bad_evals += 1
         progress.best_val_loss = self.best_val
-        self._log(metrics, "val", progress, loss=progress.val_loss)
+        metrics.progress("val", progress, loss=progress.val_loss)
         self.save(LATEST, progress, full=True, carry=carry)
         if improved:
             self.save(BEST, progress, full=False)
@@ -391,23 +386,23 @@ class Trainer:
         return self._verdict("early-stop" if self.cfg.patience
                              and self.bad_evals >= self.cfg.patience else None)
 
+    def _skip(self, progress: Progress, carry: State | None, t0: float) -> str | None:
+        """Out of time while validating: save where we are without a validation loss."""
+        self.cb.on_message(f"validation at step {self.step} skipped: it would have ended "
+                           f"past the time budget; {LATEST} saved without it")
+        progress.best_val_loss = self.best_val
+        self.save(LATEST, progress, full=True, carry=carry)
+        self.eval_seconds += time.perf_counter() - t0
+        return self._verdict(None)
+
     def _verdict(self, verdict: str | None) -> str | None:
         """Rank 0's verdict after a validation, on every rank, so that all stop together."""
         return _VERDICTS[int(self.dist.broadcast([float(_VERDICTS.index(verdict))])[0])]
 
-    def _preview(self, p: Progress, metrics) -> str:
+    def _preview(self, p: Progress, metrics: Recorder) -> str:
         """A sample from the current weights, logged (charrnn.train.preview)."""
         weights = {k: v.numpy() for k, v in weights_of(self.scored).items()}
         text = preview.generate(self.mc, weights, self.corpus.vocab, self.cfg.preview,
                                 self.cfg.seed)
-        self._write(metrics, preview.record(p.step, p.chars_seen, p.elapsed, self.cfg.seed, text))
+        metrics.write(preview.record(p.step, p.chars_seen, p.elapsed, self.cfg.seed, text))
         return text
-
-    def _log(self, metrics, kind: str, p: Progress, loss: float | None) -> None:
-        self._write(metrics, {"kind": kind, "step": p.step, "epoch": p.epoch,
-                              "chars": p.chars_seen, "time": round(p.elapsed, 3),
-                              "lr": p.lr, "loss": loss, "chars_per_s": round(p.chars_per_s)})
-
-    def _write(self, metrics: MetricsLog | None, record: dict[str, Any]) -> None:
-        if metrics is not None:
-            metrics.write(record)

@@ -101,6 +101,10 @@ class TrainOptions:
         None, "Characters sampled from the current weights at each validation, shown on "
         "stderr and logged (seed: --seed, temperature 0.8); 0 disables "
         f"(default {TrainConfig.preview}; --resume keeps the run's).", panel=OUTPUT, min=0)
+    tensorboard: str | None = option(
+        None, "Also write the metrics and previews as TensorBoard events to this folder "
+        "(pip extra tensorboard); metrics.jsonl stays the record.", "--tensorboard",
+        panel=OUTPUT, show_default=False)
     out: str | None = option(None, "Run folder. Default: checkpoints/<corpus name>.",
                              "--out", "-o", panel=CKPT, show_default=False)
     resume: bool = option(False, "Continue the run in the output folder from its latest "

@@ -31,13 +31,18 @@ TRAINING_SHARE = 0.93  # of a time budget, spent in training steps (the rest val
 # passes (a model that sees its text a few times underfits; 0.25 cost 0.02 nats), 0.25
 # from it (16 passes on a bf16 CPU: 0.25 won by 0.015); docs/benchmarks.md.
 DROPOUT_EPOCHS = 8.0
+PROBE_SHARE = 0.05  # of a time budget, the probe may spend at most
+BUSY_SHARE = 0.6  # a probe that got less of its threads' CPU time saw a busy machine
 
 
 def kernel_rate(config: ModelConfig, batch_size: int, seq_len: int, device: torch.device,
-                dtype: torch.dtype | None, seconds: float = 0.5, warmup: int = 2) -> float:
+                dtype: torch.dtype | None, seconds: float = 0.5, warmup: int = 2,
+                limit: float = math.inf) -> float:
     """Training chars/s at this shape: the median step after ``warmup`` steps, timed for
-    about ``seconds`` (at least 3 steps). Leaves torch's RNG as it found it."""
+    about ``seconds`` (at least 3 steps, unless ``limit`` seconds in all run out first:
+    then what was timed, at least one step). Leaves torch's RNG as it found it."""
     rng = torch.get_rng_state()
+    give_up = time.perf_counter() + limit
     try:
         model = CharRNN(config).to(device).train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -46,7 +51,8 @@ def kernel_rate(config: ModelConfig, batch_size: int, seq_len: int, device: torc
         state = None
         times: list[float] = []
         end = math.inf  # set when the first timed step starts
-        while len(times) < 3 or time.perf_counter() < end:
+        while (len(times) < 3 or time.perf_counter() < end) and (
+                not times or time.perf_counter() < give_up):
             t0 = time.perf_counter()
             with torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None):
                 logits, state = model(x, state)
@@ -56,7 +62,7 @@ def kernel_rate(config: ModelConfig, batch_size: int, seq_len: int, device: torc
             opt.step()
             loss.item()  # waits for the device
             state = detach_state(state)
-            if warmup:
+            if warmup and time.perf_counter() < give_up:
                 warmup -= 1
                 continue
             if not times:
@@ -74,6 +80,12 @@ class Choice:
     hidden_size: int
     rates: dict[int, float]  # chars/s per hidden size probed
     seconds: float  # spent probing
+    share: float  # of the CPU time its threads could use that this process got while probing
+
+    @property
+    def busy(self) -> bool:
+        """Whether other work held this process back while it was timed."""
+        return self.share < BUSY_SHARE
 
 
 def budget_chars(rate: float, max_time: float) -> float:
@@ -88,18 +100,29 @@ def choose_size(base: ModelConfig, batch_size: int, seq_len: int, device: torch.
     ``CHARS_PER_PARAM`` per parameter (the smallest if none does).
 
     Sizes are timed smallest first and the probe stops at the first that falls short,
-    as larger ones would too: 2-4 seconds on a 2-core CPU.
+    as larger ones would too: 2-4 seconds on a 2-core CPU, and never more than
+    ``PROBE_SHARE`` of the budget (a size it has no time left for is not chosen). The
+    rates are what this process gets, with the threads it was given: on a busy machine
+    that is the cores left (``model.device.Governor``); whether other work still held it
+    back shows in ``Choice.share`` (CPU time got against wall time and threads).
     """
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    limit = t0 + PROBE_SHARE * max_time
     rates: dict[int, float] = {}
     chosen = sizes[0]
     for h in sizes:
+        left = limit - time.perf_counter()
+        if h != sizes[0] and left <= 0:
+            break
         config = replace(base, hidden_size=h)
-        rates[h] = kernel_rate(config, batch_size, seq_len, device, dtype, seconds)
+        rates[h] = kernel_rate(config, batch_size, seq_len, device, dtype, seconds,
+                               limit=max(left, 0.0))
         if budget_chars(rates[h], max_time) < CHARS_PER_PARAM * config.num_params():
             break
         chosen = h
-    return Choice(chosen, rates, time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    share = (time.process_time() - cpu0) / max(wall * torch.get_num_threads(), 1e-9)
+    return Choice(chosen, rates, wall, min(share, 1.0))
 
 
 def dropout_for(epochs: float) -> float:

@@ -41,8 +41,9 @@ class ConsoleProgress(Callbacks):
     def on_start(self, info: dict[str, Any]) -> None:
         from tqdm import tqdm
 
-        log(f"device {info['device']} ({info['precision']}), "
-             f"{info['steps_per_epoch']} steps per epoch")
+        threads = f", {info['threads']}" if info.get("threads") else ""
+        log(f"device {info['device']} ({info['precision']}{threads}), "
+            f"{info['steps_per_epoch']} steps per epoch")
         self.bar = tqdm(total=1000, file=sys.stderr, disable=None, leave=False,
                         bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
 
