@@ -185,6 +185,7 @@ def _reader(fifo: Path, got: list) -> threading.Thread:
 
 
 PAGE_COMMANDS = {  # command -> argv writing its page to OUT
+    "export": lambda run, corpus: ["export", run, "--web"],
     "report": lambda run, corpus: ["report", run, "-n", "5", "-o"],
     "eval": lambda run, corpus: ["eval", corpus, "-c", run, "--max-chars", "50", "--html"],
     "neurons": lambda run, corpus: ["neurons", corpus, "-c", run, "--max-chars", "50",
@@ -366,3 +367,13 @@ def test_fifos_named_like_a_runs_files_or_a_cache_record_never_block(cli, traine
         assert time.monotonic() - start < 8
     finally:
         done.set()
+
+
+def test_an_export_folder_behind_a_symlink_is_replaced_and_the_link_kept(cli, trained_run,
+                                                                        tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "site").symlink_to("real")
+    for _ in range(2):  # a first export, then one replacing it
+        r = cli("export", trained_run, "--web-dir", tmp_path / "site")
+        assert r.exit_code == 0, r
+        assert (tmp_path / "site").is_symlink() and (tmp_path / "real" / "index.html").is_file()
