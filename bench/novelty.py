@@ -68,7 +68,7 @@ def _memory() -> dict:
 
 def phase(name: str, corpus: Path) -> dict:
     from charrnn.data import cache
-    from charrnn.novelty import index as novelty
+    from charrnn.novelty import source as novelty
 
     enc = cache.load(corpus, progress=False)
     if name == "encode":

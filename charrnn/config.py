@@ -7,6 +7,7 @@ CLI, the Python API or an edited checkpoint.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,11 @@ PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N for one GPU of several
 DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # stacked gate blocks per weight matrix (torch order)
+# Deeper stacks of recurrent layers do not train, and each layer is one more sequential
+# pass: 100,000 layers took minutes only to build. Sizes are bounded by memory instead
+# (``ModelConfig.train_bytes``, checked against the machine before a model is built).
+MAX_LAYERS = 64
+MAX_PREVIEW = 100_000  # characters per preview (each is logged whole in metrics.jsonl)
 
 
 def _require(ok: bool, message: str) -> None:
@@ -50,6 +56,8 @@ class ModelConfig:
         _positive_int("vocab size", self.vocab_size)
         _require(self.cell in CELLS, f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
         _positive_int("layers", self.num_layers)
+        _require(self.num_layers <= MAX_LAYERS,
+                 f"layers must be at most {MAX_LAYERS}, got {self.num_layers}")
         _positive_int("hidden size", self.hidden_size)
         _positive_int("embedding size", self.embed_size)
         _finite("dropout", self.dropout)
@@ -70,6 +78,15 @@ class ModelConfig:
 
     def num_params(self) -> int:
         return sum(math.prod(s) for s in self.weight_shapes().values())
+
+    def train_bytes(self, batch_size: int, seq_len: int) -> int:
+        """About what training this model needs in memory: its float32 parameters six
+        times over (weights, gradients, AdamW's two moments, the weight average, the copy
+        a checkpoint is written from) and what one window of batch x seq_len keeps for
+        the backward pass (every layer's gates and states, the embedding, the logits)."""
+        per_char = (self.num_layers * self.hidden_size * (GATES[self.cell] + 2)
+                    + self.embed_size + 2 * self.vocab_size)
+        return 4 * (6 * self.num_params() + 2 * batch_size * seq_len * per_char)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
@@ -129,7 +146,8 @@ class TrainConfig:
                  "validation sample size must be >= 0 (0 scores the whole held-out text)")
         _positive_int("log interval", self.log_every)
         _require(isinstance(self.preview, int) and not isinstance(self.preview, bool)
-                 and self.preview >= 0, f"preview length must be >= 0, got {self.preview!r}")
+                 and 0 <= self.preview <= MAX_PREVIEW,
+                 f"preview length must be in 0..{MAX_PREVIEW:,}, got {self.preview!r}")
         if self.max_time is not None:
             _finite("max time", self.max_time)
             _require(self.max_time > 0, "max time must be positive")
@@ -194,7 +212,22 @@ def parse_duration(text: str) -> float:
     return total
 
 
+def memory_bytes() -> int | None:
+    """This machine's physical memory (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+
+
+def gigabytes(n: float) -> str:
+    return f"{n / 1e9:,.1f} GB" if n < 1e13 else f"{n / 1e12:,.0f} TB"
+
+
 DEFAULT_ROOT = Path("checkpoints")  # where runs are saved, listed and served from
+CHECKPOINT_SUFFIX = ".safetensors"  # of every checkpoint file (runs/checkpoint.py)
+LOCK_NAME = ".lock"  # held by the run training in a folder (runs/lock.py)
+RUN_MARKS = (LOCK_NAME, f"*{CHECKPOINT_SUFFIX}")  # a folder holding one is a run folder
 
 SHORT_BUDGET = 180.0  # seconds: below this a 2x256 model learns more than a bigger one
 SMALL_CORPUS = 200_000  # training characters: below this a 2x256 model, whatever the budget
@@ -247,10 +280,15 @@ class AdaptConfig:
             raise ConfigError(f"--adapt-segment must be at least 1, got {self.segment}")
         if self.streams < 1:
             raise ConfigError(f"--adapt-streams must be at least 1, got {self.streams}")
-        if not self.lr >= 0:
-            raise ConfigError(f"--adapt-lr must be >= 0, got {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr >= 0):
+            raise ConfigError(f"--adapt-lr must be a finite number >= 0, got {self.lr}")
         if not 0 <= self.decay <= 1:
             raise ConfigError(f"--adapt-decay must be in [0, 1], got {self.decay}")
+
+
+MAX_STREAMS = 100_000  # each stream is a row of the server's batched state
+MAX_SERVE_CHARS = 10_000_000  # per request: a choice's text is kept until it is sent
+MAX_GRACE = 86_400.0  # seconds
 
 
 @dataclass
@@ -277,17 +315,22 @@ class ServeConfig:
     api_key: str | None = None
     max_streams: int = 128
     max_chars: int = 4096
-    grace: float = 30.0  # seconds in-flight streams get to finish after SIGTERM
+    grace: float = 30.0  # seconds in-flight streams get to finish after SIGTERM (<= a day)
     log_level: str = "info"
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
-        for name in ("max_streams", "max_chars"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be >= 1")
-        if self.grace < 0:
-            raise ConfigError("grace must be >= 0 seconds")
-        if self.api_key is not None and (not self.api_key or not self.api_key.isprintable()
-                                         or not self.api_key.isascii()):
-            raise ConfigError("the API key must be printable ASCII text")
+        for name, top in (("max_streams", MAX_STREAMS), ("max_chars", MAX_SERVE_CHARS)):
+            if not 1 <= getattr(self, name) <= top:
+                raise ConfigError(f"--{name.replace('_', '-')} must be in 1..{top:,}, "
+                                  f"got {getattr(self, name)}")
+        if not (math.isfinite(self.grace) and 0 <= self.grace <= MAX_GRACE):
+            raise ConfigError(f"--grace must be in 0..{MAX_GRACE:g} seconds (a day), "
+                              f"got {self.grace}")
+        key = self.api_key
+        if key is not None and (not key or not key.isprintable() or not key.isascii()
+                                or key.strip() != key):
+            raise ConfigError("the API key must be printable ASCII text, without spaces at "
+                              "its ends (CHARRNN_API_KEY or --api-key; an empty key would "
+                              "turn authentication off)")

@@ -263,12 +263,47 @@ def test_a_pickle_renamed_into_a_run_folder_never_runs(cli, tmp_path, corpus_fil
     ["--val-fraction", "1"], ["--val-fraction", "-0.1"], ["--max-time", "0"],
     ["--max-time", "-5m"], ["--seed", "-1"], ["--seed", str(2**64)], ["--device", "tpu"],
     ["--hidden-size", "x"],
+    # round 2 (issue 31): each was an internal error, a hang or taken as "not given"
+    ["--val-fraction", "nan"], ["--val-fraction", "inf"],
+    ["--max-time", ""], ["--layers", "100000"], ["--preview", "1000000"],
+    ["--file-separator", "\udcff"], ["--hidden-size", "100000"],
+    ["--embed-size", "100000000"], ["-b", "100000000", "-t", "100000000"],
 ])
 def test_out_of_range_train_options_exit_2_and_create_no_run(cli, tmp_path, args):
     (tmp_path / "t.txt").write_text(PATTERN * 10)
     r = cli("train", "t.txt", "-o", "run", *args)
     _one_line_error(r, 2)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, needs", [
+    (["--hidden-size", "100000"], "training a 2x100000 lstm with embedding 64 "
+     "(120,028,700,975 parameters) at batch 3 x 32 needs about 2,881.6 GB of memory"),
+    (["--layers", "64", "--hidden-size", "4096", "--cell", "gru"], "needs about 154.5 GB"),
+])
+def test_a_model_too_big_for_this_machine_says_what_it_needs(cli, tmp_path, monkeypatch,
+                                                             args, needs):
+    """Sizes are bounded by what can be allocated: the refusal says how much memory the
+    model would need (here against a machine of 16 GB), before any of it is allocated."""
+    monkeypatch.setattr("charrnn.model.device.memory_bytes", lambda: 16 * 10**9)
+    (tmp_path / "t.txt").write_text(PATTERN * 10)
+    r = cli("train", "t.txt", "-o", "run", "--device", "cpu", "--max-steps", "1", *args)
+    _one_line_error(r, 2)
+    assert needs in r.stderr and "this machine has 16.0 GB" in r.stderr, r
+
+
+@pytest.mark.parametrize("args, message", [
+    (["serve", "--grace", "inf"], "--grace must be in 0..86400 seconds"),
+    (["serve", "--max-streams", "10000000000"], "--max-streams must be in 1..100,000"),
+    (["eval", "--adapt", "--adapt-lr", "inf"], "--adapt-lr must be a finite number"),
+    (["sample", "--num-samples", "1000000000", "-n", "1"],
+     "1,000,000,000 samples at once need about 5,684.0 GB of memory; this machine has"),
+    (["report", "-n", "100000000"], "Invalid value for '--length'"),
+])
+def test_other_unbounded_options_are_refused(cli, trained_run, args, message):
+    r = cli(*args, "-c", trained_run)
+    _one_line_error(r, 2)
+    assert message in r.stderr, r
 
 
 def test_an_unexpected_error_is_still_one_line(cli, monkeypatch):

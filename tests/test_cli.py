@@ -292,7 +292,9 @@ def test_sample_fast_path_parses_exactly_as_typer(args):
         assert fast is None
         return
     if fast is not None:
-        assert {**fast, "stop": tuple(fast["stop"] or ())} == {**full, "stop": tuple(full["stop"])}
+        lists = ("stop", "corpus")  # repeatable options: None (fast) or () (Typer) if not given
+        assert {**fast, **{k: tuple(fast[k] or ()) for k in lists}} == {
+            **full, **{k: tuple(full[k] or ()) for k in lists}}
 
 
 def test_sample_fast_path_takes_ordinary_command_lines():

@@ -217,3 +217,40 @@ def test_split_shares_add_up_across_tiny_files(tmp_path):
     train, val = corpora.split(joined, 0.25)
     assert len(val) == len(joined.ids) // 4 and len(train) + len(val) == len(joined.ids)
     assert np.array_equal(np.sort(np.concatenate([train, val])), np.sort(joined.ids))
+
+
+def test_force_with_an_unusable_new_pipe_keeps_the_old_runs_text(cli, tmp_path, monkeypatch):
+    """Before: `printf 'hello\\n' | charrnn train - -o run --force` failed ('text too
+    short') after overwriting run/stdin.txt, the old run's only copy of its corpus."""
+    text = "".join(f"line {i} of the log\n" for i in range(300)).encode()
+    _stdin(monkeypatch, text)
+    assert cli("train", "-", "-o", "run", "--max-steps", "2", *TINY).exit_code == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    _stdin(monkeypatch, b"hello\n")
+    r = cli("train", "-", "-o", "run", "--max-steps", "2", *TINY, "--force")
+    assert r.exit_code == 1 and "text too short" in r.stderr, r
+    after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    assert after == before  # checkpoints, log and stdin.txt all as they were
+    _stdin(monkeypatch, b"")
+    r = cli("train", "-o", "run", "--resume", "--max-steps", "3")
+    assert r.exit_code == 0, r  # the old run goes on with its own text
+
+
+def test_a_lone_nul_on_stdin_is_binary_not_utf16(cli, monkeypatch):
+    for data in (b"\x00", b"ab\x00", b"\x00a"):
+        _stdin(monkeypatch, data)
+        r = cli("train", "-", "-o", "run")
+        _one_line(r)
+        assert "stdin looks like a binary file (NUL byte at offset" in r.stderr, (data, r)
+
+
+def test_text_set_aside_by_a_killed_start_is_put_back(cli, tmp_path, monkeypatch):
+    """A --force start killed after setting the old run's text aside leaves
+    .stdin.txt.aside: the next run in that folder puts it back before anything else."""
+    _stdin(monkeypatch, "".join(f"line {i}\n" for i in range(300)).encode())
+    assert cli("train", "-", "-o", "run", "--max-steps", "2", *TINY).exit_code == 0
+    os.replace(tmp_path / "run" / "stdin.txt", tmp_path / "run" / ".stdin.txt.aside")
+    _stdin(monkeypatch, b"")
+    r = cli("train", "-o", "run", "--resume", "--max-steps", "3")
+    assert r.exit_code == 0 and "put back stdin.txt" in r.stderr, r
+    assert not (tmp_path / "run" / ".stdin.txt.aside").exists()

@@ -8,6 +8,7 @@ an invalid input never exits 0, and a fully valid command always succeeds.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -271,3 +272,103 @@ def test_fuzz_commands_that_read_checkpoints(capfd, trained_run, ck, command):
             args = [*command.split(), target]
         code, out, err = _run(capfd, args)
         _check(code, out, err, validity, args)
+
+
+# --------------------------------------------------------------------------- names, text,
+# environment and JSON (issue 31): names that are not UTF-8 (a byte such as 0xff, which
+# Python holds as a lone surrogate), text options holding one, settings from the
+# environment, and JSON output that must stay valid JSON whatever the names hold.
+names = st.binary(min_size=1, max_size=10).filter(
+    lambda b: b"/" not in b and b"\x00" not in b and not b.startswith(b"-")
+    and b not in (b".", b"..")).map(os.fsdecode)
+texts = st.text(max_size=6) | st.text(st.characters(exclude_categories=()), max_size=4)
+
+
+def _strict_json(line: str):
+    def refuse(name: str):
+        raise ValueError(f"{name} is not JSON")
+    assert "\ufffd" not in line  # capfd decodes invalid UTF-8 as U+FFFD
+    return json.loads(line, parse_constant=refuse)
+
+
+def _has_surrogate(text: str) -> bool:
+    return any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+@FUZZ
+@given(corpus=names, run=names, prime=texts)
+def test_fuzz_names_and_text(capfd, corpus, run, prime):
+    """Any file and run-folder name trains, samples and lists (JSON valid, UTF-8 clean);
+    a prime that is not real text is a usage error (2), never an internal error."""
+    with _scratch() as d:
+        Path(corpus).write_bytes(GOOD_TEXT)
+        run = f"r{run}"  # never the corpus file itself
+        args = ["train", corpus, "-o", run, "--device", "cpu", "--max-steps", "1",
+                "--hidden-size", "8", "--layers", "1", "--embed-size", "4"]
+        code, out, err = _run(capfd, args)
+        _check(code, out, err, VALID, args)
+        assert (d / run / "latest.safetensors").is_file()
+        args = ["sample", "-c", run, "-n", "5", "--jsonl", "-p", prime, "--drop-unknown"]
+        code, out, err = _run(capfd, args)
+        _check(code, out, err, INVALID if _has_surrogate(prime) else VALID, args)
+        if code == 0:
+            record = _strict_json(out)
+            assert len(record["text"]) == 5 and record["prime"] == "".join(
+                c for c in prime.replace("\r\n", "\n").replace("\r", "\n") if c in PATTERN)
+        for args in (["info", run, "--json"], ["list", "--root", ".", "--json"]):
+            code, out, err = _run(capfd, args)
+            _check(code, out, err, VALID, args)
+            if args[0] == "info":
+                assert _strict_json(out)["corpus"]["source"]
+            else:
+                assert [_strict_json(line)["run"] for line in out.splitlines()]
+
+
+SIZES = st.sampled_from(["", "500M", "10G", "1.5G", "0", "7 K", "12kb"])
+def _environ_value(s: str) -> bool:
+    """Whether an environment variable can hold ``s`` (bytes: only the surrogates that
+    stand for undecodable bytes, \\udc80-\\udcff)."""
+    try:
+        return b"\0" not in os.fsencode(s)
+    except UnicodeEncodeError:
+        return False
+
+
+BAD_SIZES = st.sampled_from(["lots", "-1G", "9" * 400 + "T", "1e5G", "\udcff", "2000000T",
+                             "nan", "inf"]) | junk.filter(
+    lambda s: s.strip() != "" and _environ_value(s))
+
+
+@FUZZ
+@given(cap=st.one_of(SIZES.map(lambda s: (s, VALID)), BAD_SIZES.map(lambda s: (s, INVALID))),
+       folder=st.one_of(names.map(lambda n: (n, VALID)), st.just(("a-file", INVALID))),
+       key=st.one_of(st.sampled_from(["s3cret", "k" * 40]).map(lambda k: (k, VALID)),
+                     st.sampled_from(["", " ", "caf\u00e9", "\udcff", "tab\t"]).map(
+                         lambda k: (k, INVALID))),
+       command=st.sampled_from(["cache", "cache --json", "cache --prune", "eval",
+                                "sample --show-copies -n 5", "serve"]))
+def test_fuzz_environment(capfd, monkeypatch, trained_run, cap, folder, key, command):
+    """$CHARRNN_CACHE_MAX, $CHARRNN_CACHE_DIR and $CHARRNN_API_KEY: a bad value is one
+    line and exit 2, checked before any work, for every command that reads it."""
+    served = []
+    monkeypatch.setattr("charrnn.serve.runner.serve", served.append)  # never listens
+    with _scratch():
+        Path("a-file").write_text("not a folder\n")
+        monkeypatch.setenv("CHARRNN_CACHE_MAX", cap[0])
+        monkeypatch.setenv("CHARRNN_CACHE_DIR", folder[0])
+        monkeypatch.setenv("CHARRNN_API_KEY", key[0])
+        args = command.split()
+        if command != "cache" and not command.startswith("cache "):
+            args += ["-c", str(trained_run)]
+        if args[0] == "eval":
+            args += ["--device", "cpu"]
+        validity = key[1] if args[0] == "serve" else (
+            VALID if cap[1] == folder[1] == VALID else INVALID)
+        code, out, err = _run(capfd, args)
+        _check(code, out, err, validity, args)
+        if code:
+            assert code == 2 and ("CHARRNN_" in err or "API key" in err), (args, err)
+        assert bool(served) == (args[0] == "serve" and code == 0)
+        if command == "cache --json":
+            for line in out.splitlines():
+                _strict_json(line)

@@ -15,7 +15,9 @@ from charrnn.data import cache
 from charrnn.data.text import BUILTIN_CORPUS, Vocab, read_text
 from charrnn.errors import CharRNNError
 from charrnn.novelty import index as novelty
+from charrnn.novelty import source
 from charrnn.novelty.filter import CopyFilter
+from charrnn.novelty.suffixarray import sample_keys, suffix_array
 from tests.conftest import PATTERN
 
 
@@ -38,9 +40,9 @@ def test_matching_statistics_agree_with_brute_force(alphabet):
         corpus = _random_text(rng, alphabet[:rng.randint(1, len(alphabet))], rng.randint(1, 300))
         vocab = Vocab.from_text(corpus)
         ids = vocab.encode(corpus)
-        sa = novelty.suffix_array(ids)
+        sa = suffix_array(ids)
         assert sorted(sa.tolist()) == list(range(len(ids)))
-        index = novelty.Index(ids, sa, novelty.sample_keys(ids, sa, len(vocab)), vocab, "t", "d")
+        index = novelty.Index(ids, sa, sample_keys(ids, sa, len(vocab)), vocab, "t", "d")
         start = rng.randrange(len(corpus))
         text = _random_text(rng, alphabet[:6] + "zy", rng.randint(0, 12)) + corpus[
             start:start + rng.randint(0, 50)]
@@ -65,7 +67,7 @@ def test_a_copied_span_is_reported_exactly(tmp_path, alphabet):
     corpus = _random_text(rng, alphabet, 20_000)
     path = tmp_path / "corpus.txt"
     path.write_text(corpus, encoding="utf-8")
-    index = novelty.open_source(str(path))
+    index = source.open_source(str(path))
     assert index.ids.dtype == (np.uint8 if len(alphabet) < 256 else np.uint16)
     at, span = 12_345, 150
     copied = corpus[at:at + span]
@@ -81,20 +83,20 @@ def test_a_copied_span_is_reported_exactly(tmp_path, alphabet):
 def test_start_and_end_of_the_corpus_count_as_line_breaks(tmp_path):
     path = tmp_path / "names.txt"
     path.write_text("Alice\nBob\nCarol", encoding="utf-8")
-    index = novelty.open_source(str(path))
+    index = source.open_source(str(path))
     assert all(index.occurs(f"\n{name}\n") for name in ("Alice", "Bob", "Carol"))
     assert not any(index.occurs(f"\n{name}\n") for name in ("Ali", "ob", "Carola", "Dave"))
 
 
 def test_builtin_corpus_is_indexed_in_memory():
-    index = novelty.open_source(BUILTIN_CORPUS)
+    index = source.open_source(BUILTIN_CORPUS)
     line = read_text(BUILTIN_CORPUS).splitlines()[10]
     assert index.occurs(line) and not index.occurs(line + "\u2603")
 
 
 def _logged(path) -> tuple[novelty.Index, list[str]]:
     messages: list[str] = []
-    return novelty.open_source(str(path), log=messages.append), messages
+    return source.open_source(str(path), log=messages.append), messages
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage same stat", "sidecar", "keys"])
@@ -128,7 +130,7 @@ def test_a_damaged_index_is_rebuilt_not_trusted(tmp_path, damage):
 def test_a_changed_corpus_gets_a_new_index(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("one two three\n", encoding="utf-8")
-    assert novelty.open_source(str(path)).occurs("two")
+    assert source.open_source(str(path)).occurs("two")
     path.write_text("four five six\n", encoding="utf-8")
     index, messages = _logged(path)
     assert len(messages) == 1
@@ -138,9 +140,9 @@ def test_a_changed_corpus_gets_a_new_index(tmp_path):
 def test_wrong_or_missing_training_text_is_one_line(tmp_path, trained_run, cli):
     meta = {"corpus": {"source": str(tmp_path / "gone.txt"), "digest": "0123456789abcdef"}}
     with pytest.raises(CharRNNError, match="training text of ck is missing: .*gone.txt"):
-        novelty.for_checkpoint(meta, "ck")
+        source.for_checkpoint(meta, "ck")
     with pytest.raises(CharRNNError, match="does not record its training text"):
-        novelty.for_checkpoint({}, "ck")
+        source.for_checkpoint({}, "ck")
     other = tmp_path / "other.txt"
     other.write_text("something else entirely\n", encoding="utf-8")
     r = cli("sample", "-c", trained_run, "--show-copies", "--corpus", other, "-n", "5")
@@ -190,7 +192,7 @@ def test_options_reach_the_fast_path_and_bad_values_are_refused(cli, trained_run
                               "--min-copy", "7", "--show-copies", "--tries", "4"])
     assert fast is not None
     assert (fast["novel"], fast["max_copy"], fast["corpus"], fast["min_copy"],
-            fast["show_copies"], fast["tries"]) == (True, 5, "x", 7, True, 4)
+            fast["show_copies"], fast["tries"]) == (True, 5, ["x"], 7, True, 4)
     for bad in (["--min-copy", "0"], ["--max-copy", "-1"], ["--tries", "0"]):
         r = cli("sample", "-c", trained_run, *bad)
         assert r.exit_code == 2 and "error" in r.stderr

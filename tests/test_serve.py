@@ -263,12 +263,15 @@ FIELDS = ["model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n",
           "seed", "stream", "echo", "logprobs", "stream_options", "drop_unknown", "best_of",
           "min_p", "dry_multiplier", "dry_base", "dry_allowed_length", "dry_breakers",
           "regex", "ban", "logit_bias"]
+# Strings may hold lone surrogates ("\ud800" escapes, sent as such): before, one in the
+# prompt or the model name gave a 500 and a traceback.
+TEXT = st.text(max_size=12) | st.text(st.characters(exclude_categories=()), max_size=6)
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**64, 2**64)
-                    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
+                    | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
                     lambda inner: st.lists(inner, max_size=3)
-                    | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+                    | st.dictionaries(TEXT, inner, max_size=3), max_leaves=6)
 SMALL = {"max_tokens": st.integers(-2, 40), "n": st.integers(-1, 3), "prompt":
-         st.text("the catdoglm.\n\u00e9", max_size=20)
+         st.text("the catdoglm.\n\u00e9\ud800\udcff", max_size=20)
          | st.lists(st.text("the catdog", max_size=8), max_size=3),
          "best_of": st.integers(-1, 4), "logprobs": st.integers(-1, 22),
          "min_p": st.floats(-0.5, 1.5), "dry_multiplier": st.floats(-1, 3),
@@ -280,7 +283,7 @@ SMALL = {"max_tokens": st.integers(-2, 40), "n": st.integers(-1, 3), "prompt":
                                        st.floats(-150, 150), max_size=3)}
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.fixed_dictionaries({}, optional={f: SMALL.get(f, JSON) if f in SMALL
                                            else st.one_of(JSON, SMALL.get(f, JSON))
                                            for f in FIELDS}) | JSON)
@@ -289,7 +292,8 @@ def test_fuzzed_bodies_never_500(url, body):
         body = {**body, "max_tokens": body.get("max_tokens", 8)}
         if isinstance(body["max_tokens"], int) and not isinstance(body["max_tokens"], bool):
             body["max_tokens"] = min(body["max_tokens"], 40)
-    r = post(url, body)
+    r = httpx.post(f"{url}/v1/completions", content=json.dumps(body), timeout=30,
+                   headers={"Content-Type": "application/json"})  # lone surrogates escaped
     assert r.status_code in (200, 400, 404), r.text
     if r.status_code != 200:
         assert set(r.json()["error"]) == {"message", "type", "param", "code"}
@@ -437,3 +441,98 @@ def test_serving_never_imports_torch(trained_run):
             f"Limits, create_app; m = Models(target={str(trained_run)!r}); m.get(None); "
             "create_app(m, Limits()); import uvicorn; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_an_empty_api_key_in_the_environment_is_refused_not_ignored(cli, trained_run,
+                                                                    monkeypatch):
+    """Before: CHARRNN_API_KEY= (set, empty) served without authentication, while
+    --api-key '' was refused. Fail closed: both are refused before anything is served."""
+    def started(config):
+        raise AssertionError(f"the server started (api_key={config.api_key!r})")
+
+    monkeypatch.setattr("charrnn.serve.runner.serve", started)
+    monkeypatch.setenv("CHARRNN_API_KEY", "")
+    for args in ([], ["--api-key", ""]):
+        r = cli("serve", "-c", trained_run, *args)
+        assert r.exit_code == 2 and r.stderr.startswith(
+            "charrnn: error: the API key must be printable ASCII text"), r
+
+
+@pytest.mark.parametrize("body, param", [
+    ('{"prompt": "\\ud800"}', "prompt"),
+    ('{"prompt": "the", "model": "\\udcff"}', "model"),
+    ('{"prompt": "the", "stop": ["a\\udfff"]}', "stop"),
+    ('{"prompt": "the", "\\ud800": 1}', "\\ud800"),
+])
+def test_a_lone_surrogate_in_the_json_is_a_400_not_a_500(url, body, param):
+    r = httpx.post(f"{url}/v1/completions", content=body, timeout=30,
+                   headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == param and "not valid UTF-8 text" in error["message"], error
+
+
+@contextlib.contextmanager
+def _unblocked_after(fifo: Path, seconds: float):
+    """Whoever still waits on ``fifo`` after ``seconds`` is let go (its writer opens and
+    closes it), so a regression fails the test instead of hanging the suite."""
+    done = threading.Event()
+
+    def release() -> None:
+        while not done.wait(seconds):
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    t = threading.Thread(target=release, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        done.set()
+        t.join()
+
+
+def test_a_fifo_named_like_a_checkpoint_stalls_nothing(trained_run, tmp_path, cli):
+    """Before: a FIFO named best.safetensors in any run folder hung a request for that
+    model, and (one lock held across the open) every later load of any model; `charrnn
+    sample -c` on it hung too. Now it is refused at once, without blocking."""
+    root = tmp_path / "checkpoints"
+    shutil.copytree(trained_run, root / "good")
+    (root / "bad").mkdir()
+    fifo = root / "bad" / "best.safetensors"
+    os.mkfifo(fifo)
+    with _unblocked_after(fifo, 8), running(create_app(Models(root),
+                                                       Limits())) as u:
+        start = time.monotonic()
+        r = post(u, {"prompt": "the", "max_tokens": 3, "model": "bad"})
+        assert r.status_code == 503 and "named pipe" in r.json()["error"]["message"], r.text
+        r = post(u, {"prompt": "the", "max_tokens": 3, "model": "good"})
+        assert r.status_code == 200, r.text
+        assert time.monotonic() - start < 5
+    with _unblocked_after(fifo, 8):
+        start = time.monotonic()
+        r = cli("sample", "-c", fifo, "-n", "3")
+        assert time.monotonic() - start < 5
+    assert r.exit_code == 1 and r.stderr == (
+        f"charrnn: error: {fifo} is not a usable charrnn checkpoint: it is a named pipe "
+        "(FIFO), not a regular file\n"), r
+
+
+def test_serve_root_that_is_a_file_says_so(cli, tmp_path):
+    (tmp_path / "f").write_text("not a folder\n")
+    r = cli("serve", "--root", tmp_path / "f")
+    assert r.exit_code == 1 and r.stderr == (
+        f"charrnn: error: no checkpoints found: {tmp_path / 'f'} is a file, not a folder\n"), r
+    r = cli("list", "--root", tmp_path / "f")
+    assert r.exit_code == 1 and "is a file, not a folder" in r.stderr, r
+
+
+def test_a_run_folder_whose_name_is_not_utf8_is_served_by_its_shown_name(trained_run,
+                                                                         tmp_path):
+    root = tmp_path / "checkpoints"
+    shutil.copytree(trained_run, root / os.fsdecode(b"\xffrun"))
+    with running(create_app(Models(root), Limits())) as u:
+        assert [m["id"] for m in httpx.get(f"{u}/v1/models").json()["data"]] == ["\\xffrun"]
+        events = sse(u, {"prompt": "the", "max_tokens": 5, "model": "\\xffrun", "seed": 1})
+        assert events[-1] == "[DONE]" and events[0]["model"] == "\\xffrun"
+        r = post(u, {"prompt": "the", "max_tokens": 5, "seed": 1})
+        assert r.status_code == 200 and r.json()["model"] == "\\xffrun", r.text

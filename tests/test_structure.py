@@ -21,7 +21,7 @@ PACKAGE = Path(charrnn.__file__).parent
 # Lowest first: a module may import from its own stage and the stages before it.
 STAGES = [
     {"charrnn", "errors"},
-    {"config", "files", "escapes", "threads"},
+    {"config", "files", "escapes", "safetext", "threads"},
     {"data"},  # text -> vocabulary -> ids -> batches
     {"runs"},  # checkpoint format, run folders, lock, metrics log
     {"model"},  # the torch model and its numpy twin

@@ -212,3 +212,35 @@ def test_sparkline_draws_the_validation_trend_where_the_terminal_can(monkeypatch
     assert len(sparkline([float(i) for i in range(30)], width=12)) == 12
     monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(io.BytesIO(), encoding="ascii"))
     assert sparkline([4.0, 3.0]) == ""  # a terminal that cannot show the blocks gets none
+
+
+TINY = ["--hidden-size", "8", "--layers", "1", "--embed-size", "4", "-b", "4", "-t", "16",
+        "--device", "cpu"]
+
+
+def test_a_folder_holding_only_a_best_checkpoint_is_a_run(cli, trained_run, corpus_file,
+                                                          tmp_path):
+    """Before: the 'already holds a run' check looked for latest only, so `train -o x`
+    replaced x/best.safetensors and appended to x/metrics.jsonl without --force."""
+    x = tmp_path / "x"
+    x.mkdir()
+    for name in ("best.safetensors", "metrics.jsonl"):
+        (x / name).write_bytes((trained_run / name).read_bytes())
+    before = {p.name: p.read_bytes() for p in x.iterdir()}
+    r = cli("train", corpus_file, "-o", x, *TINY, "--max-steps", "2")
+    assert r.exit_code == 1 and "already holds a run" in r.stderr, r
+    assert {p.name: p.read_bytes() for p in x.iterdir() if p.name != ".lock"} == before
+
+
+def test_resume_names_the_options_it_ignores_and_the_size_note_only_when_chosen(
+        cli, corpus_file, tmp_path):
+    r = cli("train", corpus_file, "-o", "run", *TINY, "--max-steps", "2", "--dropout", "0")
+    assert r.exit_code == 0 and "chosen" not in r.stderr, r  # everything was given
+    r = cli("train", corpus_file, "-o", "two", *TINY, "--max-steps", "2")
+    assert "model size chosen" not in r.stderr and "dropout 0.25 chosen for" in r.stderr, r
+    r = cli("train", corpus_file, "-o", "run", *TINY, "--resume", "--max-steps", "3",
+            "--hidden-size", "16", "--lr", "0.5", "--seed", "3", "--layers", "1")
+    assert r.exit_code == 0, r
+    assert ("--resume continues the run as it was set up; ignored: --hidden-size 16 "
+            "(the run's: 8), --lr 0.5 (the run's: 0.016), --seed 3 (the run's: 1337)\n"
+            ) in r.stderr, r

@@ -17,6 +17,7 @@ import typer
 from charrnn import __version__
 from charrnn.cli import cache, evaluate, export, flow, inspect, sample, serve, train
 from charrnn.cli.common import SAMPLING, err, from_options, with_controls
+from charrnn.cli.output import StdoutClosed, StdoutFailed, Watched, quiet_stdout
 from charrnn.errors import CharRNNError
 from charrnn.train.options import TrainOptions
 
@@ -69,15 +70,25 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # pragma: no cover - older Typer on top of click
         from click import exceptions as click_exc  # type: ignore[no-redef]
 
+    real_stdout, sys.stdout = sys.stdout, Watched(sys.stdout)  # type: ignore[assignment]
     try:
         from charrnn.cli.fastpath import sample_options
 
         fast = sample_options(sample_command, sys.argv[1:] if argv is None else list(argv))
         if fast is not None:
             sample_command(**fast)
-            return 0
-        rv = app(args=argv, prog_name="charrnn", standalone_mode=False)
+            rv = 0
+        else:
+            rv = app(args=argv, prog_name="charrnn", standalone_mode=False)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
         return rv if isinstance(rv, int) else 0
+    except (BrokenPipeError, StdoutClosed):  # the reader went away (`| head`): a normal end
+        quiet_stdout()
+        return 0
+    except StdoutFailed as e:  # > /dev/full
+        quiet_stdout()
+        err(f"error: {e}")
+        return e.exit_code
     except typer.Exit as e:
         return e.exit_code
     except CharRNNError as e:
@@ -99,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err(f"internal error: {type(e).__name__}: {e} (set CHARRNN_DEBUG=1 for a traceback)")
         return 1
+    finally:
+        sys.stdout = real_stdout
 
 
 def entry() -> None:

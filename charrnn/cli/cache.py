@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated
 
 import typer
 
 from charrnn.cli.common import err
+from charrnn.cli.output import say
+from charrnn.safetext import dumps
 
 
 def cache_(
@@ -41,10 +42,10 @@ def cache_(
     found = cachedir.entries()
     if as_json:
         for e in found:
-            print(json.dumps(e.as_dict(), ensure_ascii=False))
+            say(dumps(e.as_dict()))
         return
     for e in reversed(found):  # most recently used first
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.used))
-        print(f"{cachedir.human(e.size):>10}  {e.status:<7}  {used}  {e.source}")
-    print(f"{cachedir.human(sum(e.size for e in found)):>10}  total in {len(found)} entries "
+        say(f"{cachedir.human(e.size):>10}  {e.status:<7}  {used}  {e.source}")
+    say(f"{cachedir.human(sum(e.size for e in found)):>10}  total in {len(found)} entries "
           f"under {cache_root()}/ (cap {cachedir.human(cachedir.cap_bytes())})")

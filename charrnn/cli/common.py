@@ -16,6 +16,7 @@ import typer
 from charrnn.errors import ConfigError
 from charrnn.escapes import escape, unescape
 from charrnn.generate.decoding import Decoding, kind, spec
+from charrnn.safetext import shown
 from charrnn.train.options import CKPT
 
 OUTPUT, SAMPLING, NOVELTY, ADAPT, SERVING = (
@@ -23,7 +24,8 @@ OUTPUT, SAMPLING, NOVELTY, ADAPT, SERVING = (
 
 
 def err(message: str) -> None:
-    print(f"charrnn: {message}", file=sys.stderr, flush=True)
+    """One line on stderr (a name that is not UTF-8 shown as \\xNN)."""
+    print(f"charrnn: {shown(message)}", file=sys.stderr, flush=True)
 
 
 CheckpointOpt = Annotated[

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from charrnn.cli.common import ADAPT, OUTPUT, CheckpointOpt, err
+from charrnn.cli.output import say
 from charrnn.config import DEVICE_HELP, AdaptConfig, TrainConfig
 from charrnn.errors import ConfigError
+from charrnn.safetext import dumps
 
 
 def eval_(
@@ -86,7 +87,7 @@ def eval_(
         text = eval_text(c, file)
         err(f"wrote {surprisal.write(c, text.ids, text.label, html, report, start, max_chars)}")
     if as_json:
-        print(json.dumps(report))
+        say(dumps(report))
         return
     unknown = report["unknown_chars"]
     dyn = report.get("adapted")
@@ -113,5 +114,5 @@ def eval_(
                      f"({report['adapt_seconds']:.1f} s)")
     if unknown:
         lines.append(f"unknown      {unknown:,} characters not in the vocabulary were skipped "
-                     f"({json.dumps(report['unknown_distinct'], ensure_ascii=False)})")
-    print("\n".join(lines))
+                     f"({dumps(report['unknown_distinct'])})")
+    say("\n".join(lines))

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from charrnn.cli.common import OUTPUT, err
+from charrnn.cli.output import say
 from charrnn.config import DEVICE_HELP, FlowConfig, TrainConfig
 from charrnn.train.options import CKPT
 
@@ -74,6 +75,6 @@ def gradients(
     options = FlowConfig(max_distance=max_distance, windows=windows, context=context,
                           max_context=max_context, positions=positions, max_chars=max_chars)
     runs = flow_command(list(checkpoint) if checkpoint else [None], file, device, options)
-    print(flowpage.text_report(runs))
+    say(flowpage.text_report(runs))
     if html is not None:
         err(f"wrote {flowpage.write(runs, html)}")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from charrnn.cli.common import OUTPUT, CheckpointOpt, err, one_checkpoint
+from charrnn.cli.output import say
 from charrnn.config import DEFAULT_ROOT, DEVICE_HELP, TrainConfig
+from charrnn.safetext import dumps, shown
 
 if TYPE_CHECKING:  # numpy loads with them: sample must choose its BLAS threads first
     from charrnn.inspect.runinfo import RunSummary, Section
@@ -56,10 +57,10 @@ def neurons(
     c = runfolder.open_checkpoint(checkpoint)
     text = eval_text(c, file)
     result = rank(c, text.ids, text.label, html, start, max_chars, top)
-    print(f"{'unit':<8} {'r':>7}  feature   ({result.units:,} units over "
+    say(f"{'unit':<8} {'r':>7}  feature   ({result.units:,} units over "
           f"{result.chars:,} characters)")
     for sc in result.ranked:
-        print(f"{sc.name:<8} {sc.r:>+7.3f}  {sc.feature}")
+        say(f"{sc.name:<8} {sc.r:>+7.3f}  {sc.feature}")
     if html is not None:
         err(f"wrote {html}")
 
@@ -74,7 +75,7 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", "-o", show_default=False,
                    help="Page to write. Default: report.html in the run folder; for "
                         "several runs compare.html here.")] = None,
-    length: Annotated[int, typer.Option("--length", "-n", min=1,
+    length: Annotated[int, typer.Option("--length", "-n", min=1, max=1_000_000,
                       help="Characters per sample (one run).")] = 300,
     seed: Annotated[int, typer.Option(help="Seed for the samples (one run).")] = 0,
     evaluate: Annotated[bool, typer.Option(
@@ -106,7 +107,7 @@ def report(
         err(f"wrote {run_report(targets[0] if targets else None, out, length, seed=seed)}")
         return
     page, table = compare_report(targets, out, evaluate, device)
-    print(table)
+    say(table)
     err(f"wrote {page}")
 
 
@@ -133,7 +134,7 @@ def info(
 
     c = runfolder.open_checkpoint(one_checkpoint(target, checkpoint))
     if as_json:
-        print(json.dumps(c.meta, ensure_ascii=False, indent=1))
+        say(dumps(c.meta, indent=1))
     else:
         print_info(runinfo.describe(c))
 
@@ -156,7 +157,7 @@ def list_(
     runs = runinfo.list_runs(root)
     if as_json:
         for r in runs:
-            print(json.dumps(r.as_dict(), ensure_ascii=False))
+            say(dumps(r.as_dict()))
     elif runs:
         print_runs(runs)
     else:
@@ -176,7 +177,7 @@ def print_info(sections: list[Section]) -> None:
         table.add_column(style="bold")
         table.add_column(overflow="fold")
         for key, value in rows:  # Text: a value is never read as rich markup
-            table.add_row(Text(key), Text(value))
+            table.add_row(Text(shown(key)), Text(shown(value)))
         console.print(table)
 
 
@@ -195,6 +196,7 @@ def print_runs(runs: list[RunSummary]) -> None:
         table.add_column(name, justify="left" if name in ("run", "cell", "size") else "right")
     for r in runs:
         best = "n/a" if r.best_val_loss is None else f"{bits(r.best_val_loss):.3f}"
-        table.add_row(*map(Text, (str(r.path), r.cell, r.size, f"{r.params:,}", f"{r.steps:,}",
-                                  f"{r.chars_seen:,}", duration(r.elapsed), best)))
+        cells = (str(r.path), r.cell, r.size, f"{r.params:,}", f"{r.steps:,}",
+                 f"{r.chars_seen:,}", duration(r.elapsed), best)
+        table.add_row(*(Text(shown(v)) for v in cells))
     Console(highlight=False).print(table)

@@ -11,6 +11,7 @@ from charrnn.cli.common import NOVELTY, OUTPUT, SAMPLING, CheckpointOpt, err
 from charrnn.errors import CharRNNError, ConfigError
 from charrnn.generate.decoding import Decoding, SampleConfig
 from charrnn.novelty.filter import DEFAULT_MIN_COPY, DEFAULT_TRIES
+from charrnn.safetext import check_text
 
 
 def sample(
@@ -74,10 +75,11 @@ def sample(
     tries: Annotated[int, typer.Option("--tries", min=1, rich_help_panel=NOVELTY,
                      help="With --novel / --max-copy: draw at most this many samples per "
                           "sample asked for.")] = DEFAULT_TRIES,
-    corpus: Annotated[str | None, typer.Option(
+    corpus: Annotated[list[str] | None, typer.Option(
         "--corpus", rich_help_panel=NOVELTY, show_default=False,
-        help="A copy of the training text, for the copy checks (default: the path the "
-             "checkpoint recorded; its content must match).")] = None,
+        help="A copy of the training text, for the copy checks (default: the paths the "
+             "checkpoint recorded; its content must match); repeat it for each input of "
+             "a run trained on several files or folders.")] = None,
 ) -> None:
     """Generate text from a checkpoint, streamed to stdout as it is produced.
 
@@ -100,6 +102,7 @@ def sample(
     from charrnn.escapes import unescape
     from charrnn.generate import sampler as smp
 
+    separator = unescape(check_text(separator, "--separator"))
     stops = tuple(unescape(s) for s in stop or ())
     seed = smp.fresh_seed() if seed is None else seed
     config = SampleConfig(length=length, seed=seed, stop=stops, num_samples=num_samples,
@@ -133,8 +136,7 @@ def sample(
         if jsonl:
             stream(sieve.jsonl(result, fields))
         else:
-            stream(sieve.plain(result, primes[0] if echo else "", unescape(separator)),
-                   end_line=True)
+            stream(sieve.plain(result, primes[0] if echo else "", separator), end_line=True)
             for k in result.kept if show_copies else ():
                 err(f"seed {k.seed}: {k.copies.summary()}")
         if (problem := sieve.shortfall(result, keep)) is not None:
@@ -148,7 +150,7 @@ def sample(
         stream(smp.render_jsonl(events, total, fields, seed=seed,
                                 primes=heads if prime_file is not None else None))
     else:
-        stream(smp.render(events, total, heads if echo else "", unescape(separator)),
+        stream(smp.render(events, total, heads if echo else "", separator),
                end_line=True)
 
 
@@ -176,8 +178,8 @@ def _clean(sampler, primes: list[str], drop_unknown: bool) -> tuple[list[str], s
     for n, p in enumerate(primes, 1):
         try:
             text, gone = sampler.clean_prime(p, drop_unknown)
-        except CharRNNError as e:
-            raise CharRNNError(f"prime {n}: {e}" if len(primes) > 1 else str(e)) from None
+        except CharRNNError as e:  # the same kind of error (its exit status), numbered
+            raise type(e)(f"prime {n}: {e}" if len(primes) > 1 else str(e)) from None
         cleaned.append(text)
         dropped.update(gone)
     return cleaned, "".join(sorted(dropped))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -51,6 +52,9 @@ def serve(
         charrnn serve -c checkpoints/shakespeare --port 8080 --api-key "$KEY"
     """
     from charrnn.threads import set_blas_threads
+
+    if api_key is None and "CHARRNN_API_KEY" in os.environ:  # set but empty: Typer drops it
+        api_key = os.environ["CHARRNN_API_KEY"]  # and ServeConfig refuses it (fail closed)
 
     set_blas_threads()  # as for sampling, before numpy loads (docs/serving.md)
     from charrnn.serve.runner import serve as run_server

@@ -1,8 +1,18 @@
 """The corpus cache folder: where entries live, how they are opened, and keeping it bounded.
 
-An entry is ``<base>.json`` (what it was built from) with ``<base>.ids`` and, for several
-inputs, held-out split files ``<base>.val*.ids``. The folder is ``$CHARRNN_CACHE_DIR``,
-else ``$XDG_CACHE_HOME/charrnn/corpora``, else ``~/.cache/charrnn/corpora``.
+An entry is ``<base>.json`` (what it was built from) with ``<base>.ids``, for several
+inputs held-out split files ``<base>.val*.ids``, and once copy checks ask for it the
+index ``<base>.sa``, ``<base>.sak`` and ``<base>.sa.json`` (``index_paths``). The folder
+is ``$CHARRNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/charrnn/corpora``, else
+``~/.cache/charrnn/corpora``; charrnn creates it 0700, and an entry's files are no more
+readable than its sources (a 0600 file's ids are 0600): the ids are the text.
+
+An entry is valid for the ``stamp`` of every source file: size, modification time,
+inode and change time. The inode changes when another file is renamed into place, the
+change time at every write (no program can set it back), so a file swapped for another
+of the same size and mtime (``cp -p``, ``rsync -t``, ``tar x``, ``mv b a``) is encoded
+again; a content digest would cost a pass over the text at every start
+(docs/reliability.md, "The corpus cache's key").
 
 After every new encoding the cache is pruned: entries whose source is gone or has
 changed since (it would be re-encoded anyway) are deleted, then the least recently used
@@ -16,8 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,19 +38,73 @@ import numpy as np
 
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError, ConfigError
-from charrnn.files import atomic_write_bytes
+from charrnn.files import atomic_write_bytes, open_regular
+from charrnn.safetext import dumps
 
 DEFAULT_CAP = 10 * 10**9  # bytes (decimal units throughout, as du --si)
+MAX_CAP = 10**18  # 1,000,000T: anything above is no cap a disk can reach
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_INDEX = (".sa", ".sak", ".sa.json")  # a copy index beside an entry's ids (novelty/)
+
+
+class NotTheText(CharRNNError):
+    """A file (or files) that a checkpoint names as its corpus but whose content is not
+    the one it recorded: a checkpoint's paths are hints, never a reason to cache a file."""
+
+    def __init__(self, found: str) -> None:
+        super().__init__("its content is not the text recorded (digest differs)")
+        self.found = found
 
 
 def cache_root() -> Path:
-    """Where encoded corpora are kept (see the module docstring)."""
+    """Where encoded corpora are kept (see the module docstring), after checking both
+    settings: every command that touches the cache calls this first, so a bad
+    ``$CHARRNN_CACHE_MAX`` or a ``$CHARRNN_CACHE_DIR`` that is a file fails before any
+    work, every time (not only after an encoding)."""
+    cap_bytes()
     env = os.environ.get("CHARRNN_CACHE_DIR")
     if env:
-        return Path(env)
+        root = Path(env)
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"CHARRNN_CACHE_DIR={env} is a file, not a folder")
+        return root
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "charrnn" / "corpora"
+
+
+def make_root(root: Path) -> None:
+    """Create the cache folder, readable by its owner only. A folder charrnn chose
+    (not $CHARRNN_CACHE_DIR) is made so again if an older version left it open."""
+    try:
+        root.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        if not os.environ.get("CHARRNN_CACHE_DIR"):
+            with contextlib.suppress(OSError):
+                st = root.stat()
+                if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) & 0o077:
+                    root.chmod(0o700)
+
+
+def stamp(st: os.stat_result) -> list[int]:
+    """What a cache entry is valid for, of one source file (see the module docstring)."""
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+
+
+def entry_mode(sources: list[Path]) -> int:
+    """Permission bits for an entry of these files: read and write for the owner, and
+    for group and others only what every source grants them (and the umask allows)."""
+    shared = 0o066
+    for p in sources:
+        with contextlib.suppress(OSError):
+            shared &= p.stat().st_mode
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o600 | (shared & ~mask)
+
+
+def index_paths(ids_path: Path) -> tuple[Path, Path, Path]:
+    """The copy index of an entry: its suffix array, sampled keys and their record."""
+    return tuple(ids_path.with_suffix(s) for s in _INDEX)  # type: ignore[return-value]
 
 
 def entry_base(root: Path, name: str, key: str) -> Path:
@@ -50,16 +116,17 @@ def entry_base(root: Path, name: str, key: str) -> Path:
 def read_meta(path: Path) -> dict | None:
     """An entry's JSON record, or None when it is missing or unreadable."""
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        with open_regular(path) as f:  # a FIFO named like a record never blocks
+            meta = json.loads(f.read().decode("utf-8"))
     except (OSError, ValueError):
         return None
     return meta if isinstance(meta, dict) else None
 
 
-def publish(meta_path: Path, meta: dict) -> None:
+def publish(meta_path: Path, meta: dict, mode: int) -> None:
     """Record a freshly encoded entry (its ids are written already), then prune the cache
     around it: a new entry is when the cache can outgrow its cap."""
-    atomic_write_bytes(meta_path, json.dumps(meta).encode("utf-8"))
+    atomic_write_bytes(meta_path, dumps(meta, exact=True).encode("utf-8"), mode)
     prune(meta_path.parent, keep=meta_path)
 
 
@@ -99,9 +166,11 @@ def cap_bytes() -> int:
     if not text:
         return DEFAULT_CAP
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", text)
-    if not m:
-        raise ConfigError(f"CHARRNN_CACHE_MAX={text!r}: use a size such as 500M or 20G")
-    return int(float(m[1]) * _UNITS[m[2]])
+    cap = float(m[1]) * _UNITS[m[2]] if m else math.nan
+    if not (math.isfinite(cap) and cap <= MAX_CAP):
+        raise ConfigError(f"CHARRNN_CACHE_MAX={text[:40]!r}: use a size such as 500M or "
+                          "20G (at most 1000000T)")
+    return int(cap)
 
 
 def entries(root: Path | None = None) -> list[Entry]:
@@ -111,7 +180,11 @@ def entries(root: Path | None = None) -> list[Entry]:
         return []
     out = []
     for meta in root.glob("*.json"):
-        files = [meta, *root.glob(f"{glob_escape(meta.stem)}.*ids")]
+        if meta.name.endswith(_INDEX[-1]):  # an index's record, listed with its entry
+            continue
+        stem = glob_escape(meta.stem)
+        files = [meta, *root.glob(f"{stem}.*ids"),
+                 *(p for p in index_paths(meta.with_suffix(".ids")) if p.exists())]
         try:
             used = meta.stat().st_mtime
             size = sum(f.stat().st_size for f in files)
@@ -128,22 +201,24 @@ def glob_escape(text: str) -> str:
 
 def _judge(meta: Path) -> tuple[str, str]:
     try:
-        m = json.loads(meta.read_text(encoding="utf-8"))
+        with open_regular(meta) as f:
+            m = json.loads(f.read().decode("utf-8"))
         if "stamps" in m:  # several inputs (charrnn.data.corpora): every file found then
             source = " + ".join(m["inputs"])
             stamps = m["stamps"]
         else:
             source, stamps = m["source"], [[m["source"], *m["stamp"]]]
-    except (OSError, ValueError, KeyError, TypeError):
+        stamps = [(str(row[0]), list(row[1:])) for row in stamps]
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
         return "?", "damaged"
     status = "ok"
-    for path, size, mtime in stamps:
+    for path, recorded in stamps:
         try:
             st = os.stat(path)
         except OSError:
             status = "gone"
             continue
-        if [st.st_size, st.st_mtime_ns] != [size, mtime]:
+        if stamp(st) != recorded:
             return source, "stale"
     return source, status
 

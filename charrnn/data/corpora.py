@@ -6,19 +6,23 @@
     file 1's text + ("\\n" unless it ends with one) + separator + file 2's text + ... ,
 
 each file normalised as a single file is (BOM dropped, CRLF / CR -> LF). A folder means
-every file under it, recursively, hidden folders (``.git``) skipped, symbolic links
-followed but each real folder entered once (so a link loop cannot hang the walk); all
-files are then sorted by path. Files that are binary, not UTF-8, empty or unreadable are
-skipped and listed in the result.
+every file under it, recursively, hidden folders (``.git``) skipped, run folders (a
+folder holding a checkpoint or a run's lock: ``charrnn train .`` must not train on its
+own metrics, notes and lock) and the corpus cache skipped, symbolic links followed but
+each real folder entered once (so a link loop cannot hang the walk); all files are then
+sorted by path. Files that are binary, not UTF-8, empty or unreadable are skipped and
+listed in the result.
 
-The cache entry is keyed on the inputs and the separator and records (path, size,
-mtime) of every file found, so a change to any of them, or a file added or removed,
-re-encodes. Validation holds out the last ``val_fraction`` of every file
-(``split``), so a folder's held-out text represents all of its files.
+The cache entry is keyed on the inputs and the separator and records the stamp (path,
+size, mtime, inode, ctime: ``cachedir.stamp``) of every file found, so a change to any
+of them, or a file added or removed, re-encodes. Validation holds out the last
+``val_fraction`` of every file (``split``), so a folder's held-out text represents all
+of its files.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -28,13 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
+from charrnn.config import RUN_MARKS
 from charrnn.data import cachedir
 from charrnn.data.encoding import BLOCK_SIZE, Lookup, file_blocks, multibyte, progress_bar
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.files import replacing
 
-MULTI_VERSION = 1
+MULTI_VERSION = 2  # 2: stamps hold the inode and change time too
 DEFAULT_SEPARATOR = "\n"  # with each file's own final newline: a blank line between files
 
 
@@ -46,9 +51,11 @@ class Found:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
 
-def walk(inputs: list[str]) -> Found:
-    """Every file named or under a named folder, sorted by path within each input."""
+def walk(inputs: list[str], cache_root: Path | None = None) -> Found:
+    """Every file named or under a named folder, sorted by path within each input (the
+    cache folder in use, ``cache_root`` or the default, left out)."""
     found = Found()
+    cache = _identity(cachedir.cache_root() if cache_root is None else cache_root)
     for arg in inputs:
         p = Path(arg)
         if not p.exists():
@@ -60,10 +67,11 @@ def walk(inputs: list[str]) -> Found:
         mine: list[Path] = []
         for root, dirs, files in os.walk(p, followlinks=True, onerror=None):
             st = os.stat(root)
-            if (st.st_dev, st.st_ino) in seen_dirs:  # a link back up: do not descend again
-                dirs[:] = []
+            here = (st.st_dev, st.st_ino)
+            if here in seen_dirs or here == cache or _is_run(Path(root), files):
+                dirs[:] = []  # a link back up, the cache or a run folder: not the corpus
                 continue
-            seen_dirs.add((st.st_dev, st.st_ino))
+            seen_dirs.add(here)
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in files:
                 f = Path(root) / name
@@ -84,8 +92,21 @@ def walk(inputs: list[str]) -> Found:
     return found
 
 
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = folder.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _is_run(folder: Path, files: list[str]) -> bool:
+    """Whether a folder is a run folder (config.RUN_MARKS: a checkpoint or a lock)."""
+    return any(fnmatch.fnmatchcase(name, mark) for name in files for mark in RUN_MARKS)
+
+
 def stamps(files: list[Path]) -> list[list]:
-    """(path, size, mtime_ns) of each file: what the cache entry is valid for."""
+    """[path, *cachedir.stamp] of each file: what the cache entry is valid for."""
     out = []
     for f in files:
         try:
@@ -93,7 +114,7 @@ def stamps(files: list[Path]) -> list[list]:
         except OSError:
             raise CharRNNError(f"{f} vanished while the inputs were being read; try again"
                                ) from None
-        out.append([str(f), st.st_size, st.st_mtime_ns])
+        out.append([str(f), *cachedir.stamp(st)])
     return out
 
 
@@ -126,27 +147,36 @@ def entry_paths(inputs: list[str], separator: str, root: Path | None = None
 
 
 def load(inputs: list[str], separator: str = DEFAULT_SEPARATOR, root: Path | None = None,
-         block_size: int = BLOCK_SIZE, progress: bool = True) -> Joined:
-    """The joined corpus of ``inputs`` from the cache, (re-)encoding it when anything changed."""
-    found = walk(inputs)
+         block_size: int = BLOCK_SIZE, progress: bool = True, expect: str | None = None,
+         refresh: bool = False) -> Joined:
+    """The joined corpus of ``inputs`` from the cache, (re-)encoding it when anything
+    changed. ``expect``: the content digest a checkpoint recorded for these inputs, which
+    are then only hints: other text raises cachedir.NotTheText and is never cached.
+    ``refresh``: encode again even if the entry looks valid (its ids were damaged)."""
+    root = cachedir.cache_root() if root is None else Path(root)  # settings checked first
+    found = walk(inputs, root)
     if not found.files and not found.skipped:
         raise CharRNNError(f"no files found under {', '.join(inputs)} (hidden folders "
-                           "such as .git are skipped)")
+                           "such as .git, run folders and the corpus cache are skipped)")
     current = stamps(found.files)
     meta_path, ids_path = entry_paths(inputs, separator, root)
     meta = cachedir.read_meta(meta_path)
-    if not (meta and meta.get("version") == MULTI_VERSION and meta.get("stamps") == current
-            and ids_path.is_file()):
+    if refresh or not (meta and meta.get("version") == MULTI_VERSION
+                       and meta.get("stamps") == current and ids_path.is_file()):
         try:
-            meta = _encode(found, separator, ids_path, block_size, progress)
+            cachedir.make_root(ids_path.parent)
+            mode = cachedir.entry_mode(found.files)
+            meta = _encode(found, separator, ids_path, block_size, progress, mode, expect)
             if stamps(found.files) != current:
                 raise CharRNNError("an input file changed while it was being read; try again")
             meta = {"version": MULTI_VERSION, "kind": "multi",
                     "inputs": [str(Path(a).resolve()) for a in inputs],
                     "separator": separator, "stamps": current, **meta}
-            cachedir.publish(meta_path, meta)
+            cachedir.publish(meta_path, meta, mode)
         except OSError as e:
             raise cachedir.write_error(ids_path.parent, e) from None
+    if expect is not None and meta["digest"] != expect:
+        raise cachedir.NotTheText(meta["digest"])
     vocab, ids = cachedir.open_ids(meta_path, ids_path, meta)
     return Joined(vocab, ids, meta["digest"], ids_path, meta["files"],
                   np.asarray(meta["spans"], dtype=np.int64).reshape(-1, 2),
@@ -164,19 +194,27 @@ def _reason(message: str) -> str:
 
 
 class _Scan:
-    """Pass 1 over one file after another: which characters occur, and how many."""
+    """Pass 1 over one file after another: which characters occur, how many, and the
+    content digest of the joined text (so it is known before anything is written)."""
 
-    def __init__(self) -> None:
+    def __init__(self, separator: str) -> None:
         self.seen = np.zeros(0x110000, bool)
         self.known_ascii = b""
+        self.digest, self.used = hashlib.sha256(), 0
+        self.separator = separator.encode("utf-8")
 
     def file(self, path: Path, block_size: int, bar) -> tuple[int, bool]:
         """Characters in ``path`` and whether it ends with a newline; on a bad file, the
-        characters it added are forgotten and CharRNNError raised."""
+        characters it added (and its part of the digest) are forgotten and CharRNNError
+        raised."""
         added: list[np.ndarray] = []
         chars, last, text = 0, b"", False
+        before = self.digest.copy()
+        if self.used:
+            self.digest.update(self.separator)
         try:
             for block in file_blocks(path, block_size, bar, check_utf8=True):
+                self.digest.update(block)
                 chars += len(block)
                 last = block[-1:]
                 text = text or bool(block.strip())
@@ -199,7 +237,11 @@ class _Scan:
             for new in added:
                 self.seen[new] = False
             self._ascii()
+            self.digest = before
             raise
+        if last != b"\n":
+            self.digest.update(b"\n")
+        self.used += 1
         return chars, last == b"\n"
 
     def _ascii(self) -> None:
@@ -207,8 +249,10 @@ class _Scan:
 
 
 def _encode(found: Found, separator: str, ids_path: Path, block_size: int,
-            progress: bool) -> dict:
-    """Pass 1 (check every file, vocabulary), then pass 2 (ids of the joined text)."""
+            progress: bool, mode: int, expect: str | None = None) -> dict:
+    """Pass 1 (check every file, vocabulary, digest), then pass 2 (ids of the joined
+    text). ``expect``: the digest a checkpoint recorded; other text is refused
+    (cachedir.NotTheText) before anything is written."""
     sizes = {}
     for f in found.files:
         try:
@@ -218,7 +262,7 @@ def _encode(found: Found, separator: str, ids_path: Path, block_size: int,
     bar = (progress_bar(2 * sum(sizes.values()), f"encoding {len(found.files):,} files")
            if progress else None)
     try:
-        scan, skipped, used = _Scan(), list(found.skipped), []
+        scan, skipped, used = _Scan(separator), list(found.skipped), []
         for f in found.files:
             if sizes[f] == 0 and stat.S_ISREG(_mode(f)):
                 skipped.append((str(f), "empty"))
@@ -233,30 +277,30 @@ def _encode(found: Found, separator: str, ids_path: Path, block_size: int,
             total = len(found.files) + len(found.skipped)
             raise CharRNNError(f"no usable text in {total:,} files: "
                                f"{summary(skipped, total, 'all ')}")
+        digest = scan.digest.hexdigest()[:16]
+        if expect is not None and digest != expect:
+            raise cachedir.NotTheText(digest)
         extra = "".join({"\n", *separator}) if separator else "\n"
         cps = np.frombuffer(extra.encode("utf-32-le"), "<u4")
         scan.seen[cps] = True
         vocab = Vocab(tuple(chr(c) for c in np.flatnonzero(scan.seen)))
         lookup = Lookup(np.flatnonzero(scan.seen).astype(np.uint32), vocab.dtype)
         newline, sep = vocab.encode("\n").tobytes(), vocab.encode(separator).tobytes()
-        digest, spans, pos = hashlib.sha256(), [], 0
-        with replacing(ids_path) as out:
+        spans, pos = [], 0
+        with replacing(ids_path, mode) as out:
             for i, (f, chars, ends_nl) in enumerate(used):
                 if i:
                     out.write(sep)
-                    digest.update(separator.encode("utf-8"))
                     pos += len(separator)
                 try:
                     for block in file_blocks(f, block_size, bar, check_utf8=False):
                         ids = lookup.ids(block)
                         out.write(ids if isinstance(ids, bytes) else ids.data)
-                        digest.update(block)
                 except CharRNNError:
                     raise CharRNNError(f"{f} vanished or changed while it was being "
                                        "read; try again") from None
                 if not ends_nl:
                     out.write(newline)
-                    digest.update(b"\n")
                 spans.append([pos, pos + chars + (not ends_nl)])
                 pos = spans[-1][1]
             if out.tell() != pos * vocab.dtype.itemsize:
@@ -264,7 +308,7 @@ def _encode(found: Found, separator: str, ids_path: Path, block_size: int,
     finally:
         if bar is not None:
             bar.close()
-    return {"vocab": list(vocab.chars), "chars": pos, "digest": digest.hexdigest()[:16],
+    return {"vocab": list(vocab.chars), "chars": pos, "digest": digest,
             "dtype": vocab.dtype.name, "files": [str(f) for f, _, _ in used],
             "spans": spans, "skipped": skipped}
 
@@ -319,7 +363,7 @@ def split(joined: Joined, val_fraction: float, root: Path | None = None
             prev = end
         train_parts.append((prev, n))
         try:
-            with replacing(path) as out:
+            with replacing(path, stat.S_IMODE(joined.ids_path.stat().st_mode)) as out:
                 for a, b in train_parts + val_parts:
                     out.write(np.ascontiguousarray(joined.ids[a:b]).tobytes())
         except OSError as e:

@@ -8,15 +8,17 @@ parts of a multi-file corpus as training split them.
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from charrnn.data import cache, corpora
+from charrnn.data import cache, cachedir, corpora
 from charrnn.data.text import BUILTIN_CORPUS, Vocab, read_text, text_digest
 from charrnn.errors import CharRNNError
+from charrnn.safetext import shown
 
 
 def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +55,7 @@ class Corpus:
     separator: str = "\n"
     files: int = 1
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    stamps: list[list] = field(default_factory=list)  # (path, size, mtime) of every file
+    stamps: list[list] = field(default_factory=list)  # corpora.stamps of every file
 
     @classmethod
     def load(cls, source: str | list[str], val_fraction: float, vocab: Vocab | None = None,
@@ -80,8 +82,7 @@ class Corpus:
             if vocab is not None and vocab != encoded.vocab:
                 ids = remap_ids(ids, encoded.vocab, vocab)
             vocab = vocab or encoded.vocab
-            st = Path(source).stat()
-            stamps = [[source, st.st_size, st.st_mtime_ns]]
+            stamps = corpora.stamps([Path(source)])
         if len(ids) < 2:
             raise CharRNNError(f"{source} is too short to train on ({len(ids)} character)")
         train, val = split_ids(ids, val_fraction)
@@ -124,14 +125,27 @@ def separator_of(corpus_meta: dict) -> str:
 def held_out_many(corpus_meta: dict, vocab: Vocab, val_fraction: float
                   ) -> tuple[np.ndarray, Counter[str], str]:
     """The held-out ids of a multi-input corpus, as training split it, in ``vocab``'s ids;
-    characters ``vocab`` lacks (the files changed since) are skipped and counted."""
+    characters ``vocab`` lacks (the files changed since) are skipped and counted.
+
+    The inputs a checkpoint records are hints: files whose joined content is not the
+    recorded one are scored from a temporary folder, never kept in the cache."""
     source = source_of(corpus_meta)
-    joined = corpora.load([source] if isinstance(source, str) else source,
-                          separator_of(corpus_meta))
-    if joined.digest != corpus_meta.get("digest"):
-        print(f"warning: {corpus_meta['source']} changed since training; scoring the held-out "
-              "parts of its current files", file=sys.stderr)
-    _, val = corpora.split(joined, val_fraction)
+    inputs, separator = [source] if isinstance(source, str) else source, \
+        separator_of(corpus_meta)
+    digest = corpus_meta.get("digest")
+    if not digest:  # the paths are only hints: without the digest they are not read
+        raise CharRNNError("the checkpoint does not record its corpus's digest, so the "
+                           "paths it names cannot be trusted; give a file to score")
+    try:
+        joined = corpora.load(inputs, separator, expect=digest or None)
+        _, val = corpora.split(joined, val_fraction)
+    except cachedir.NotTheText:
+        print(f"warning: {shown(corpus_meta['source'])} changed since training; scoring the "
+              "held-out parts of its current files (not cached)", file=sys.stderr)
+        with tempfile.TemporaryDirectory(prefix="charrnn-") as tmp:
+            joined = corpora.load(inputs, separator, root=Path(tmp), progress=False)
+            _, val = corpora.split(joined, val_fraction, root=Path(tmp))
+            val = np.array(val)  # in memory before the folder goes
     index = {c: i for i, c in enumerate(vocab.chars)}
     lut = np.array([index.get(c, -1) for c in joined.vocab.chars], dtype=np.int64)
     mapped = lut[val]

@@ -36,8 +36,11 @@ def progress_bar(total: int, desc: str):
 
 
 def encode_file(src: Path, ids_path: Path, block_size: int = BLOCK_SIZE,
-                progress: bool = True, check_utf8: bool = True) -> dict:
-    """Two streaming passes: vocabulary + hash + length, then ids into ``ids_path``."""
+                progress: bool = True, check_utf8: bool = True, mode: int | None = None,
+                expect: str | None = None) -> dict | str:
+    """Two streaming passes: vocabulary + hash + length, then ids into ``ids_path``
+    (permission bits ``mode``). ``expect``: a digest the text must have, else nothing is
+    written and the digest found is returned instead of the record."""
     size = src.stat().st_size
     if size == 0:
         raise CharRNNError(f"{src} is empty")
@@ -61,11 +64,13 @@ def encode_file(src: Path, ids_path: Path, block_size: int = BLOCK_SIZE,
         found = tuple(chr(c) for c in np.flatnonzero(seen))
         if all(c.isspace() for c in found):
             raise CharRNNError(f"{src} holds only whitespace")
+        if expect is not None and digest.hexdigest()[:16] != expect:
+            return digest.hexdigest()[:16]
         vocab = Vocab(found)
 
         # ---- pass 2: ids, written block by block into a temporary file, then renamed
         lookup = Lookup(np.flatnonzero(seen).astype(np.uint32), vocab.dtype)
-        with replacing(ids_path) as out:
+        with replacing(ids_path, mode) as out:
             for block in file_blocks(src, block_size, bar, check_utf8=False):
                 ids = lookup.ids(block)
                 out.write(ids if isinstance(ids, bytes) else ids.data)

@@ -20,7 +20,8 @@ from charrnn.data import cache, corpora
 from charrnn.data.encoding import stream_blocks
 from charrnn.data.text import BUILTIN_CORPUS
 from charrnn.errors import CharRNNError
-from charrnn.files import replacing
+from charrnn.files import open_regular, replacing
+from charrnn.safetext import dumps
 
 STDIN = "-"
 MANIFEST = "inputs.json"
@@ -35,6 +36,13 @@ def is_stream(arg: str) -> bool:
     except OSError:
         return False
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+
+
+def kept_streams(run_dir: Path) -> list[Path]:
+    """The files ``spool`` keeps in a run folder (what --force must not lose before the
+    new run is known to start)."""
+    return sorted(p for p in (run_dir / "stdin.txt", *run_dir.glob("pipe-*.txt"))
+                  if p.is_file())
 
 
 def spool(inputs: list[str], run_dir: Path, stdin=None) -> list[str]:
@@ -81,11 +89,11 @@ def spool(inputs: list[str], run_dir: Path, stdin=None) -> list[str]:
 
 
 def manifest(run_dir: Path, files: list[list]) -> None:
-    """Record the inputs' files (path, size, mtime) for a later ``changes`` (a note, not
+    """Record the inputs' files (``corpora.stamps``) for a later ``changes`` (a note, not
     a checkpoint: replaced by rename, not synced; losing it only loses that message)."""
     try:
         with replacing(run_dir / MANIFEST) as f:
-            f.write(json.dumps({"files": files}).encode("utf-8"))
+            f.write(dumps({"files": files}, exact=True).encode("utf-8"))
     except OSError as e:
         raise CharRNNError(f"cannot write to {run_dir}/: {e.strerror or e}") from None
 
@@ -93,12 +101,14 @@ def manifest(run_dir: Path, files: list[list]) -> None:
 def changes(run_dir: Path, files: list[list]) -> str | None:
     """What changed in the inputs since ``manifest`` was written, in one line, or None."""
     try:
-        old = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))["files"]
-        before = {str(p): (s, m) for p, s, m in old}
-    except (OSError, ValueError, KeyError, TypeError):
+        with open_regular(run_dir / MANIFEST) as f:  # a FIFO never blocks
+            old = json.loads(f.read().decode("utf-8"))["files"]
+        before = {str(row[0]): list(row[1:]) for row in old}
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
-    now = {str(p): (s, m) for p, s, m in files}
-    changed = [p for p in now if p in before and now[p] != before[p]]
+    now = {str(row[0]): list(row[1:]) for row in files}
+    # an older run's manifest has fewer fields (size, mtime): compare those it has
+    changed = [p for p in now if p in before and now[p][:len(before[p])] != before[p]]
     added = [p for p in now if p not in before]
     gone = [p for p in before if p not in now]
     if not (changed or added or gone):

@@ -69,8 +69,9 @@ def nul_error(head: bytes, offset: int, name: str) -> NoReturn:
     """A NUL byte at ``offset``: UTF-16 without a BOM (judged by the first 4 KiB) or binary."""
     # UTF-16 without a BOM: every other byte of ASCII text is a NUL, and the bytes between
     # are not (a binary such as an ELF header has NULs at both parities).
+    # A few bytes are no evidence either way: a lone NUL is binary, not UTF-16.
     even, odd = (part.count(0) / max(len(part), 1) for part in (head[0::2], head[1::2]))
-    if max(even, odd) > 0.4 and min(even, odd) < 0.1:
+    if head.count(0) >= 4 and max(even, odd) > 0.4 and min(even, odd) < 0.1:
         _fail(f"{name} looks like UTF-16 text; convert it to UTF-8 first "
               "(for example: iconv -f UTF-16 -t UTF-8)")
     _fail(f"{name} looks like a binary file (NUL byte at offset {offset}), not UTF-8 text")

@@ -16,6 +16,7 @@ from charrnn.export import hub, web
 from charrnn.export.onnxgraph import onnx_bytes
 from charrnn.files import check_folder_out, check_out, write_file, write_folder
 from charrnn.runs import folder as runfolder
+from charrnn.safetext import shown
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def export(target: str | None, targets: Targets) -> list[str]:
             check_out(path)
     built: dict[str, bytes | dict[str, bytes]] = {}
     if targets.web is not None:
-        built["--web"] = web.page(c, targets.dtype).encode("utf-8")
+        built["--web"] = shown(web.page(c, targets.dtype)).encode("utf-8")
     if targets.web_dir is not None:
         built["--web-dir"] = web.folder(c, targets.dtype)
     if targets.onnx is not None:

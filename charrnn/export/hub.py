@@ -8,7 +8,6 @@ eval, serve and ``api.load(DIR)`` read the folder as downloaded.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from charrnn.export.about import About
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import exported
 from charrnn.runs.checkpoint import Checkpoint
+from charrnn.safetext import dumps, shown
 
 KEEP = ("format", "format_version", "model", "vocab", "versions", "train", "corpus",
         "progress", "created", "init_from")  # the checkpoint's metadata, less the optimizer's
@@ -27,9 +27,8 @@ def files(c: Checkpoint, name: str) -> dict[str, bytes]:
     meta = {k: v for k, v in c.meta.items() if k in KEEP}
     config = exported.config(meta)
     return {exported.WEIGHTS: ckpt.encode(c.numpy_weights(), meta),
-            exported.CONFIG: (json.dumps(config, ensure_ascii=False, indent=1) + "\n"
-                              ).encode("utf-8"),
-            exported.CARD: card(c, meta, name).encode("utf-8")}
+            exported.CONFIG: (dumps(config, indent=1) + "\n").encode("utf-8"),
+            exported.CARD: shown(card(c, meta, name)).encode("utf-8")}
 
 
 def is_hub_folder(path: Path) -> bool:
@@ -44,7 +43,7 @@ def is_hub_folder(path: Path) -> bool:
 
 def _yaml(value: Any) -> str:
     """A YAML scalar: JSON strings and numbers are valid YAML."""
-    return json.dumps(value, ensure_ascii=False)
+    return dumps(value)
 
 
 def front_matter(a: About) -> str:

@@ -18,7 +18,6 @@ weights as stored.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ import numpy as np
 from charrnn.config import GATES
 from charrnn.errors import CharRNNError
 from charrnn.runs.checkpoint import Checkpoint
+from charrnn.safetext import dumps
 
 OPSET = 17  # Split with a sizes input (13+), supported by ONNX Runtime 1.13 and later
 IR_VERSION = 8  # the IR that opset 17 came with: older runtimes read the file too
@@ -95,7 +95,7 @@ def onnx_bytes(c: Checkpoint) -> bytes:
         initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               ir_version=IR_VERSION, producer_name="charrnn")
-    meta = {"vocab": json.dumps(c.meta["vocab"], ensure_ascii=False), "cell": cell,
+    meta = {"vocab": dumps(c.meta["vocab"]), "cell": cell,
             "num_layers": str(m.num_layers), "hidden_size": str(h),
             "charrnn_version": str(c.meta.get("versions", {}).get("charrnn", ""))}
     helper.set_model_props(model, meta)

@@ -28,6 +28,7 @@ import numpy as np
 from charrnn.errors import CharRNNError
 from charrnn.export.about import About
 from charrnn.runs.checkpoint import Checkpoint
+from charrnn.safetext import dumps, shown
 
 FORMAT, FORMAT_VERSION = "charrnn-web", 1
 ENGINE, MODEL, WEIGHTS, PAGE = "charrnn.js", "model.json", "weights.bin", "index.html"
@@ -79,7 +80,7 @@ def _page(c: Checkpoint, data: str, engine: str) -> str:
 
 def _script_json(value: Any) -> str:
     """JSON that can sit inside a <script> element (no '</' to end it early)."""
-    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/").replace("<!--", "<\\!--")
+    return dumps(value).replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
 def page(c: Checkpoint, dtype: str) -> str:
@@ -102,9 +103,9 @@ def folder(c: Checkpoint, dtype: str) -> dict[str, bytes]:
     engine = (f'import * as engine from "./{ENGINE}";\n'
               f'const model = await engine.load("{MODEL}");')
     return {ENGINE: engine_source().encode("utf-8"),
-            MODEL: json.dumps(meta, ensure_ascii=False, indent=1).encode("utf-8"),
+            MODEL: dumps(meta, indent=1).encode("utf-8"),
             WEIGHTS: weights,
-            PAGE: _page(c, "", engine).encode("utf-8")}
+            PAGE: shown(_page(c, "", engine)).encode("utf-8")}
 
 
 def is_web_folder(path: Path) -> bool:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from charrnn.errors import ConfigError
+from charrnn.safetext import check_text
 
 MAX_TEXT = 10_000  # characters in a text control (a regex, the banned characters)
 MAX_BIAS = 100.0  # |logit_bias| as OpenAI's API bounds it; -100 bans in practice
@@ -198,6 +199,8 @@ class SampleConfig:
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
         if any(not isinstance(s, str) or not s for s in stop):
             raise ConfigError("a stop string must not be empty")
+        for s in stop:
+            check_text(s, "a stop string", "stop")
         object.__setattr__(self, "stop", stop)
         if not isinstance(self.decoding, Decoding):
             raise ConfigError(f"decoding must be a Decoding, got {self.decoding!r}")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from charrnn.config import GATES, gigabytes, memory_bytes
 from charrnn.data.text import Vocab, normalize
 from charrnn.errors import CharRNNError, ConfigError
 from charrnn.generate.decoding import Decoding, SampleConfig
@@ -32,7 +33,9 @@ from charrnn.generate.steer import Rules, Steer
 from charrnn.model.infer import NumpyRNN, State
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
+from charrnn.safetext import check_text
 
+_ROW_RNG_BYTES = 2_900  # a random.Random, measured with tracemalloc
 END = ""
 """The character ``Sampler.stream`` yields for a sample that has ended."""
 _RULES_CACHE = 64  # compiled rules (a regex's automaton) kept per model
@@ -64,7 +67,7 @@ class Sampler:
         Line endings are normalised as in training. Characters the model never saw are
         an error naming them, or with ``drop_unknown`` are removed.
         """
-        prime = normalize(prime)
+        prime = normalize(check_text(prime, "the prime", "prompt"))
         if not prime:
             return "", ""
         unknown = "".join(sorted(self.vocab.unknown(prime)))
@@ -138,7 +141,21 @@ class Sampler:
             k = config.num_samples
             steer = Steer.join([rules.start(ids if p else []).take([0] * k)
                                 for p, ids in zip(primes, starts, strict=True)])
+        have, need = memory_bytes(), self.batch_bytes(config.num_samples * len(primes))
+        if have is not None and need > have:  # refused before a row is allocated
+            raise ConfigError(f"{config.num_samples * len(primes):,} samples at once need "
+                              f"about {gigabytes(need)} of memory; this machine has "
+                              f"{gigabytes(have)}: ask for fewer (--num-samples) or run "
+                              "several commands")
         return self._run(starts, config, steer, top)
+
+    def batch_bytes(self, k: int) -> int:
+        """About the memory ``k`` samples generated at once need: per row its own random
+        generator (~2.9 kB), the states of every layer, the gates and the logits with
+        the arrays picking from them."""
+        c = self.checkpoint.config
+        return k * (_ROW_RNG_BYTES + 8 * (2 * c.num_layers * c.hidden_size
+                                          + GATES[c.cell] * c.hidden_size + 4 * c.vocab_size))
 
     def _warm(self, starts: list[np.ndarray]) -> tuple[np.ndarray, State]:
         """Logits and state after each start (rows in order), warmed as one batch:
@@ -254,7 +271,7 @@ def render_jsonl(events: Iterable[tuple], num_samples: int, fields: dict, seed: 
     index, seed, text (without the prime), whether a stop string ended it, and ``fields``
     (the settings); ``prime`` per sample from ``primes`` if given; ``logprobs`` (OpenAI's
     object, ``scores.openai``) when the events carry scores."""
-    import json
+    from charrnn.safetext import dumps
 
     texts: list[list[str]] = [[] for _ in range(num_samples)]
     scores: list[list[Scored | None]] = [[] for _ in range(num_samples)]
@@ -275,6 +292,6 @@ def render_jsonl(events: Iterable[tuple], num_samples: int, fields: dict, seed: 
                 record["prime"] = primes[current]
             if any(s is not None for s in scores[current]):
                 record["logprobs"] = openai(text, scores[current])
-            yield json.dumps(record, ensure_ascii=False) + "\n"
+            yield dumps(record) + "\n"
             texts[current], scores[current] = [], []
             current += 1

@@ -139,6 +139,8 @@ def list_runs(root: Path = runfolder.DEFAULT_ROOT) -> list[RunSummary]:
 
     A damaged checkpoint is skipped rather than hiding the other runs."""
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise CharRNNError(f"{root} is a file, not a folder (--root names a folder of runs)")
     if not root.is_dir():
         raise CharRNNError(f"{root}/ does not exist; train a model first (charrnn train FILE)")
     out = []

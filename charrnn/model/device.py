@@ -12,7 +12,7 @@ from functools import cache
 
 import torch
 
-from charrnn.config import DEVICES, valid_device
+from charrnn.config import DEVICES, gigabytes, memory_bytes, valid_device
 from charrnn.errors import CharRNNError, ConfigError
 from charrnn.threads import Load, Threads, choose, torch_threads
 
@@ -32,6 +32,23 @@ def pick_device(name: str) -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise CharRNNError("--device mps: Apple's MPS backend is not available")
     return torch.device(name)
+
+
+def memory_of(device: torch.device) -> int | None:
+    """Memory a model on ``device`` can use: a GPU's own, else the machine's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return memory_bytes()
+
+
+def check_fits(need: int, device: torch.device, what: str, advice: str) -> None:
+    """Refuse, saying how much it needs, what could never fit in ``device``'s memory
+    (``need`` bytes; ``what`` needs them), before any of it is allocated."""
+    have = memory_of(device)
+    if have is not None and need > have:
+        where = "this machine has" if device.type != "cuda" else f"{device} has"
+        raise ConfigError(f"{what} needs about {gigabytes(need)} of memory; {where} "
+                          f"{gigabytes(have)}: {advice}")
 
 
 @cache

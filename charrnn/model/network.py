@@ -12,6 +12,7 @@ from torch import nn
 
 from charrnn.config import ModelConfig
 from charrnn.errors import CheckpointError
+from charrnn.files import open_regular
 from charrnn.runs.checkpoint import Checkpoint, require_finite
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -63,11 +64,16 @@ def detach_state(state: State) -> State:
 
 
 def load_tensors(checkpoint: Checkpoint, device: str = "cpu") -> dict[str, torch.Tensor]:
-    """All tensors of a checkpoint as torch tensors (safetensors: no pickle, no code)."""
-    from safetensors.torch import load_file
+    """All tensors of a checkpoint as torch tensors (safetensors: no pickle, no code).
+
+    Read through ``open_regular`` (a FIFO never blocks, a name need not be UTF-8, as
+    safetensors' own file loader wants)."""
+    from safetensors.torch import load
 
     try:
-        return load_file(str(checkpoint.path), device=device)
+        with open_regular(checkpoint.path) as f:
+            data = f.read()
+        return {k: v.to(device) for k, v in load(data).items()}
     except Exception as e:
         raise CheckpointError(f"{checkpoint.path}: cannot read weights ({e})") from None
 

@@ -3,9 +3,9 @@
 An ``Index`` is a corpus's ids with their suffix array (``novelty.suffixarray``: built
 once per corpus, memory-mapped beside the id cache, rebuilt when not trustworthy). The
 index of a checkpoint's training text is found through the corpus path and digest the
-checkpoint records (``for_checkpoint``). Every match length is measured against the
+checkpoint records (``novelty.source``). Every match length is measured against the
 corpus text itself, so a reported copy is always real; a damaged suffix array could only
-hide copies, which is what the checks at opening guard against.
+hide copies, which is what the digests checked at opening guard against.
 
 Queries are matching statistics: for every position i of a text, the longest prefix of
 text[i:] that occurs in the corpus. All positions are searched at once in numpy: the
@@ -19,26 +19,13 @@ neighbours' (``statistics``).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from charrnn.data.text import BUILTIN_CORPUS, Vocab, read_text, text_digest
-from charrnn.errors import CharRNNError
+from charrnn.data.text import Vocab
 from charrnn.novelty.filter import DEFAULT_MIN_COPY
-from charrnn.novelty.suffixarray import (
-    KEY_STEP,
-    key_shape,
-    pack,
-    sample_keys,
-    stored,
-    suffix_array,
-)
-
-__all__ = ["CopyReport", "Index", "open_cached", "open_source", "for_checkpoint",
-           "suffix_array", "sample_keys"]
+from charrnn.novelty.suffixarray import KEY_STEP, key_shape, pack
 
 _WINDOW = 8  # characters compared per row per round of the search (>= _MAX_KEY_CHARS)
 _END_QUERY, _END_CORPUS = -1, -2  # past a query / past the corpus: never equal to an id
@@ -306,7 +293,6 @@ class Index:
         return False
 
 
-# --------------------------------------------------------------------------- opening
 def _zero_bytes(x: np.ndarray) -> np.ndarray:
     """Leading zero bytes of non-zero uint64 values (by halving: 32, 16, 8 bits)."""
     count = np.zeros(len(x), np.int64)
@@ -315,55 +301,3 @@ def _zero_bytes(x: np.ndarray) -> np.ndarray:
         count += top * (bits // 8)
         x = np.where(top, x << np.uint64(bits), x)
     return count
-
-
-def open_cached(ids: np.ndarray, ids_path: Path, vocab: Vocab, source: str, digest: str,
-                log=None) -> Index:
-    """The index of a cached corpus, (re)built beside its id file when not trustworthy."""
-    sa, keys = stored(ids, ids_path, len(vocab), digest, source, log)
-    return Index(ids, sa, keys, vocab, source, digest)
-
-
-def open_source(source: str, digest: str | None = None, name: str = "the checkpoint",
-                log=None) -> Index:
-    """The index of a training text by path (or the built-in corpus), checked against
-    ``digest`` (the checkpoint's record of its corpus) when one is given."""
-    if source == BUILTIN_CORPUS:  # no cache file: indexed in memory (~0.1 s)
-        text = read_text(source)
-        vocab = Vocab.from_text(text)
-        ids, found = vocab.encode(text), text_digest(text)
-        index = None
-    else:
-        from charrnn.data import cache
-
-        if not Path(source).is_file():
-            raise CharRNNError(f"the training text of {name} is missing: {source} "
-                               "(--corpus PATH points at a copy of it)")
-        encoded = cache.load(source)
-        ids, vocab, found = encoded.ids, encoded.vocab, encoded.digest
-    if digest and found != digest:
-        raise CharRNNError(f"{source} is not the text {name} was trained on (digest {found}, "
-                           f"expected {digest}); --corpus PATH points at a copy of it")
-    if source == BUILTIN_CORPUS:
-        sa = suffix_array(ids)
-        index = Index(ids, sa, sample_keys(ids, sa, len(vocab)), vocab, source, found)
-    else:
-        index = open_cached(encoded.ids, encoded.ids_path, vocab, source, found, log)
-    return index
-
-
-def for_checkpoint(meta: dict, path: str | Path, corpus: str | None = None,
-                   log=None) -> Index:
-    """The index of the text a checkpoint was trained on: its recorded source, or
-    ``corpus`` (a copy), which must match the recorded digest."""
-    info = meta.get("corpus") or {}
-    source = corpus or info.get("source")
-    if not source:
-        raise CharRNNError(f"{path} does not record its training text; --corpus PATH names it")
-    if corpus and corpus != BUILTIN_CORPUS and not Path(corpus).is_file():
-        raise CharRNNError(f"no such file: {corpus} (--corpus)")
-    return open_source(str(source), info.get("digest") or None, str(path), log)
-
-
-def stderr_log(message: str) -> None:
-    print(f"charrnn: {message}", file=sys.stderr, flush=True)

@@ -18,7 +18,9 @@ from charrnn.errors import ConfigError
 from charrnn.generate.decoding import SampleConfig
 from charrnn.generate.sampler import END, Sampler, render_jsonl
 from charrnn.novelty.filter import CopyFilter
-from charrnn.novelty.index import CopyReport, Index, for_checkpoint, stderr_log
+from charrnn.novelty.index import CopyReport, Index
+from charrnn.novelty.source import for_checkpoint, stderr_log
+from charrnn.safetext import dumps
 
 _MAX_BATCH = 256  # samples generated at once while redrawing
 
@@ -39,10 +41,11 @@ class Drawn:
     wanted: int
 
 
-def index_for(checkpoint, corpus: str | Path | None = None) -> Index:
-    """The copy index of a checkpoint's training text (or of ``corpus``, a copy)."""
-    return for_checkpoint(checkpoint.meta, checkpoint.path,
-                                  None if corpus is None else str(corpus), stderr_log)
+def index_for(checkpoint, corpus: str | Path | list[str] | None = None) -> Index:
+    """The copy index of a checkpoint's training text (or of ``corpus``, a copy: one
+    path, or as many as training was given)."""
+    given = [str(corpus)] if isinstance(corpus, (str, Path)) else corpus
+    return for_checkpoint(checkpoint.meta, checkpoint.path, given or None, stderr_log)
 
 
 def _texts(sampler: Sampler, prime: str, config: SampleConfig) -> list[str]:
@@ -92,7 +95,7 @@ def jsonl(result: Drawn, fields: dict) -> Iterator[str]:
         events = [*((0, ch) for ch in k.text), (0, END)]
         for line in render_jsonl(events, 1, fields, k.seed):
             record = {**json.loads(line), "index": j, **k.copies.fields()}
-            yield json.dumps(record, ensure_ascii=False) + "\n"
+            yield dumps(record) + "\n"
 
 
 def plain(result: Drawn, head: str, separator: str) -> Iterator[str]:

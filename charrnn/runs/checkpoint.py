@@ -13,6 +13,7 @@ through here.
 from __future__ import annotations
 
 import json
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.config import ModelConfig
+from charrnn.config import CHECKPOINT_SUFFIX, ModelConfig
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError, CheckpointError
-from charrnn.files import atomic_write_bytes, os_reason
+from charrnn.files import NotAFile, atomic_write_bytes, open_regular, os_reason
 from charrnn.runs import exported
+from charrnn.safetext import dumps
 
 FORMAT = "charrnn-checkpoint"
 FORMAT_VERSION = 1
-SUFFIX = ".safetensors"
+SUFFIX = CHECKPOINT_SUFFIX
 _MAX_HEADER = 100 * 1024 * 1024
 
 
@@ -60,7 +62,7 @@ class Checkpoint:
             data_start = self.path.stat().st_size - max(
                 (int(v["data_offsets"][1]) for v in header.values()), default=0)
             arrays = {}
-            with self.path.open("rb") as f:
+            with open_regular(self.path) as f:
                 for name, shape in self.config.weight_shapes().items():
                     lo, hi = (int(x) for x in header[name]["data_offsets"])
                     a = np.empty(shape, dtype="<f4")
@@ -87,8 +89,8 @@ def bad(path: Path, why: str) -> CheckpointError:
 def read_header(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Parse a safetensors header by hand: (tensor table, metadata dict)."""
     try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
             head = f.read(8)
             if len(head) < 8:
                 raise bad(path, "file is empty or truncated")
@@ -98,8 +100,8 @@ def read_header(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             header = json.loads(f.read(n))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise bad(path, "not a safetensors file (header is not JSON)") from None
-    except IsADirectoryError:
-        raise bad(path, "it is a directory") from None
+    except NotAFile as e:
+        raise bad(path, os_reason(e)) from None
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
     if not isinstance(header, dict):
@@ -235,4 +237,4 @@ def encode(tensors: dict[str, Any], meta: dict[str, Any]) -> bytes:
     from safetensors.numpy import save
 
     arrays = {k: np.require(np.asarray(v), requirements="C") for k, v in tensors.items()}
-    return save(arrays, metadata={"charrnn": json.dumps(meta, ensure_ascii=False)})
+    return save(arrays, metadata={"charrnn": dumps(meta, exact=True)})  # names kept exactly

@@ -10,6 +10,7 @@ A folder made by ``charrnn export --hf`` (``exported``) is read as a run: its we
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -45,6 +46,53 @@ def run_name(source: str) -> str:
     return name or "run"
 
 
+def holds_run(run_dir: Path) -> bool:
+    """Whether a folder holds a run that starting afresh there would overwrite: either
+    checkpoint (a folder with only ``best`` is a run too) or its metrics log."""
+    return any(p.exists() for p in (checkpoint_path(run_dir, LATEST),
+                                    checkpoint_path(run_dir, BEST), metrics_path(run_dir)))
+
+
+class SetAside:
+    """Files of a run moved out of the way (to ``.<name>.aside``) while a new run is set
+    up in its folder (``train --force``): ``commit()`` deletes them once the new run is
+    sure to start, ``restore()`` (a failed set-up) puts them back as they were. Call
+    only while holding the folder's lock; ``restore_left(run_dir)`` puts back what a
+    killed set-up left aside."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.moved: list[tuple[Path, Path]] = []
+        for p in paths:
+            if p.is_file():
+                aside = _aside(p)
+                os.replace(p, aside)
+                self.moved.append((p, aside))
+
+    def commit(self) -> None:
+        for _, aside in self.moved:
+            aside.unlink(missing_ok=True)
+        self.moved = []
+
+    def restore(self) -> None:
+        for p, aside in self.moved:
+            os.replace(aside, p)
+        self.moved = []
+
+
+def _aside(p: Path) -> Path:
+    return p.with_name(f".{p.name}.aside")
+
+
+def restore_left(run_dir: Path) -> list[Path]:
+    """Put back the files a set-up killed before it committed left aside."""
+    back = []
+    for aside in Path(run_dir).glob(".*.aside"):
+        original = aside.with_name(aside.name[1:-len(".aside")])
+        os.replace(aside, original)
+        back.append(original)
+    return back
+
+
 def clear(run_dir: Path) -> None:
     """Remove a run's checkpoints and log (train --force), leaving other files alone."""
     for name in (LATEST, BEST):
@@ -70,6 +118,8 @@ def resolve(target: str | Path | None, root: Path = DEFAULT_ROOT) -> Path:
     an exported model folder gives its weights file.
     """
     if target is None:
+        if root.exists() and not root.is_dir():
+            raise CheckpointError(f"no checkpoints found: {root} is a file, not a folder")
         if not root.is_dir():
             raise CheckpointError(f"no checkpoints found: {root}/ does not exist; "
                                   "train a model first (charrnn train FILE)")

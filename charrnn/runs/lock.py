@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from charrnn.config import LOCK_NAME
 from charrnn.errors import CharRNNError
 from charrnn.files import os_reason
-
-LOCK_NAME = ".lock"
 
 try:
     import fcntl

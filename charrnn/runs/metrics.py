@@ -9,12 +9,14 @@ which the next session cuts before appending (``drop_partial_line``).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from charrnn.errors import CharRNNError
-from charrnn.files import os_reason
+from charrnn.files import NotAFile, os_reason
 from charrnn.runs.folder import metrics_path
+from charrnn.safetext import dumps
 
 KINDS = ("train", "val", "preview")
 
@@ -26,6 +28,8 @@ class MetricsLog:
         self.path = metrics_path(run_dir)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
+            if os.path.lexists(self.path) and not self.path.is_file():  # a FIFO would block
+                raise NotAFile(self.path, os.stat(self.path).st_mode)
             drop_partial_line(self.path)
             self._file = self.path.open("a", encoding="utf-8")
         except OSError as e:
@@ -33,7 +37,7 @@ class MetricsLog:
 
     def write(self, record: dict[str, Any]) -> None:
         try:
-            self._file.write(json.dumps(record) + "\n")
+            self._file.write(dumps(record) + "\n")  # valid JSON, whatever it holds
             self._file.flush()
         except OSError as e:
             raise CharRNNError(f"cannot write {self.path}: {os_reason(e)}; the checkpoints "

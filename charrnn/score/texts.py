@@ -11,12 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from charrnn.config import TrainConfig
-from charrnn.data import cache
+from charrnn.data import cache, cachedir
 from charrnn.data.batches import val_windows
 from charrnn.data.corpus import held_out_many, remap_ids, split_ids
 from charrnn.data.text import BUILTIN_CORPUS, read_text, text_digest
 from charrnn.errors import CharRNNError
 from charrnn.runs import checkpoint as ckpt
+from charrnn.safetext import shown
 
 
 @dataclass
@@ -65,10 +66,16 @@ def _ids(c: ckpt.Checkpoint, file: str | None) -> tuple[np.ndarray, Counter[str]
         source = corpus.get("source")
         if not source:
             raise CharRNNError(f"{c.path} does not record its corpus; give a file to score")
+        if source != BUILTIN_CORPUS and not corpus.get("digest"):  # a path is only a hint
+            raise CharRNNError(f"{c.path} does not record its corpus's digest, so the path "
+                               "it names cannot be trusted; give a file to score")
         cached = None
         if source != BUILTIN_CORPUS:
-            cached = cache.load(source)
-            if not set(cached.vocab.chars) <= set(vocab.chars):
+            try:  # a recorded path is a hint: other content is read, never cached
+                cached = cache.load(source, expect=corpus.get("digest") or None)
+            except cachedir.NotTheText:
+                cached = None
+            if cached is not None and not set(cached.vocab.chars) <= set(vocab.chars):
                 cached = None  # new characters: the slow path below skips and counts them
         if cached is not None:
             digest, ids, unknown = cached.digest, cached.ids, Counter[str]()
@@ -77,8 +84,8 @@ def _ids(c: ckpt.Checkpoint, file: str | None) -> tuple[np.ndarray, Counter[str]
             digest = text_digest(text)
             ids, unknown = vocab.encode_known(text)
         if digest != corpus.get("digest"):
-            print(f"warning: {source} changed since training; scoring its current tail",
-                  file=sys.stderr)
+            print(f"warning: {shown(source)} changed since training; scoring its current "
+                  "tail", file=sys.stderr)
         _, ids = split_ids(ids, TrainConfig.from_dict(c.meta["train"]).val_fraction or 0.1)
         if cached is not None and cached.vocab != vocab:  # the checkpoint's ids
             ids = remap_ids(ids, cached.vocab, vocab)

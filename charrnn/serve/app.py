@@ -32,6 +32,7 @@ from charrnn.errors import CharRNNError, ConfigError
 from charrnn.generate.sampler import Sampler
 from charrnn.generate.scores import openai
 from charrnn.generate.steer import Rules, Steer
+from charrnn.safetext import dumps
 from charrnn.serve import protocol
 from charrnn.serve.engine import Choice, Engine, Job, Settings
 from charrnn.serve.models import Models, UnknownModel
@@ -51,8 +52,16 @@ class Limits:
     api_key: str | None = None  # required as "Authorization: Bearer <key>" when set
 
 
+class JSON(JSONResponse):
+    """A JSON response through the one encoder (safetext.dumps): valid JSON whatever it
+    holds (a NaN as null, a name that is not UTF-8 shown as \\xNN), never a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content, separators=(",", ":")).encode("utf-8")
+
+
 def _error(e: ApiError) -> JSONResponse:
-    return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+    return JSON(e.body(), status_code=e.status, headers=e.headers)
 
 
 def _reject_constant(name: str) -> Any:
@@ -76,7 +85,7 @@ async def _read_json(request: Request) -> Any:
 
 
 def _sse(obj: Any) -> str:
-    return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
+    return f"data: {dumps(obj, separators=(',', ':'))}\n\n"
 
 
 class _Stream(StreamingResponse):
@@ -117,7 +126,7 @@ class Server:
 
     async def health(self, request: Request) -> Response:
         rows = self.engine.rows() if self.engine else 0
-        return JSONResponse({"status": "ok", "streams": self.active, "rows": rows,
+        return JSON({"status": "ok", "streams": self.active, "rows": rows,
                              "max_streams": self.limits.max_streams})
 
     async def list_models(self, request: Request) -> Response:
@@ -126,7 +135,7 @@ class Server:
         except ApiError as e:
             return _error(e)
         names = await run_in_threadpool(self.models.names)
-        return JSONResponse({"object": "list", "data": [
+        return JSON({"object": "list", "data": [
             {"id": n, "object": "model", "created": 0, "owned_by": "charrnn"} for n in names]})
 
     async def completions(self, request: Request) -> Response:
@@ -219,7 +228,7 @@ class Server:
                 lp = None if scores is None else openai(text, scores)
                 choices.append((text, c.finish_reason or "length", lp))
         usage = reply.usage(prompt_chars, sum(c.produced for job in jobs for c in job.choices))
-        return JSONResponse(reply.full(choices, usage))
+        return JSON(reply.full(choices, usage))
 
     async def _events(self, jobs: list[Job], ready: asyncio.Event,
                       reply: protocol.Completion, prompt_chars: int, req: protocol.Request):

@@ -1,13 +1,19 @@
 """The runs a server offers, by name; each loaded on first use and again when replaced.
 
 A model name is only ever looked up among the names found by listing the runs, never
-joined onto a path, so a name such as ``../../etc`` cannot reach outside the root.
+joined onto a path, so a name such as ``../../etc`` cannot reach outside the root. Names
+are text (``safetext.shown``): a run folder whose name is not UTF-8 is offered, and
+requested, as ``\\xffrun``.
 
 Training replaces a checkpoint by renaming a complete new file over it, so the file's
 identity (inode, size, mtime) changes. Each request compares it with the loaded one; on
 a change the new file is read (metadata and weights), and if the identity moved again
 while reading, it is read again: a model is always one whole checkpoint. A file that
 cannot be read keeps the previous model serving.
+
+Reading a checkpoint is file I/O: it happens under that model's own lock, never one that
+every model shares, and a FIFO or other special file named like a checkpoint is refused
+without blocking (``files.open_regular``), so one bad run folder cannot stall the others.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from charrnn.errors import CharRNNError
 from charrnn.generate.sampler import Sampler
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
+from charrnn.safetext import shown
 
 log = logging.getLogger("charrnn.serve")
 
@@ -41,10 +48,11 @@ def _identity(path: Path) -> tuple:
 
 
 def _run_name(path: Path) -> str:
-    """A single run's name: its folder, or a checkpoint file's stem outside best/latest."""
+    """A single run's name: its folder, or a checkpoint file's stem outside best/latest
+    (shown as text: a folder name that is not UTF-8 has its bytes as \\xNN)."""
     if path.is_dir():
-        return path.resolve().name
-    return path.resolve().parent.name if path.stem in ("best", "latest") else path.stem
+        return shown(path.resolve().name)
+    return shown(path.resolve().parent.name if path.stem in ("best", "latest") else path.stem)
 
 
 class Models:
@@ -53,7 +61,8 @@ class Models:
     def __init__(self, root: Path = runfolder.DEFAULT_ROOT, target: str | None = None) -> None:
         self.root, self.target = root, target
         self._loaded: dict[str, _Loaded] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two dicts only: never held across I/O
+        self._locks: dict[str, threading.Lock] = {}  # one per model, held while reading it
         self._runs: dict[str, Path] = {}
         self.scan()
         if not self._runs:
@@ -69,8 +78,8 @@ class Models:
         elif self.root.is_dir():
             found = {p.parent for p in self.root.rglob(f"*{ckpt.SUFFIX}")
                      if not p.name.startswith(".")}
-            self._runs = {p.relative_to(self.root).as_posix() if p != self.root
-                          else p.resolve().name: p for p in sorted(found)}
+            self._runs = {shown(p.relative_to(self.root).as_posix() if p != self.root
+                                else p.resolve().name): p for p in sorted(found)}
         return self._runs
 
     def _default(self) -> str:
@@ -109,6 +118,8 @@ class Models:
         name = self.default if name is None else name
         run = self.path_of(name)
         with self._lock:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
             loaded = self._loaded.get(name)
             try:
                 path = runfolder.resolve(run)
@@ -130,5 +141,6 @@ class Models:
                 return name, loaded.sampler
             if loaded is not None:
                 log.info("reloaded %s from %s", name, path)
-            self._loaded[name] = _Loaded(identity, sampler)
+            with self._lock:
+                self._loaded[name] = _Loaded(identity, sampler)
             return name, sampler

@@ -19,6 +19,7 @@ from typing import Any
 
 from charrnn.errors import ConfigError
 from charrnn.generate.decoding import CONTROLS, Decoding, check, kind
+from charrnn.safetext import check_text, shown
 
 MAX_PROMPT = 100_000  # characters: warming reads the prime one character per step
 MAX_STOPS = 4  # as the OpenAI API
@@ -145,10 +146,30 @@ _NEUTRAL = {"presence_penalty": (None, 0), "frequency_penalty": (None, 0),
             "suffix": (None, "")}
 
 
+def _real_text(value: Any, field: str) -> None:
+    """Every string in a field (keys too) must be real text: a lone surrogate from a
+    JSON escape (``"\\ud800"``) cannot be generated, echoed or written back as UTF-8."""
+    if isinstance(value, str):
+        try:
+            check_text(value, f"'{field}'", field)
+        except ConfigError as e:
+            raise ApiError(400, str(e), param=field) from None
+    elif isinstance(value, list):
+        for v in value:
+            _real_text(v, field)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _real_text(k, field)
+            _real_text(v, field)
+
+
 def parse(body: Any, max_chars: int, max_n: int) -> Request:
     """Check a decoded JSON body; raises ApiError (400) naming the offending field."""
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
+    for key, value in body.items():
+        _real_text(key, shown(key))
+        _real_text(value, shown(key))
     for name, neutral in _NEUTRAL.items():
         v = body.get(name)
         if v not in neutral or isinstance(v, bool):

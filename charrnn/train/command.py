@@ -23,13 +23,21 @@ from charrnn.config import (
     follows_machine,
     parse_duration,
 )
-from charrnn.data import corpora
+from charrnn.data import cachedir, corpora
 from charrnn.data.corpus import Corpus, separator_of, source_of
-from charrnn.data.inputs import STDIN, changes, current_files, is_stream, manifest, spool
+from charrnn.data.inputs import (
+    STDIN,
+    changes,
+    current_files,
+    is_stream,
+    kept_streams,
+    manifest,
+    spool,
+)
 from charrnn.data.text import BUILTIN_CORPUS
 from charrnn.errors import CharRNNError
 from charrnn.escapes import unescape
-from charrnn.model.device import Governor, pick_device, pick_dtype
+from charrnn.model.device import Governor, check_fits, pick_device, pick_dtype
 from charrnn.runs import checkpoint as ckpt
 from charrnn.runs import folder as runfolder
 from charrnn.runs import lock as runlock
@@ -61,6 +69,7 @@ def train_command(opts: TrainOptions, load: Load | None = None):
 
 def _train(opts: TrainOptions, dist: Dist, load: Load, started: float):
     """One rank's work; rank 0, the only one that writes, holds the run folder's lock."""
+    cachedir.cache_root()  # the cache's settings, checked before any work
     finetune.check_request(opts.init_from, opts.resume)
     source: str | list[str] = opts.corpus or BUILTIN_CORPUS
     name, note = default_run_name(opts.corpus)
@@ -72,6 +81,8 @@ def _train(opts: TrainOptions, dist: Dist, load: Load, started: float):
     with runlock.hold(run_dir):  # one run per folder, from the first check to the last save
         for stale in runfolder.remove_partial_checkpoints(run_dir):
             log(f"removed {stale.name}, a checkpoint write cut short by a killed run")
+        for back in runfolder.restore_left(run_dir):
+            log(f"put back {back.name}, set aside by a run killed while it started")
         return _train_locked(opts, dist, source, run_dir, load, started)
 
 
@@ -97,6 +108,9 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
         train_config = TrainConfig.from_dict(saved.meta["train"])
         if "ema" not in saved.meta["train"]:  # a run from before weight averaging
             train_config = replace(train_config, ema=0.0)
+        if dist.is_main and (ignored := ignored_on_resume(opts, model_config, train_config,
+                                                          saved.meta["corpus"])):
+            log(f"--resume continues the run as it was set up; ignored: {ignored}")
         if given:  # a new budget replaces the saved one (it is the run's total)
             train_config = replace(train_config, **budget)
         # these follow the command line; the rest is the run's own (None: keep it)
@@ -111,48 +125,22 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
                 separator=separator_of(saved.meta["corpus"]), resume=True,
                 verbose=opts.verbose, main=dist.is_main, log=log)
     else:
-        if latest.exists() and not opts.force:
+        if runfolder.holds_run(run_dir) and not opts.force:
             raise CharRNNError(f"{run_dir}/ already holds a run: continue it with --resume, "
                                "start over with --force, or choose another --out")
-        if opts.init_from:  # before any work: a bad source or option fails at once
-            source_ckpt = finetune.open_source(opts.init_from, run_dir)
-            finetune.model_config(source_ckpt, source_ckpt.vocab, opts.cell, opts.num_layers,
-                                  opts.hidden_size, opts.embed_size, opts.dropout)
-        budget = budget if given else {
-            "max_time": finetune.BUDGET if source_ckpt else parse_duration(DEFAULT_BUDGET)}
-        with local_main_first(dist):  # one process per machine builds the corpus cache
-            corpus = load_corpus(source, opts.val_fraction, run_dir,
-                                        separator=unescape(opts.file_separator),
-                                        verbose=opts.verbose, main=dist.is_main, log=log)
-        if source_ckpt is not None:  # the vocabulary grows by the new text's characters
-            corpus = finetune.retarget(corpus, source_ckpt)
-        n = len(corpus.train)
-        batch_size, seq_len = auto_batch(n, opts.batch_size or TrainConfig.batch_size,
-                                         opts.seq_len or TrainConfig.seq_len)
-        cell = source_ckpt.config.cell if source_ckpt else opts.cell or ModelConfig.cell
-        tuning = {"lr": CELL_LR[cell],
-                  **({"warmup_steps": finetune.WARMUP} if source_ckpt else {})}
-        train_config = TrainConfig(**{**tuning, **_given(opts, _fields(TrainConfig)),
-                                      "batch_size": opts.batch_size or batch_size,
-                                      "seq_len": opts.seq_len or seq_len, **budget})
-        size = auto_model(n, train_config.max_time)
-        model_config = ModelConfig(
-            vocab_size=len(corpus.vocab), **{**size, **_given(opts, _fields(ModelConfig))}
-        ) if source_ckpt is None else finetune.model_config(
-            source_ckpt, corpus.vocab, opts.cell, opts.num_layers, opts.hidden_size,
-            opts.embed_size, opts.dropout)
-        probed = ""
-        if (source_ckpt is None and opts.hidden_size is None and not dist.enabled
-                and follows_machine(n, train_config.max_time)):
-            model_config, probed = _fit_machine(
-                model_config, train_config, n, opts.dropout is None)
-        if dist.is_main and source_ckpt is None and None in (opts.num_layers,
-                                                             opts.hidden_size, opts.dropout):
-            log(f"model size chosen for {n:,} training characters and this budget"
-                f"{probed} (override with --layers, --hidden-size, --dropout)")
-        if opts.force and run_dir.exists() and dist.is_main:
-            runfolder.clear(run_dir)
+        # The old run's kept pipe text goes aside until the new run is sure to start: a
+        # new input that turns out unusable must not have replaced it (train - --force).
+        aside = runfolder.SetAside(kept_streams(run_dir) if dist.is_main else [])
+        try:
+            corpus, model_config, train_config, source_ckpt = _fresh(
+                opts, dist, source, run_dir, budget if given else None)
+            if opts.force and run_dir.exists() and dist.is_main:
+                runfolder.clear(run_dir)
+            aside.commit()
+        finally:
+            aside.restore()  # nothing left to restore once committed
 
+    _check_fits(model_config, train_config)
     callbacks: Callbacks = ConsoleProgress() if dist.is_main else Callbacks()  # rank 0 speaks
     if board is not None:
         callbacks = Fanout(callbacks, board)
@@ -185,6 +173,86 @@ def _train_locked(opts: TrainOptions, dist: Dist, source: str | list[str], run_d
     return result
 
 
+def _fresh(opts: TrainOptions, dist: Dist, source: str | list[str], run_dir: Path,
+           budget: dict[str, Any] | None):
+    """A new run's corpus, configs and fine-tuning source (None budget: the default one)."""
+    source_ckpt = None
+    if opts.init_from:  # before any work: a bad source or option fails at once
+        source_ckpt = finetune.open_source(opts.init_from, run_dir)
+        finetune.model_config(source_ckpt, source_ckpt.vocab, opts.cell, opts.num_layers,
+                              opts.hidden_size, opts.embed_size, opts.dropout)
+    budget = budget or {
+        "max_time": finetune.BUDGET if source_ckpt else parse_duration(DEFAULT_BUDGET)}
+    with local_main_first(dist):  # one process per machine builds the corpus cache
+        corpus = load_corpus(source, opts.val_fraction, run_dir,
+                             separator=unescape(opts.file_separator),
+                             verbose=opts.verbose, main=dist.is_main, log=log)
+    if source_ckpt is not None:  # the vocabulary grows by the new text's characters
+        corpus = finetune.retarget(corpus, source_ckpt)
+    n = len(corpus.train)
+    batch_size, seq_len = auto_batch(n, opts.batch_size or TrainConfig.batch_size,
+                                     opts.seq_len or TrainConfig.seq_len)
+    cell = source_ckpt.config.cell if source_ckpt else opts.cell or ModelConfig.cell
+    tuning = {"lr": CELL_LR[cell],
+              **({"warmup_steps": finetune.WARMUP} if source_ckpt else {})}
+    train_config = TrainConfig(**{**tuning, **_given(opts, _fields(TrainConfig)),
+                                  "batch_size": opts.batch_size or batch_size,
+                                  "seq_len": opts.seq_len or seq_len, **budget})
+    size = auto_model(n, train_config.max_time)
+    model_config = ModelConfig(
+        vocab_size=len(corpus.vocab), **{**size, **_given(opts, _fields(ModelConfig))}
+    ) if source_ckpt is None else finetune.model_config(
+        source_ckpt, corpus.vocab, opts.cell, opts.num_layers, opts.hidden_size,
+        opts.embed_size, opts.dropout)
+    probed = ""
+    _check_fits(model_config, train_config)  # before the probe builds any model
+    if (source_ckpt is None and opts.hidden_size is None and not dist.enabled
+            and follows_machine(n, train_config.max_time)):
+        model_config, probed = _fit_machine(
+            model_config, train_config, n, opts.dropout is None)
+    if dist.is_main and source_ckpt is None:
+        if None in (opts.num_layers, opts.hidden_size):
+            log(f"model size chosen for {n:,} training characters and this budget"
+                f"{probed} (override with --layers, --hidden-size, --dropout)")
+        elif opts.dropout is None:
+            log(f"dropout {model_config.dropout:g} chosen for {n:,} training characters "
+                "and this budget (override with --dropout)")
+    return corpus, model_config, train_config, source_ckpt
+
+
+def ignored_on_resume(opts: TrainOptions, mc: ModelConfig, tc: TrainConfig,
+                      corpus_meta: dict) -> str:
+    """The options --resume does not apply (the architecture and the optimisation are
+    the run's own) that were given with another value than the run's, as one list:
+    '--hidden-size 512 (the run's: 384), ...'. An option whose default was left alone
+    is not named, nor one given with the default's value (it cannot be told apart)."""
+    defaults = TrainOptions.__dataclass_fields__
+    out = []
+    for f in fields(TrainOptions):
+        config = mc if hasattr(mc, f.name) else tc if hasattr(tc, f.name) else None
+        if config is None or f.name in _FOLLOW_ON_RESUME:
+            continue
+        value, run = getattr(opts, f.name), getattr(config, f.name)
+        if value is None or value == run or value == defaults[f.name].default:
+            continue
+        given, was = (f"{v:g}" if isinstance(v, float) else str(v) for v in (value, run))
+        out.append(f"{_flag(f)} {given} (the run's: {was})")
+    separator = corpus_meta.get("separator")
+    if (isinstance(separator, str) and opts.file_separator != defaults["file_separator"].default
+            and unescape(opts.file_separator) != separator):
+        out.append(f"--file-separator {opts.file_separator!r} (the run's: {separator!r})")
+    return ", ".join(out)
+
+
+_FOLLOW_ON_RESUME = ("log_every", "patience", "preview", "device", "precision", "compile",
+                     "max_steps", "epochs", "max_time")
+
+
+def _flag(f) -> str:
+    flags = f.metadata["cli"]["flags"]
+    return flags[0] if flags else "--" + f.name.replace("_", "-")
+
+
 def _fields(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
 
@@ -196,8 +264,18 @@ def _given(opts: TrainOptions, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _budget(opts: TrainOptions) -> dict[str, Any]:
-    return {"max_time": parse_duration(opts.max_time) if opts.max_time else None,
+    return {"max_time": parse_duration(opts.max_time) if opts.max_time is not None else None,
             "max_steps": opts.max_steps, "epochs": opts.epochs}
+
+
+def _check_fits(mc: ModelConfig, tc: TrainConfig) -> None:
+    """Refuse a model that could never be trained here, saying what it needs."""
+    check_fits(mc.train_bytes(tc.batch_size, tc.seq_len), pick_device(tc.device),
+               f"training a {mc.num_layers}x{mc.hidden_size} {mc.cell} with embedding "
+               f"{mc.embed_size} ({mc.num_params():,} parameters) at batch "
+               f"{tc.batch_size} x {tc.seq_len}",
+               "choose a smaller --hidden-size, --layers, --embed-size, --batch-size or "
+               "--seq-len")
 
 
 def _fit_machine(mc: ModelConfig, tc: TrainConfig, train_chars: int,

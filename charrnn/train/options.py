@@ -9,10 +9,19 @@ copied into that config; None means "choose for me" (from the corpus, the budget
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from charrnn.config import CELL_LR, CELLS, DEVICE_HELP, PRECISIONS, ModelConfig, TrainConfig
+from charrnn.config import (
+    CELL_LR,
+    CELLS,
+    DEVICE_HELP,
+    PRECISIONS,
+    ModelConfig,
+    TrainConfig,
+    parse_duration,
+)
+from charrnn.safetext import check_text
 
 MODEL, OPTIM, BUDGET, CKPT, OUTPUT = "Model", "Optimization", "Budget", "Checkpoints", "Output"
 DEFAULT_BUDGET = "10m"  # when no budget option is given
@@ -117,3 +126,18 @@ class TrainOptions:
         None, "Fine-tune: start from this run's (or checkpoint's) weights, in a new run "
         "folder, with its architecture; new characters grow the vocabulary.", "--init-from",
         panel=CKPT, show_default=False)
+
+    def __post_init__(self) -> None:
+        """The one check of every value, before any work: each setting by the rules of the
+        config it goes into (finite, in range; sizes within the configs' bounds; what the
+        model needs in memory is checked once the vocabulary is known), the budget
+        parsed, the separator real text."""
+        given = {f.name: getattr(self, f.name) for f in fields(self)
+                 if getattr(self, f.name) is not None}
+        train = {f.name for f in fields(TrainConfig)} & set(given)
+        model = {f.name for f in fields(ModelConfig)} & set(given)
+        if self.max_time is not None:
+            given["max_time"] = parse_duration(self.max_time)  # '' is a bad duration too
+        TrainConfig(**{k: given[k] for k in train})
+        ModelConfig(vocab_size=1, **{k: given[k] for k in model})
+        check_text(self.file_separator, "--file-separator")

@@ -6,13 +6,14 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from charrnn.safetext import shown
 from charrnn.train.events import Callbacks, Progress
 
 
 def log(text: str) -> None:
     from tqdm import tqdm
 
-    tqdm.write(text, file=sys.stderr)
+    tqdm.write(shown(text), file=sys.stderr)
 
 
 
