@@ -27,6 +27,8 @@ FUZZ = settings(max_examples=int(os.environ.get("FUZZ_N", 40)), deadline=None,
                 derandomize=not os.environ.get("FUZZ_N"),
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
+# Each example of a name trains a model: fewer by default (FUZZ_N raises it too).
+FUZZ_TRAINING = settings(FUZZ, max_examples=int(os.environ.get("FUZZ_N", 15)))
 
 
 def _number(s: str) -> bool:
@@ -295,7 +297,7 @@ def _has_surrogate(text: str) -> bool:
     return any(0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
-@FUZZ
+@FUZZ_TRAINING
 @given(corpus=names, run=names, prime=texts)
 def test_fuzz_names_and_text(capfd, corpus, run, prime):
     """Any file and run-folder name trains, samples and lists (JSON valid, UTF-8 clean);

@@ -143,9 +143,9 @@ def sample(
             raise CharRNNError(problem)
         return
     total = num_samples * len(primes)
-    heads = [p for p in primes for _ in range(num_samples)]
     events = sampler.stream_scored(primes if prime_file is not None else primes[0], config,
-                                   logprobs)
+                                   logprobs)  # checks the batch fits in memory, first
+    heads = [p for p in primes for _ in range(num_samples)]
     if jsonl:
         stream(smp.render_jsonl(events, total, fields, seed=seed,
                                 primes=heads if prime_file is not None else None))
