@@ -21,6 +21,8 @@ take longer than the budget, beside a busy core, timed from spawn to exit.
     python bench/busy_machine.py                 # the table, 3 rounds (medians), ~6 min
     python bench/busy_machine.py --rounds 1      # quicker, rougher
     python bench/busy_machine.py --deadline 60   # also the deadline check (60 s budget)
+    python bench/busy_machine.py --policies      # also passive OpenMP waits, the mechanism
+                                                 # not chosen
 """
 
 from __future__ import annotations
@@ -108,6 +110,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--deadline", type=int, default=0, help="also check a --max-time budget")
+    ap.add_argument("--policies", action="store_true",
+                    help="also the other mechanism tried: OpenMP threads that sleep at once "
+                         "while they wait (OMP_WAIT_POLICY=PASSIVE), one per core")
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0))
     base = {k: v for k, v in os.environ.items()
@@ -115,6 +120,9 @@ def main() -> None:
     settings = {"old (torch default)": {**base, "OMP_NUM_THREADS": str(cores)},
                 "new (charrnn chooses)": base,
                 "one thread": {**base, "OMP_NUM_THREADS": "1"}}
+    if args.policies:
+        settings["passive waits"] = {**base, "OMP_NUM_THREADS": str(cores),
+                                     "OMP_WAIT_POLICY": "PASSIVE"}
     rows = [("idle", 1, False), ("one busy core", 1, True), ("two at once", 2, False)]
     print(f"# {machine()}; 2x256 LSTM, {STEPS} steps of 32x32, chars/s from step 20, "
           f"medians of {args.rounds}")

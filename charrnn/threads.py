@@ -119,11 +119,12 @@ class Threads:
         count = f"{self.count} thread{'s' if self.count != 1 else ''}"
         if self.user:
             return f"{count} ({self.user})"
+        of = f"{count} of {self.cores} core{'s' if self.cores != 1 else ''}"
         if self.others is None:
-            return f"{count} of {self.cores} cores"
+            return of
         if self.others < 0.05:
-            return f"{count} of {self.cores} cores (idle)"
-        return f"{count} of {self.cores} cores ({self.others:.1f} busy with other work)"
+            return f"{of} (idle)"
+        return f"{of} ({self.others:.1f} busy with other work)"
 
 
 def torch_threads(load: Load) -> Threads:

@@ -65,6 +65,9 @@ def gradients(
 
         charrnn gradients -c checkpoints/rnn -c checkpoints/gru -c checkpoints/lstm --html flow.html
     """
+    from charrnn.threads import Load
+
+    load = Load()  # a first look at how busy the machine is, measured while torch loads
     from charrnn.files import check_out
 
     if html is not None:
@@ -74,7 +77,8 @@ def gradients(
 
     options = FlowConfig(max_distance=max_distance, windows=windows, context=context,
                           max_context=max_context, positions=positions, max_chars=max_chars)
-    runs = flow_command(list(checkpoint) if checkpoint else [None], file, device, options)
+    runs = flow_command(list(checkpoint) if checkpoint else [None], file, device, options,
+                        load)
     say(flowpage.text_report(runs))
     if html is not None:
         err(f"wrote {flowpage.write(runs, html)}")

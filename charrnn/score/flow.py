@@ -12,12 +12,13 @@ import copy
 from dataclasses import dataclass
 
 from charrnn.config import FlowConfig
-from charrnn.model.device import pick_device
+from charrnn.model.device import Governor, pick_device
 from charrnn.model.network import load_model
 from charrnn.runs import folder as runfolder
 from charrnn.score.context import ContextUse, context_use
 from charrnn.score.gradients import GradientFlow, gradient_flow
 from charrnn.score.texts import eval_text
+from charrnn.threads import Load
 
 
 @dataclass
@@ -36,14 +37,17 @@ class RunFlow:
 
 
 def flow_command(targets: list[str | None], file: str | None, device: str,
-                 options: FlowConfig) -> list[RunFlow]:
+                 options: FlowConfig, load: Load | None = None) -> list[RunFlow]:
     """Measure every run in ``targets`` (None: the newest run) on ``file`` (None: each
-    run's own held-out split)."""
+    run's own held-out split); torch's threads are the cores other work leaves free
+    (``load``: measured since the command started), re-checked between runs."""
     checkpoints = [runfolder.open_checkpoint(t) for t in targets]  # all found, first
     names = [c.path.parent.name for c in checkpoints]
     dev = str(pick_device(device))
+    governor = Governor(load or Load())
     out = []
     for c, name in zip(checkpoints, names, strict=True):
+        governor.tick()
         text = eval_text(c, file)
         ids = text.windows[0][:options.max_chars]
         model = load_model(c, dev)
