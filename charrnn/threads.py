@@ -83,8 +83,7 @@ class Load:
     The first reading is taken when the object is made; ``others`` takes the next."""
 
     def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self._last = (self.started, _busy_seconds(), time.process_time())
+        self._last = (time.perf_counter(), _busy_seconds(), time.process_time())
 
     def others(self, window: float = 0.0) -> float | None:
         """Cores busy with other work since the last reading (None without /proc); waits

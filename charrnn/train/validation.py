@@ -12,7 +12,6 @@ and is skipped, and the run says so, rather than overrun.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import numpy as np
 
@@ -40,10 +39,18 @@ class Validation:
     def chars(self) -> int:
         return sum(len(w) for w in self.windows)
 
+    def _rate(self, train_rate: float) -> float:
+        """Scoring chars/s: measured, else guessed from the training speed."""
+        return self.rate or GUESS * max(train_rate, 1.0)
+
+    def _allowed(self) -> float:
+        """Seconds one validation may take under the time budget."""
+        assert self.max_time is not None
+        return max(SHARE * self.max_time, MIN_SECONDS)
+
     def seconds(self, train_rate: float) -> float:
         """How long scoring the sample should take: measured speed, else the guess."""
-        rate = self.rate or GUESS * max(train_rate, 1.0)
-        return self.chars / rate
+        return self.chars / self._rate(train_rate)
 
     def expected_seconds(self, train_rate: float) -> float:
         """How long a validation should take, before the sample is sized: at most the
@@ -51,7 +58,7 @@ class Validation:
         seconds = self.seconds(train_rate)
         if self.sized or self.max_time is None:
             return seconds
-        return min(seconds, max(SHARE * self.max_time, MIN_SECONDS))
+        return min(seconds, self._allowed())
 
     def size(self, train_rate: float) -> str | None:
         """Under a time budget, at the first validation: shrink the sample so that scoring
@@ -59,11 +66,10 @@ class Validation:
         if self.sized or self.max_time is None or not (self.rate or train_rate):
             return None  # no budget, sized already, or no speed known yet
         self.sized = True
-        allowed = max(SHARE * self.max_time, MIN_SECONDS)
-        if self.seconds(train_rate) <= allowed:
+        allowed, rate = self._allowed(), self._rate(train_rate)
+        if self.chars / rate <= allowed:
             return None
         before = self.chars
-        rate = self.rate or GUESS * train_rate
         self.windows = val_windows(self.held_out, max(MIN_CHARS, int(allowed * rate)))
         if self.chars >= before:
             return None
@@ -71,12 +77,11 @@ class Validation:
                 f"would sample, so that it takes about {allowed:.0f}s ({SHARE:.0%} of the "
                 f"time budget) at {rate:,.0f} chars/s")
 
-    def score(self, model: CharRNN, until: float | None = None,
-              tick: Callable[[], object] | None = None) -> float:
+    def score(self, model: CharRNN, until: float | None = None) -> float:
         """Mean loss (nats/char) over the sample; ``score.loss.OutOfTime`` if ``until``
         (a ``time.perf_counter()`` deadline) comes first."""
         t0 = time.perf_counter()
-        scores = [score_ids(model, w, until=until, tick=tick) for w in self.windows]
+        scores = [score_ids(model, w, until=until) for w in self.windows]
         chars = sum(s.chars for s in scores)
         self.rate = self.chars / max(time.perf_counter() - t0, 1e-9)
         return sum(s.nats for s in scores) / max(chars, 1)
