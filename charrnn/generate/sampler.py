@@ -132,6 +132,12 @@ class Sampler:
         if not primes:
             raise ConfigError("no primes given")
         starts = [self.start_ids(p) for p in primes]  # raises now on a bad prime
+        have, need = memory_bytes(), self.batch_bytes(config.num_samples * len(primes))
+        if have is not None and need > have:  # refused before a row is allocated
+            raise ConfigError(f"{config.num_samples * len(primes):,} samples at once need "
+                              f"about {gigabytes(need)} of memory; this machine has "
+                              f"{gigabytes(have)}: ask for fewer (--num-samples) or run "
+                              "several commands")
         rules = self.rules(config.decoding, tuple(config.stop))
         if rules is not None and rules.least() > config.length:
             raise ConfigError(f"regex needs at least {rules.least()} characters; length is "
@@ -141,12 +147,6 @@ class Sampler:
             k = config.num_samples
             steer = Steer.join([rules.start(ids if p else []).take([0] * k)
                                 for p, ids in zip(primes, starts, strict=True)])
-        have, need = memory_bytes(), self.batch_bytes(config.num_samples * len(primes))
-        if have is not None and need > have:  # refused before a row is allocated
-            raise ConfigError(f"{config.num_samples * len(primes):,} samples at once need "
-                              f"about {gigabytes(need)} of memory; this machine has "
-                              f"{gigabytes(have)}: ask for fewer (--num-samples) or run "
-                              "several commands")
         return self._run(starts, config, steer, top)
 
     def batch_bytes(self, k: int) -> int:
